@@ -1,0 +1,5 @@
+"""`python -m vidpipe`."""
+
+from .cli import main
+
+main()

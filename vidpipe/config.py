@@ -1,0 +1,227 @@
+"""Project configuration, resolved once: built-ins → vidpipe.yaml → environment → CLI flags.
+
+The project root is the folder that holds `vidpipe.yaml` (found in the working directory
+or its parents, or given with `--config`), else the working directory. Every setting can
+come from the environment as ``VIDPIPE_`` + its upper-cased path joined by ``__``
+(``VIDPIPE_CONCURRENCY__JOBS=8``, ``VIDPIPE_DEFAULTS__STYLE=noir``); values are read as
+YAML scalars so numbers and booleans keep their type.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, Problem
+from .schema import validate
+from .yamlsource import SourceMap, YamlProblem, load_file
+
+CONFIG_NAME = "vidpipe.yaml"
+ENV_PREFIX = "VIDPIPE_"
+
+BUILTIN: dict[str, Any] = {
+    "defaults": {},
+    "database": "sqlite:///vidpipe.db",
+    "artifacts_dir": "tmp",
+    "max_scenes": 15,
+    "concurrency": {"jobs": 4},
+    "rate_limits": {"text": 60, "image": 20, "video": 10},
+    "google": {
+        "project": None,
+        "location": None,
+        "base_url": None,
+        "poll_interval": 10,
+        "poll_timeout": 600,
+        "max_retries": 5,
+    },
+    "lease_seconds": 60,
+    "pricing": {},
+}
+
+
+@dataclass(frozen=True)
+class GoogleSettings:
+    """The `google:` section; credentials are never part of it (environment only)."""
+
+    project: str | None = None
+    location: str | None = None
+    base_url: str | None = None
+    poll_interval: float = 10
+    poll_timeout: float = 600
+    max_retries: int = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved project configuration."""
+
+    root: Path
+    path: Path | None
+    defaults: Mapping[str, Any]
+    database: str
+    artifacts_dir: Path
+    max_scenes: int
+    jobs: int
+    rate_limits: Mapping[str, float]
+    google: GoogleSettings
+    pricing: Mapping[str, Mapping[str, float]]
+    lease_seconds: float
+    #: Where each default came from, to locate errors in values taken from `defaults:`.
+    source: SourceMap | None = field(default=None, compare=False, repr=False)
+
+    def display(self, path: Path) -> str:
+        """`path` relative to the project root when inside it (how we print paths)."""
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest `vidpipe.yaml` in `start` or its parents."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    *,
+    cwd: Path | None = None,
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Resolve the configuration for a project.
+
+    `overrides` holds CLI flags as config paths (`{"database": url, "concurrency": {"jobs": 8}}`).
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    env = os.environ if env is None else env
+    if path is not None:
+        path = (cwd / path).resolve()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; check the --config path")
+    else:
+        path = find_config(cwd)
+    root = path.parent if path is not None else cwd
+
+    data = copy.deepcopy(BUILTIN)
+    source = None
+    if path is not None:
+        shown = _display(path, cwd)
+        try:
+            doc = load_file(path, shown)
+        except YamlProblem as exc:
+            raise ConfigError(str(exc.problem)) from None
+        source = doc.source
+        if doc.data is None:
+            file_data: dict[str, Any] = {}
+        elif not isinstance(doc.data, dict):
+            raise ConfigError(f"{shown}:1:1: vidpipe.yaml must be a mapping of settings")
+        else:
+            file_data = doc.data
+        problems = validate("config", file_data, doc.source)
+        if problems:
+            raise ConfigError("\n".join(str(p) for p in sorted(problems)))
+        _merge(data, file_data)
+
+    env_data = _from_env(env)
+    if env_data:
+        problems = validate("config", env_data, SourceMap("environment"))
+        if problems:
+            raise ConfigError(
+                "invalid VIDPIPE_ environment variable: "
+                + "; ".join(p.message for p in problems)
+            )
+        _merge(data, env_data)
+    if overrides:
+        _merge(data, dict(overrides))
+
+    g = data["google"]
+    return Config(
+        root=root,
+        path=path,
+        defaults=data["defaults"],
+        database=_database_url(data["database"], root),
+        artifacts_dir=(root / data["artifacts_dir"]).resolve(),
+        max_scenes=int(data["max_scenes"]),
+        jobs=int(data["concurrency"]["jobs"]),
+        rate_limits={k: float(v) for k, v in data["rate_limits"].items()},
+        google=GoogleSettings(
+            project=g.get("project"),
+            location=g.get("location"),
+            base_url=g.get("base_url"),
+            poll_interval=float(g["poll_interval"]),
+            poll_timeout=float(g["poll_timeout"]),
+            max_retries=int(g["max_retries"]),
+        ),
+        pricing=data["pricing"],
+        lease_seconds=float(data["lease_seconds"]),
+        source=source,
+    )
+
+
+def _display(path: Path, cwd: Path) -> str:
+    try:
+        return path.relative_to(cwd).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Deep-merge `extra` into `base`: mappings key by key, everything else replaced."""
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        if not all(parts):
+            raise ConfigError(f"environment variable {name} has an empty part between '__'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw  # a setting is a scalar: keep '[x]' as text, don't build structures
+        node = out
+        for part in parts[:-1]:
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"environment variables {name} and VIDPIPE_{part.upper()} clash")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _database_url(url: str, root: Path) -> str:
+    """Make relative SQLite paths relative to the project root, not the working directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        if rest and not rest.startswith(":memory:"):
+            return prefix + str((root / rest).resolve())
+    return url
+
+
+def config_problem(config: Config, at: tuple[str | int, ...], message: str) -> Problem:
+    """A problem located in vidpipe.yaml (for values that came from `defaults:`)."""
+    if config.source is None:
+        return Problem("environment", None, None, message)
+    return config.source.problem(at, message)

@@ -1,0 +1,515 @@
+"""Job files: find them, load them, validate them, expand matrices, resolve typed jobs.
+
+Order of precedence for every job key (later wins): built-in defaults, `defaults:` in
+vidpipe.yaml, `VIDPIPE_DEFAULTS__…` environment variables, the job file, CLI flags.
+`vars`, `stitch`, `models` and `templates` merge key by key; everything else replaces.
+
+Every problem is collected (not just the first) and reported as `path:line:column: message`.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import JobFileError, Problem
+from .schema import dotted, validate
+from .yamlsource import Path_, SourceMap, YamlProblem, load_file
+
+STEPS = ("storyboard", "image", "video")
+TEMPLATE_KEYS = ("storyboard", "keyframe_start", "keyframe_end", "motion")
+SCENE_FIELDS = (
+    "scene_description",
+    "start_frame_prompt",
+    "end_frame_prompt",
+    "video_motion_prompt",
+    "transition_notes",
+)
+#: Job keys whose mapping values merge key by key across layers.
+MERGED_KEYS = ("vars", "stitch", "models", "templates")
+
+BUILTIN_JOB: dict[str, Any] = {
+    "style": "cinematic",
+    "aspect_ratio": "16:9",
+    "clip_duration": 4,
+    "provider": "local",
+    "vars": {},
+    "templates": {},
+    "models": {},
+    "scene_overrides": [],
+    "stitch": {"crossfade": 0, "audio": True},
+}
+DEFAULT_SCENES = 3
+JOB_SUFFIXES = (".yaml", ".yml")
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+@dataclass(frozen=True)
+class SceneOverride:
+    """What a job replaces in one storyboard scene."""
+
+    index: int
+    fields: Mapping[str, str]
+    duration: int | None = None
+    start_image: Path | None = None
+    end_image: Path | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A fully resolved job: every default applied, every path checked."""
+
+    name: str
+    path: Path
+    display: str
+    root: Path
+    prompt: str
+    style: str
+    aspect_ratio: str
+    clip_duration: int
+    scenes: int
+    providers: Mapping[str, str]
+    models: Mapping[str, str]
+    vars: Mapping[str, Any]
+    templates: Mapping[str, str]
+    overrides: tuple[SceneOverride, ...]
+    crossfade: float
+    audio: bool
+    seed: int | None
+    negative_prompt: str | None
+    generate_audio: bool | None
+    resolution: str | None
+    output: Path | None
+    matrix: Mapping[str, Any]
+    #: The resolved fields as plain data: the `job` template variable and the input hash.
+    data: Mapping[str, Any] = field(compare=False, repr=False)
+    source: SourceMap = field(compare=False, repr=False)
+
+    @property
+    def folder(self) -> Path:
+        """The folder job-relative paths are resolved from."""
+        return self.path.parent
+
+    def problem(self, key: str | Path_, message: str) -> Problem:
+        """A problem located at `key` in the job file (or the file's top if not written there)."""
+        at: Path_ = (key,) if isinstance(key, str) else key
+        return self.source.problem(at, message)
+
+    def override(self, index: int) -> SceneOverride | None:
+        """The override for scene `index`, if the job has one."""
+        for item in self.overrides:
+            if item.index == index:
+                return item
+        return None
+
+    def clip_seconds(self, index: int) -> int:
+        """Duration of scene `index`'s clip (a scene override may change it)."""
+        item = self.override(index)
+        return item.duration if item and item.duration else self.clip_duration
+
+
+def discover(paths: Sequence[str], config: Config, cwd: Path) -> tuple[list[Path], list[Problem]]:
+    """Expand files, folders and globs into job files (default: the project's `jobs/`)."""
+    if not paths:
+        default = config.root / "jobs"
+        if not default.is_dir():
+            return [], [
+                Problem(
+                    config.display(default),
+                    None,
+                    None,
+                    "no jobs folder here; give job files or run `vidpipe init` first",
+                )
+            ]
+        paths = [str(default)]
+    found: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        candidate = Path(raw) if Path(raw).is_absolute() else cwd / raw
+        if candidate.is_dir():
+            found.extend(
+                sorted(p for p in candidate.rglob("*") if p.suffix in JOB_SUFFIXES and p.is_file())
+            )
+        elif candidate.is_file():
+            found.append(candidate)
+        elif glob.has_magic(raw):
+            matches = sorted(Path(p) for p in glob.glob(str(candidate), recursive=True))
+            files = [p for p in matches if p.is_file() and p.suffix in JOB_SUFFIXES]
+            if not files:
+                problems.append(Problem(raw, None, None, "no job files match this pattern"))
+            found.extend(files)
+        else:
+            problems.append(Problem(raw, None, None, "no such file or folder"))
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique, problems
+
+
+def load_jobs(
+    paths: Sequence[str],
+    config: Config,
+    *,
+    cwd: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    known_providers: Iterable[str] | None = None,
+) -> list[Job]:
+    """Load every job in `paths`, or raise :class:`JobFileError` listing every problem."""
+    cwd = (cwd or Path.cwd()).resolve()
+    files, problems = discover(paths, config, cwd)
+    if not files and not problems:
+        problems.append(Problem(", ".join(paths) or "jobs/", None, None, "no job files found"))
+    jobs: list[Job] = []
+    defaults = _checked_defaults(config, problems)
+    if known_providers is None:
+        from .providers import available
+
+        known_providers = available()
+    known = set(known_providers)
+    for path in files:
+        loaded, found = load_job_file(path, config, defaults, dict(flags or {}), known, cwd)
+        jobs.extend(loaded)
+        problems.extend(found)
+    problems.extend(_duplicate_names(jobs))
+    if problems:
+        raise JobFileError(problems)
+    return jobs
+
+
+def _checked_defaults(config: Config, problems: list[Problem]) -> dict[str, Any]:
+    defaults = dict(config.defaults)
+    if config.source is not None:
+        for p in validate("job", defaults, config.source, prefix=("defaults",)):
+            if "missing required key" not in p.message:
+                problems.append(p)
+    return defaults
+
+
+def load_job_file(
+    path: Path,
+    config: Config,
+    defaults: Mapping[str, Any],
+    flags: Mapping[str, Any],
+    known_providers: set[str],
+    cwd: Path,
+) -> tuple[list[Job], list[Problem]]:
+    """Load one job file into one job, or several when it has a `matrix`."""
+    shown = _display(path, cwd)
+    try:
+        doc = load_file(path, shown)
+    except YamlProblem as exc:
+        return [], [exc.problem]
+    source = doc.source
+    if doc.data is None:
+        return [], [Problem(shown, 1, 1, "file is empty; a job needs at least a `prompt:`")]
+    if not isinstance(doc.data, dict):
+        kind = "a list" if isinstance(doc.data, list) else "a single value"
+        return [], [
+            Problem(shown, 1, 1, f"a job file holds one mapping of keys (prompt: …), not {kind}")
+        ]
+    problems = validate("job", doc.data, source)
+    if problems:
+        return [], problems
+
+    own: dict[str, Any] = doc.data
+    matrix = own.get("matrix") or {}
+    keys = list(matrix)
+    combos = list(itertools.product(*(matrix[k] for k in keys))) if keys else [()]
+    jobs: list[Job] = []
+    for combo in combos:
+        chosen = dict(zip(keys, combo, strict=True))
+        layered = _layer(BUILTIN_JOB, defaults, {k: v for k, v in own.items() if k != "matrix"})
+        layered = _layer(layered, chosen, flags)
+        origin = {k: ("matrix", k, matrix[k].index(v)) for k, v in chosen.items()}
+
+        def relocate(at: Path_, on_key: bool, origin: dict[str, Path_] = origin) -> tuple[Path_, bool]:
+            if at and at[0] in origin and not _written_in(own, at):
+                return origin[str(at[0])], False
+            return at, on_key
+
+        found = validate("job", layered, source, relocate=relocate)
+        if found:
+            problems.extend(found)
+            continue
+        suffix = "".join(f"-{_slug(v, i)}" for i, v in zip(_indexes(matrix, chosen), combo, strict=True))
+        job, found = _resolve(path, shown, layered, own, suffix, chosen, config, known_providers, source)
+        problems.extend(found)
+        if job is not None:
+            jobs.append(job)
+    return jobs, problems
+
+
+def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
+    node: Any = own
+    for part in at:
+        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def _indexes(matrix: Mapping[str, list[Any]], chosen: Mapping[str, Any]) -> list[int]:
+    return [matrix[k].index(v) for k, v in chosen.items()]
+
+
+def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key in MERGED_KEYS and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = {**out[key], **copy.deepcopy(dict(value))}
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
+def _slug(value: Any, index: int) -> str:
+    if isinstance(value, (dict, list)):
+        return str(index)
+    text = str(value).lower() if not isinstance(value, bool) else str(value).lower()
+    slug = re.sub(r"[^a-z0-9._]+", "-", text).strip("-")
+    return slug or str(index)
+
+
+def _resolve(
+    path: Path,
+    shown: str,
+    data: dict[str, Any],
+    own: Mapping[str, Any],
+    suffix: str,
+    chosen: Mapping[str, Any],
+    config: Config,
+    known_providers: set[str],
+    source: SourceMap,
+) -> tuple[Job | None, list[Problem]]:
+    problems: list[Problem] = []
+
+    def at(*key: str | int) -> Path_:
+        # A value the file does not write (a default, a matrix value) is located at its origin.
+        if _written_in(own, key):
+            return key
+        if key and key[0] in chosen:
+            matrix = own.get("matrix", {})
+            return ("matrix", key[0], matrix[key[0]].index(chosen[key[0]]))
+        return ()
+
+    base_name = data.get("name") or path.stem
+    name = f"{base_name}{suffix}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+        problems.append(
+            source.problem(
+                at("name"),
+                f"job name {name!r} (from the file name) is not a valid job name; add "
+                "`name:` with 1-64 lowercase letters, digits, '.', '_' or '-'",
+            )
+        )
+
+    if "scenes" in own and "duration" in own:
+        problems.append(source.problem(at("duration"), "give `scenes` or `duration`, not both"))
+    clip = int(data["clip_duration"])
+    if "duration" in data and "scenes" not in own:
+        scenes = max(1, round(float(data["duration"]) / clip))
+    else:
+        scenes = int(data.get("scenes", DEFAULT_SCENES))
+    if scenes > config.max_scenes:
+        problems.append(
+            source.problem(
+                at("scenes") if "scenes" in data else at("duration"),
+                f"{scenes} scenes is more than max_scenes ({config.max_scenes}); lower it or "
+                "raise max_scenes in vidpipe.yaml",
+            )
+        )
+
+    raw_provider = data["provider"]
+    default_provider = config.defaults.get("provider", "local")
+    if not isinstance(default_provider, str):
+        default_provider = "local"
+    if isinstance(raw_provider, str):
+        providers = dict.fromkeys(STEPS, raw_provider)
+    else:
+        providers = {step: raw_provider.get(step, default_provider) for step in STEPS}
+    for step, name_ in providers.items():
+        if name_ not in known_providers:
+            loc = at("provider", step) if not isinstance(raw_provider, str) else at("provider")
+            known = ", ".join(sorted(known_providers))
+            problems.append(
+                source.problem(loc, f"unknown provider {name_!r} for {step}; known providers: {known}")
+            )
+
+    output = None
+    if data.get("output"):
+        output = _inside(config, path, data["output"], source, at("output"), "output", problems)
+    templates = dict(data.get("templates") or {})
+    for key, value in templates.items():
+        if Path(value).is_absolute():
+            problems.append(
+                source.problem(at("templates", key), f"template path {value!r} must be relative, not absolute")
+            )
+        elif not _stays_inside(config.root, path.parent / value):
+            problems.append(
+                source.problem(at("templates", key), f"template path {value!r} leaves the project folder {config.root}")
+            )
+
+    overrides: list[SceneOverride] = []
+    seen: set[int] = set()
+    for i, item in enumerate(data.get("scene_overrides") or []):
+        index = int(item["index"])
+        loc = at("scene_overrides", i, "index")
+        if index >= scenes:
+            problems.append(
+                source.problem(
+                    loc,
+                    f"scene_overrides[{i}].index is {index}, but the job has {scenes} scene(s) "
+                    f"(indexes 0 to {scenes - 1})",
+                )
+            )
+        if index in seen:
+            problems.append(source.problem(loc, f"scene {index} is overridden twice"))
+        seen.add(index)
+        images: dict[str, Path | None] = {}
+        for kind in ("start_image", "end_image"):
+            images[kind] = None
+            if item.get(kind):
+                images[kind] = _image(config, path, item[kind], source, at("scene_overrides", i, kind), problems)
+        overrides.append(
+            SceneOverride(
+                index=index,
+                fields={k: item[k] for k in SCENE_FIELDS if k in item},
+                duration=item.get("duration"),
+                start_image=images["start_image"],
+                end_image=images["end_image"],
+            )
+        )
+    if problems:
+        return None, problems
+
+    stitch = data["stitch"]
+    resolved = {
+        "name": name,
+        "prompt": data["prompt"],
+        "style": data["style"],
+        "aspect_ratio": data["aspect_ratio"],
+        "clip_duration": clip,
+        "scenes": scenes,
+        "provider": providers,
+        "models": dict(data.get("models") or {}),
+        "vars": data.get("vars") or {},
+        "templates": templates,
+        "scene_overrides": data.get("scene_overrides") or [],
+        "stitch": {"crossfade": float(stitch.get("crossfade", 0)), "audio": bool(stitch.get("audio", True))},
+        "seed": data.get("seed"),
+        "negative_prompt": data.get("negative_prompt"),
+        "generate_audio": data.get("generate_audio"),
+        "resolution": data.get("resolution"),
+        "output": config.display(output) if output else None,
+        "matrix": dict(chosen),
+    }
+    job = Job(
+        name=name,
+        path=path,
+        display=shown,
+        root=config.root,
+        prompt=data["prompt"],
+        style=data["style"],
+        aspect_ratio=data["aspect_ratio"],
+        clip_duration=clip,
+        scenes=scenes,
+        providers=providers,
+        models=resolved["models"],
+        vars=resolved["vars"],
+        templates=templates,
+        overrides=tuple(sorted(overrides, key=lambda o: o.index)),
+        crossfade=resolved["stitch"]["crossfade"],
+        audio=resolved["stitch"]["audio"],
+        seed=data.get("seed"),
+        negative_prompt=data.get("negative_prompt"),
+        generate_audio=data.get("generate_audio"),
+        resolution=data.get("resolution"),
+        output=output,
+        matrix=dict(chosen),
+        data=resolved,
+        source=source,
+    )
+    return job, []
+
+
+def _stays_inside(root: Path, candidate: Path) -> bool:
+    try:
+        candidate.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _inside(
+    config: Config, job_path: Path, value: str, source: SourceMap, loc: Path_, what: str, problems: list[Problem]
+) -> Path | None:
+    if Path(value).is_absolute():
+        problems.append(source.problem(loc, f"{what} path {value!r} must be relative to the job file, not absolute"))
+        return None
+    target = (job_path.parent / value).resolve()
+    if not _stays_inside(config.root, target):
+        problems.append(source.problem(loc, f"{what} path {value!r} leaves the project folder {config.root}"))
+        return None
+    return target
+
+
+def _image(
+    config: Config, job_path: Path, value: str, source: SourceMap, loc: Path_, problems: list[Problem]
+) -> Path | None:
+    target = _inside(config, job_path, value, source, loc, "image", problems)
+    if target is None:
+        return None
+    if not target.is_file():
+        problems.append(source.problem(loc, f"image {value!r} does not exist"))
+        return None
+    if target.suffix.lower() not in _IMAGE_SUFFIXES:
+        problems.append(source.problem(loc, f"image {value!r} must be a .png, .jpg or .jpeg file"))
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(target) as img:
+            fmt = img.format
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        problems.append(source.problem(loc, f"image {value!r} is not a readable PNG or JPEG image"))
+        return None
+    if fmt not in ("PNG", "JPEG"):
+        problems.append(source.problem(loc, f"image {value!r} is {fmt}, not PNG or JPEG"))
+        return None
+    return target
+
+
+def _duplicate_names(jobs: Sequence[Job]) -> list[Problem]:
+    by_name: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_name.setdefault(job.name, []).append(job)
+    problems = []
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        files = ", ".join(dict.fromkeys(j.display for j in same))
+        for job in same:
+            problems.append(
+                job.problem("name", f"job name {name!r} is used more than once in this batch ({files}); names must be unique")
+            )
+    return problems
+
+
+def _display(path: Path, cwd: Path) -> str:
+    try:
+        return path.resolve().relative_to(cwd).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def field_label(path: Path_) -> str:
+    """A job key path as users write it."""
+    return dotted(path)

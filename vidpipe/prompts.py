@@ -1,0 +1,302 @@
+"""Prompt templates: Jinja2 in an immutable sandbox with strict undefined variables.
+
+Search order for a template name: the job file's folder, the project's `templates/`, then
+the templates built into vidpipe. A name may be a path relative to those folders; it may
+not leave the project. Errors name the template, its line and what went wrong.
+
+Context: `job` (every resolved job field), `vars`, and for scene templates `scene`,
+`prev_scene`, `next_scene` (None at the ends), `scene_count` and `style_guide`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import TemplateProblem
+
+BUILTIN_NAMES = {
+    "storyboard": "storyboard.j2",
+    "keyframe_start": "keyframe_start.j2",
+    "keyframe_end": "keyframe_end.j2",
+    "motion": "motion.j2",
+}
+_BUILTIN_PREFIX = "vidpipe:templates/"
+
+
+def builtin_dir() -> Path:
+    """The folder of templates shipped inside the package."""
+    return Path(str(resources.files("vidpipe").joinpath("templates")))
+
+
+class _SearchLoader(jinja2.BaseLoader):
+    """Finds templates in an ordered list of folders, refusing paths that leave the project."""
+
+    def __init__(self, folders: Sequence[Path], root: Path):
+        self.folders = [f.resolve() for f in folders]
+        self.root = root.resolve()
+        self.builtin = builtin_dir().resolve()
+        #: Every file served, to find template frames in a traceback.
+        self.served: set[str] = set()
+
+    def locate(self, name: str) -> Path:
+        if Path(name).is_absolute():
+            raise TemplateNotFound(name, f"template {name!r} must be a relative path")
+        for folder in self.folders:
+            candidate = (folder / name).resolve()
+            allowed = self.builtin if folder == self.builtin else self.root
+            if not candidate.is_relative_to(allowed):
+                raise TemplateNotFound(name, f"template path {name!r} leaves the project")
+            if candidate.is_file():
+                return candidate
+        raise TemplateNotFound(name)
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        path = self.locate(template)
+        try:
+            text = path.read_text("utf-8")
+        except UnicodeDecodeError:
+            raise TemplateProblem(self.display(path), None, "template is not UTF-8 text") from None
+        mtime = path.stat().st_mtime
+        self.served.add(str(path))
+        return text, str(path), lambda: path.stat().st_mtime == mtime
+
+    def display(self, path: Path | str) -> str:
+        path = Path(path)
+        if path.is_relative_to(self.builtin):
+            return _BUILTIN_PREFIX + path.relative_to(self.builtin).as_posix()
+        if path.is_relative_to(self.root):
+            return path.relative_to(self.root).as_posix()
+        return str(path)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered prompt and the template it came from."""
+
+    text: str
+    template: str
+
+
+class Prompts:
+    """Renders one job's four prompt templates."""
+
+    def __init__(self, job_folder: Path, root: Path, names: Mapping[str, str] | None = None):
+        folders = [job_folder, root / "templates", builtin_dir()]
+        self.loader = _SearchLoader(list(dict.fromkeys(f.resolve() for f in folders)), root)
+        self.env = ImmutableSandboxedEnvironment(
+            loader=self.loader,
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=False,
+        )
+        self.names = {**BUILTIN_NAMES, **(names or {})}
+
+    def template_path(self, key: str) -> Path:
+        """The file a template key resolves to (for hashing and for messages)."""
+        try:
+            return self.loader.locate(self.names[key])
+        except TemplateNotFound as exc:
+            raise TemplateProblem(self.names[key], None, _not_found(exc)) from None
+
+    def fingerprint(self) -> str:
+        """sha256 over the sources of all four templates and what they include.
+
+        Part of a job's input hash: editing a template makes the job out of date.
+        """
+        digest = hashlib.sha256()
+        for key in BUILTIN_NAMES:
+            path = self.template_path(key)
+            digest.update(key.encode() + b"\0" + path.read_bytes() + b"\0")
+            for dep in self._includes(path.read_text("utf-8")):
+                try:
+                    digest.update(self.loader.locate(dep).read_bytes())
+                except TemplateNotFound:
+                    pass  # reported when rendering
+        return digest.hexdigest()
+
+    @staticmethod
+    def _includes(text: str) -> list[str]:
+        return re.findall(r"{%-?\s*(?:include|import|extends|from)\s+['\"]([^'\"]+)['\"]", text)
+
+    def render(self, key: str, context: Mapping[str, Any]) -> Rendered:
+        """Render template `key` (`storyboard`, `keyframe_start`, `keyframe_end`, `motion`)."""
+        name = self.names[key]
+        try:
+            template = self.env.get_template(name)
+        except TemplateNotFound as exc:
+            raise TemplateProblem(name, None, _not_found(exc)) from None
+        except TemplateSyntaxError as exc:
+            shown = self.loader.display(exc.filename) if exc.filename else name
+            raise TemplateProblem(shown, exc.lineno, f"syntax error: {exc.message}") from None
+        shown = self.loader.display(template.filename or name)
+        try:
+            text = template.render(dict(context))
+        except UndefinedError as exc:
+            file, line = _template_frame(exc, template.filename, self.loader.served)
+            raise TemplateProblem(
+                self.loader.display(file) if file else shown, line, f"undefined variable: {exc.message}"
+            ) from None
+        except SecurityError as exc:
+            file, line = _template_frame(exc, template.filename, self.loader.served)
+            raise TemplateProblem(
+                self.loader.display(file) if file else shown,
+                line,
+                f"not allowed in the template sandbox: {exc}",
+            ) from None
+        except TemplateSyntaxError as exc:  # from an {% include %} compiled at render time
+            where = self.loader.display(exc.filename) if exc.filename else shown
+            raise TemplateProblem(where, exc.lineno, f"syntax error: {exc.message}") from None
+        except TemplateNotFound as exc:
+            raise TemplateProblem(shown, None, _not_found(exc)) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            file, line = _template_frame(exc, template.filename, self.loader.served)
+            raise TemplateProblem(self.loader.display(file) if file else shown, line, f"error: {exc}") from None
+        return Rendered(_tidy(text), shown)
+
+
+def _not_found(exc: TemplateNotFound) -> str:
+    if exc.message and exc.message != exc.name:
+        return str(exc.message)
+    return (
+        f"template {exc.name!r} not found in the job's folder, the project's templates/ "
+        "or vidpipe's built-in templates"
+    )
+
+
+def _template_frame(
+    exc: BaseException, default: str | None, served: set[str]
+) -> tuple[str | None, int | None]:
+    """The innermost template file and line in a Jinja traceback.
+
+    Jinja rewrites tracebacks so frames carry the template's filename and line; the
+    innermost one is where the error happened (an included template, say).
+    """
+    found: tuple[str | None, int | None] = (default, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename in served:
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def scene_context(
+    base: Mapping[str, Any],
+    scenes: Sequence[Mapping[str, Any]],
+    index: int,
+    style_guide: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The context of a scene template for scene `index`."""
+    return {
+        **base,
+        "scene": scenes[index],
+        "prev_scene": scenes[index - 1] if index > 0 else None,
+        "next_scene": scenes[index + 1] if index + 1 < len(scenes) else None,
+        "scene_count": len(scenes),
+        "style_guide": style_guide,
+    }
+
+
+# -- from a job to its prompts ------------------------------------------------------------
+
+SCENE_FIELDS = (
+    "scene_description",
+    "start_frame_prompt",
+    "end_frame_prompt",
+    "video_motion_prompt",
+    "transition_notes",
+)
+
+
+@dataclass(frozen=True)
+class ScenePrompts:
+    """The three rendered prompts of one scene."""
+
+    index: int
+    start: Rendered
+    end: Rendered
+    motion: Rendered
+
+
+def prompts_for(job: Any) -> Prompts:
+    """The template set of a job (its folder, the project's templates, the built-ins)."""
+    return Prompts(job.folder, job.root, job.templates)
+
+
+def base_context(job: Any) -> dict[str, Any]:
+    """What every template sees: `job` (resolved fields) and `vars`."""
+    return {"job": dict(job.data), "vars": dict(job.vars)}
+
+
+def storyboard_prompt(job: Any, prompts: Prompts | None = None) -> Rendered:
+    """The rendered storyboard prompt of a job."""
+    return (prompts or prompts_for(job)).render("storyboard", base_context(job))
+
+
+def scenes_after_overrides(job: Any, storyboard: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The storyboard's scenes with the job's `scene_overrides` applied, plus `index`/`duration`."""
+    scenes = []
+    for i, raw in enumerate(storyboard["scenes"][: job.scenes]):
+        scene = {k: raw.get(k, "") for k in SCENE_FIELDS}
+        override = job.override(i)
+        if override is not None:
+            scene.update(override.fields)
+        scene["index"] = i
+        scene["scene_index"] = i
+        scene["duration"] = job.clip_seconds(i)
+        scenes.append(scene)
+    return scenes
+
+
+def scene_prompts(job: Any, storyboard: Mapping[str, Any], prompts: Prompts | None = None) -> list[ScenePrompts]:
+    """Render the keyframe and motion prompts of every scene."""
+    prompts = prompts or prompts_for(job)
+    scenes = scenes_after_overrides(job, storyboard)
+    base = base_context(job)
+    out = []
+    for i in range(len(scenes)):
+        context = scene_context(base, scenes, i, storyboard["style_guide"])
+        out.append(
+            ScenePrompts(
+                index=i,
+                start=prompts.render("keyframe_start", context),
+                end=prompts.render("keyframe_end", context),
+                motion=prompts.render("motion", context),
+            )
+        )
+    return out
+
+
+def offline_storyboard(job: Any) -> dict[str, Any]:
+    """The offline planner's storyboard for a job (what `render` and `validate` use)."""
+    from .planner import plan
+
+    return plan(job.prompt, scenes=job.scenes, style=job.style, clip_duration=job.clip_duration, seed=job.seed)
+
+
+def check_templates(job: Any) -> None:
+    """Render every template of a job with the offline storyboard; raise TemplateProblem."""
+    prompts = prompts_for(job)
+    storyboard_prompt(job, prompts)
+    scene_prompts(job, offline_storyboard(job), prompts)

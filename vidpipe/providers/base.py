@@ -1,0 +1,185 @@
+"""The provider interface: three capabilities behind one small class.
+
+A provider turns requests into results; it never touches the database or the artifact
+folders (the pipeline does, so caching, atomic writes and resume work the same for every
+provider). A minimal provider::
+
+    from vidpipe.providers import Provider, ImageAnswer
+
+    class Sketchy(Provider):
+        name = "sketchy"
+        default_models = {"storyboard": "sk-1", "image": "sk-img", "video": "sk-vid"}
+
+        def image(self, request):
+            return ImageAnswer(png=draw(request.prompt))
+        ...
+
+Register it under the entry-point group ``vidpipe.providers``
+(``sketchy = "sketchy_vidpipe:Sketchy"``) and jobs can say ``provider: sketchy``.
+
+Video is a long-running operation: :meth:`Provider.submit_video` returns an operation id
+that the pipeline records *before* it polls, then :meth:`Provider.poll_video` is called
+until the operation is no longer running. After a crash the pipeline polls the recorded
+id again instead of paying for a second submission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..errors import Problem
+    from ..jobs import Job
+
+Capability = Literal["storyboard", "image", "video"]
+CAPABILITIES: tuple[Capability, ...] = ("storyboard", "image", "video")
+
+
+@dataclass(frozen=True)
+class StoryboardRequest:
+    """Ask for a storyboard: the rendered prompt plus the job facts a planner may use."""
+
+    model: str
+    prompt: str
+    schema: Mapping[str, Any]
+    scene_count: int
+    idea: str
+    style: str
+    aspect_ratio: str
+    clip_duration: int
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """Ask for one keyframe. `reference` is the start frame when drawing an end frame."""
+
+    model: str
+    prompt: str
+    aspect_ratio: str
+    role: Literal["start", "end"]
+    resolution: str | None = None
+    seed: int | None = None
+    reference: bytes | None = None
+    #: Storyboard facts (caption, palette, framing) for providers that draw instead of generate.
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """Ask for one clip that moves from `first_frame` to `last_frame`."""
+
+    model: str
+    prompt: str
+    first_frame: bytes
+    last_frame: bytes | None
+    duration: int
+    aspect_ratio: str
+    resolution: str | None = None
+    generate_audio: bool | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a call consumed, for the price table."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+    audio: bool = False
+
+
+@dataclass(frozen=True)
+class StoryboardAnswer:
+    data: dict[str, Any]
+    usage: Usage = Usage()
+
+
+@dataclass(frozen=True)
+class ImageAnswer:
+    png: bytes
+    usage: Usage = Usage(images=1)
+
+
+VideoState = Literal["running", "complete", "rai_filtered", "failed"]
+
+
+@dataclass(frozen=True)
+class VideoStatus:
+    """The state of a video operation. `data` is the MP4 when complete."""
+
+    state: VideoState
+    data: bytes | None = None
+    reason: str | None = None
+    usage: Usage = Usage()
+
+
+class Provider:
+    """Base class of providers. Subclasses implement the capabilities they offer."""
+
+    name: ClassVar[str] = ""
+    default_models: ClassVar[Mapping[str, str]] = {}
+    #: Seconds between polls of one operation.
+    poll_interval: float = 0.0
+    #: Give up polling an operation after this many seconds (it is then `timed_out`).
+    poll_timeout: float = 3600.0
+    #: Times a failed operation is resubmitted before the scene fails.
+    resubmits: int = 2
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def model(self, capability: Capability, requested: str | None) -> str:
+        """The model id to use for `capability` (the job's choice, else the default)."""
+        return requested or self.default_models[capability]
+
+    def planned_usage(self, capability: Capability, job: Job, model: str, scene: int = 0) -> Usage:
+        """What one call of `capability` for `job` is expected to consume (for estimates)."""
+        if capability == "storyboard":
+            # About 4 characters a token; the template adds ~700 tokens; each scene ~220 out.
+            return Usage(input_tokens=len(job.prompt) // 4 + 700, output_tokens=150 + 220 * job.scenes)
+        if capability == "image":
+            return Usage(images=1)
+        return Usage(video_seconds=job.clip_seconds(scene), audio=bool(job.generate_audio))
+
+    def check_ready(self, capabilities: set[Capability]) -> None:
+        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing."""
+
+    def preflight(self, job: Job, capabilities: set[Capability]) -> list[Problem]:
+        """Problems that make `job` impossible for this provider, found before any call."""
+        return []
+
+    def storyboard(self, request: StoryboardRequest) -> StoryboardAnswer:
+        raise NotImplementedError(f"provider {self.name} has no storyboard capability")
+
+    def image(self, request: ImageRequest) -> ImageAnswer:
+        raise NotImplementedError(f"provider {self.name} has no image capability")
+
+    def submit_video(self, request: VideoRequest) -> str:
+        """Start a clip; return the operation id to record before polling."""
+        raise NotImplementedError(f"provider {self.name} has no video capability")
+
+    def poll_video(self, operation_id: str, request: VideoRequest) -> VideoStatus:
+        """The current state of an operation started by :meth:`submit_video`."""
+        raise NotImplementedError(f"provider {self.name} has no video capability")
+
+    def key_fields(self, request: Any) -> dict[str, Any]:
+        """What determines a request's result, for the generation cache key.
+
+        Bytes are replaced by their sha256. Providers that ignore some fields (a model
+        never sees `hints`) drop them here so they do not invalidate the cache.
+        """
+        out: dict[str, Any] = {}
+        for f in fields(request):
+            value = getattr(request, f.name)
+            if isinstance(value, bytes):
+                value = hashlib.sha256(value).hexdigest()
+            out[f.name] = value
+        return out

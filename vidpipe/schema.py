@@ -1,0 +1,159 @@
+"""The JSON Schemas shipped with vidpipe, and validation that reports located, readable errors.
+
+The schema files live in `vidpipe/schemas/` (package data, also published for editors).
+jsonschema's own messages ("Additional properties are not allowed ('x' was unexpected)")
+are written for programmers; we rewrite the common ones into sentences that name the key
+and say what is allowed, and locate each at the offending YAML node.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .errors import Problem
+from .yamlsource import Path_, SourceMap
+
+SCHEMA_NAMES = ("job", "storyboard", "config")
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The parsed schema `vidpipe/schemas/<name>.schema.json`."""
+    text = resources.files("vidpipe").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema(name))
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """`('scene_overrides', 1, 'index')` → `scene_overrides[1].index`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validate(
+    name: str, data: Any, source: SourceMap, *, prefix: Path_ = (), relocate: Any = None
+) -> list[Problem]:
+    """Validate `data` against schema `name`; return one located problem per error.
+
+    `relocate(path) -> (path, key?)` lets a caller point errors in derived data (a matrix
+    expansion) back at the YAML node the value came from.
+    """
+    problems = []
+    for error in _validator(name).iter_errors(data):
+        path: Path_ = (*prefix, *error.absolute_path)
+        message, key_path = _message(error, path)
+        at, on_key = (key_path, True) if key_path is not None else (path, False)
+        if relocate is not None:
+            at, on_key = relocate(at, on_key)
+        problems.append(source.problem(at, message, key=on_key))
+    return problems
+
+
+def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
+    """A readable message, and the key to point at when the error is about a key."""
+    field = dotted(path)
+    kind = error.validator
+    value = error.instance
+    schema = error.schema
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in value if k not in schema.get("properties", {})]
+        key = extra[0]
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        where = "" if not path else f" in {field}"
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"
+        return f"unknown key {key!r}{where}{suggestion}", (*path, key)
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        where = "" if not path else f" in {field}"
+        return f"missing required key {missing[0]!r}{where}", None
+    if kind == "enum":
+        allowed = ", ".join(str(v) for v in error.validator_value)
+        return f"{field} must be one of {allowed} (got {value!r})", None
+    if kind == "type":
+        expected = error.validator_value
+        names = expected if isinstance(expected, list) else [expected]
+        wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        return f"{field} must be {wanted} (got {_describe(value)})", None
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {
+            "minimum": "at least",
+            "exclusiveMinimum": "more than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[kind]
+        return f"{field} must be {words} {error.validator_value} (got {value!r})", None
+    if kind == "minLength":
+        if error.validator_value == 1:
+            return f"{field} must not be empty", None
+        return f"{field} must be at least {error.validator_value} characters", None
+    if kind == "maxLength":
+        return f"{field} is too long ({len(value)} characters, at most {error.validator_value})", None
+    if kind == "pattern":
+        if path and path[-1] == "name":
+            return (
+                f"name {value!r} is not a valid job name: use 1-64 lowercase letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit",
+                None,
+            )
+        return f"{field} {value!r} does not match {error.validator_value}", None
+    if kind == "minProperties":
+        if path and path[-1] == "matrix":
+            return "matrix is empty: give at least one key with a list of values", None
+        return f"{field} must not be empty", None
+    if kind == "minItems":
+        if len(path) >= 2 and path[-2] == "matrix":
+            return f"{field} has no values: give at least one", None
+        return f"{field} needs at least {error.validator_value} item(s)", None
+    if kind == "maxItems":
+        return f"{field} has too many items (at most {error.validator_value})", None
+    if kind == "propertyNames":
+        allowed = ", ".join(error.validator_value.get("enum", []))
+        return f"{field} cannot vary {value!r}; it can vary: {allowed}", (*path, value)
+    if kind == "oneOf" and path and path[-1] == "provider":
+        return (
+            "provider must be a provider name, or a mapping of storyboard/image/video to "
+            "provider names",
+            None,
+        )
+    return f"{field}: {error.message}", None
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "text",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"boolean {value!r}".lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}".replace("str ", "text ")

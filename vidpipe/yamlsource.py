@@ -1,0 +1,203 @@
+"""Safe YAML loading that remembers where every value came from.
+
+PyYAML's `safe_load` forgets positions, so a schema error could only say *what* is wrong.
+We compose the node tree with the safe loader, then build plain Python values ourselves,
+recording the line and column of every key and value by its path. Building the values
+ourselves also lets us bound alias expansion (a "billion laughs" file is an error within
+milliseconds, not a hang) and refuse every tag that is not plain data — a `!!python/…`
+tag is reported, never constructed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Problem
+
+Path_ = tuple[str | int, ...]
+
+#: Total values a document may expand to through aliases before we call it a bomb.
+MAX_NODES = 50_000
+MAX_DEPTH = 64
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+# Dates are kept as the text the user wrote: job fields never want a datetime.
+_TEXT_TAGS = {"tag:yaml.org,2002:timestamp"}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass
+class SourceMap:
+    """Line/column (1-based) of every value and mapping key in a document, by path."""
+
+    path: str
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def problem(self, at: Path_, message: str, *, key: bool = False) -> Problem:
+        """A problem located at the value (or, with `key`, the key) at `at`.
+
+        Falls back to the nearest located ancestor, so every problem has a line.
+        """
+        table = self.keys if key else self.values
+        probe = tuple(at)
+        while True:
+            if probe in table:
+                line, col = table[probe]
+                return Problem(self.path, line, col, message)
+            if probe in self.values:
+                line, col = self.values[probe]
+                return Problem(self.path, line, col, message)
+            if not probe:
+                return Problem(self.path, 1, 1, message)
+            probe = probe[:-1]
+
+
+@dataclass
+class Document:
+    """A parsed YAML document: the data and where each piece of it came from."""
+
+    data: Any
+    source: SourceMap
+
+
+class YamlProblem(Exception):
+    """A located problem found while loading; carries a :class:`Problem`."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def load_file(path: Path, display: str | None = None) -> Document:
+    """Read and parse one YAML file; raise :class:`YamlProblem` with a located message."""
+    shown = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise YamlProblem(Problem(shown, None, None, f"cannot read file: {exc.strerror}")) from None
+    return load_bytes(raw, shown)
+
+
+def load_bytes(raw: bytes, display: str) -> Document:
+    """Parse YAML bytes that must be UTF-8 text."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlProblem(
+            Problem(display, line, column, "file is not UTF-8 text; save it as UTF-8")
+        ) from None
+    return load_text(text, display)
+
+
+def load_text(text: str, display: str) -> Document:
+    """Parse YAML text into plain data plus a :class:`SourceMap`."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        if mark is None:
+            raise YamlProblem(Problem(display, None, None, message)) from None
+        raise YamlProblem(Problem(display, mark.line + 1, mark.column + 1, message)) from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(Problem(display, None, None, f"invalid YAML: {exc}")) from None
+    source = SourceMap(display)
+    if node is None:
+        return Document(None, source)
+    builder = _Builder(source)
+    data = builder.build(node, ())
+    return Document(data, source)
+
+
+class _Builder:
+    def __init__(self, source: SourceMap):
+        self.source = source
+        self.count = 0
+        self.constructor = yaml.SafeLoader("")
+
+    def _fail(self, node: yaml.Node, message: str) -> YamlProblem:
+        mark = node.start_mark
+        return YamlProblem(Problem(self.source.path, mark.line + 1, mark.column + 1, message))
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self._fail(
+                node,
+                f"document expands to more than {MAX_NODES:,} values through aliases; "
+                "refusing it (is this an alias bomb?)",
+            )
+        if len(path) > MAX_DEPTH:
+            raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)")
+        mark = node.start_mark
+        self.source.values.setdefault(path, (mark.line + 1, mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, "tag:yaml.org,2002:seq")
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            self._check_tag(node, "tag:yaml.org,2002:map")
+            return self._mapping(node, path)
+        raise self._fail(node, "unsupported YAML node")  # pragma: no cover - PyYAML has 3 kinds
+
+    def _check_tag(self, node: yaml.Node, expected: str) -> None:
+        if node.tag != expected:
+            raise self._fail(node, f"tag {_short(node.tag)} is not allowed in vidpipe files")
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag in _TEXT_TAGS:
+            return node.value
+        if node.tag not in _SCALAR_TAGS:
+            raise self._fail(node, f"tag {_short(node.tag)} is not allowed in vidpipe files")
+        return self.constructor.construct_object(node, deep=True)
+
+    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node, bool]]:
+        """Yield (key, value, merged?) with `<<` merge keys expanded after the node's own keys."""
+        merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for src in sources:
+                    if not isinstance(src, yaml.MappingNode):
+                        raise self._fail(src, "a `<<` merge needs a mapping")
+                    merged.extend((k, v, True) for k, v, _ in self._pairs(src))
+            else:
+                yield key_node, value_node, False
+        yield from merged
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node, from_merge in self._pairs(node):
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise self._fail(key_node, "mapping keys must be plain text")
+            key = str(self.constructor.construct_object(key_node))
+            if key in result:
+                if not from_merge:
+                    raise self._fail(key_node, f"duplicate key {key!r}")
+                continue  # YAML 1.1: explicit keys and earlier merges win
+            child = (*path, key)
+            mark = key_node.start_mark
+            self.source.keys.setdefault(child, (mark.line + 1, mark.column + 1))
+            result[key] = self.build(value_node, child)
+        return result
+
+
+def _short(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
