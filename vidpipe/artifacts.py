@@ -1,0 +1,132 @@
+"""Where artifacts live, and writing them so a crash never leaves a truncated file that counts.
+
+Layout (SPEC §5)::
+
+    <artifacts_dir>/<job>/<project-id>/keyframes/scene_00_start.png
+                                      /clips/scene_00.mp4
+                                      /output/final.mp4, manifest.json, storyboard.png
+
+Every file is written to a hidden temporary name in the same folder, flushed to disk and
+renamed over the final name (atomic on POSIX). A file is only trusted when its sha256
+matches the database record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TMP_MARK = ".part-"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def temp_name(path: Path) -> Path:
+    """A hidden temporary sibling of `path`; same suffix so muxers pick the right format."""
+    return path.with_name(f".{path.stem}{TMP_MARK}{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path`, else it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_atomic(path: Path, data: bytes) -> str:
+    """Write `data` to `path` atomically; return its sha256."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return sha256_bytes(data)
+
+
+def copy_atomic(src: Path, dst: Path) -> str:
+    """Copy `src` to `dst` atomically (a hard link when possible); return the sha256."""
+    if src.resolve() == dst.resolve():
+        return sha256_file(dst)
+    with atomic_path(dst) as tmp:
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+    return sha256_file(dst)
+
+
+def verified(path: Path, sha256: str | None) -> bool:
+    """True if `path` exists and its content matches `sha256`."""
+    return bool(sha256) and path.is_file() and sha256_file(path) == sha256
+
+
+def sweep_temporaries(folder: Path) -> int:
+    """Remove temporary files a crashed writer left behind; return how many."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.rglob(f".*{TMP_MARK}*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The artifact paths of one project."""
+
+    artifacts_dir: Path
+    job: str
+    project_id: str
+
+    @property
+    def folder(self) -> Path:
+        return self.artifacts_dir / self.job / self.project_id
+
+    def keyframe(self, index: int, kind: str) -> Path:
+        return self.folder / "keyframes" / f"scene_{index:02d}_{kind}.png"
+
+    def clip(self, index: int) -> Path:
+        return self.folder / "clips" / f"scene_{index:02d}.mp4"
+
+    @property
+    def output(self) -> Path:
+        return self.folder / "output" / "final.mp4"
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / "output" / "manifest.json"
+
+    @property
+    def contact_sheet(self) -> Path:
+        return self.folder / "output" / "storyboard.png"
+
+    def stored(self, path: Path) -> str:
+        """How a path is recorded in the database: relative to artifacts_dir."""
+        return path.resolve().relative_to(self.artifacts_dir.resolve()).as_posix()
+
+    def load(self, stored: str) -> Path:
+        return self.artifacts_dir / stored

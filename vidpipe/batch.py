@@ -1,0 +1,360 @@
+"""The batch runner behind `vidpipe run`: load, check, plan, then run jobs in parallel.
+
+Everything that can be refused is refused before the first provider call: job files,
+templates, provider pre-flight checks and credentials. Then each job is matched to a
+project by its input hash: a finished project means the job is up to date (nothing to
+do, nothing to pay), an unfinished one is continued, and a changed job gets a new
+project whose unchanged steps come from the generation cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .artifacts import verified
+from .config import Config
+from .errors import InputError, JobFileError, Problem, TemplateProblem
+from .jobs import Job, load_jobs
+from .pipeline import Outcome, ProjectRun, Runtime, estimate, input_hash
+from .prompts import check_templates, prompts_for
+from .providers import Provider, create
+from .store import Project, Store, runner_id
+
+
+@dataclass
+class RunOptions:
+    """`vidpipe run` options (SPEC §6)."""
+
+    paths: Sequence[str] = ()
+    concurrency: int | None = None
+    provider: str | None = None
+    until: str | None = None
+    select: Sequence[str] = ()
+    shard: tuple[int, int] | None = None
+    force: bool = False
+    dry_run: bool = False
+    max_cost: float | None = None
+    fail_fast: bool = False
+    quiet: bool = False
+
+
+@dataclass
+class BatchResult:
+    batch_id: str | None
+    outcomes: list[Outcome]
+    interrupted: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 128 + self.interrupted
+        bad = {"failed", "skipped_budget"}
+        return 1 if any(o.status in bad for o in self.outcomes) else 0
+
+    def totals(self) -> dict[str, Any]:
+        by_status: dict[str, int] = {}
+        for o in self.outcomes:
+            by_status[o.status] = by_status.get(o.status, 0) + 1
+        return {
+            "jobs": len(self.outcomes),
+            "by_status": by_status,
+            "provider_calls": sum(o.provider_calls for o in self.outcomes),
+            "cached_calls": sum(o.cached_calls for o in self.outcomes),
+            "cost_usd": round(sum(o.cost_usd for o in self.outcomes), 6),
+            "estimate_usd": round(sum(o.estimate_usd for o in self.outcomes), 6),
+            "duration_s": round(max((o.duration_s for o in self.outcomes), default=0.0), 3),
+        }
+
+
+@dataclass
+class Prepared:
+    """A checked batch, ready to run: jobs, provider instances, estimates."""
+
+    jobs: list[Job]
+    providers: dict[str, Provider]
+    estimates: dict[str, Any] = field(default_factory=dict)
+
+
+def shard_of(name: str, count: int) -> int:
+    """The 1-based shard a job name falls in: stable across machines and runs."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def select_jobs(jobs: list[Job], patterns: Sequence[str], shard: tuple[int, int] | None) -> list[Job]:
+    """Jobs whose names match any `--select` glob, then those in shard K of N."""
+    if patterns:
+        jobs = [j for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
+    if shard is not None:
+        k, n = shard
+        jobs = [j for j in jobs if shard_of(j.name, n) == k]
+    return jobs
+
+
+def prepare(config: Config, options: RunOptions, *, cwd: Path | None = None, check_credentials: bool = True) -> Prepared:
+    """Load, validate, select and pre-flight a batch. Raises InputError (exit 2) on any problem."""
+    flags = {"provider": options.provider} if options.provider else {}
+    jobs = load_jobs(list(options.paths), config, cwd=cwd, flags=flags)
+    problems: list[Problem] = []
+    for job in jobs:
+        try:
+            check_templates(job)
+        except TemplateProblem as exc:
+            problems.append(Problem(job.display, None, None, f"job {job.name}: template {exc}"))
+    if problems:
+        raise JobFileError(problems)
+    jobs = select_jobs(jobs, options.select, options.shard)
+    providers = providers_for(jobs, config)
+    for job in jobs:
+        for name, provider in providers.items():
+            capabilities = {step for step, p in job.providers.items() if p == name}
+            if capabilities:
+                problems.extend(provider.preflight(job, capabilities))  # type: ignore[arg-type]
+    if problems:
+        raise JobFileError(problems)
+    if check_credentials:
+        for name, provider in providers.items():
+            needed = {step for job in jobs for step, p in job.providers.items() if p == name}
+            provider.check_ready(needed)  # type: ignore[arg-type]
+    return Prepared(jobs=jobs, providers=providers)
+
+
+def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
+    """One instance per provider name used by the batch (they share rate limits)."""
+    names = sorted({name for job in jobs for name in job.providers.values()})
+    return {name: create(name, config) for name in names}
+
+
+class _Leases:
+    """Keeps this runner's project leases alive while it works."""
+
+    def __init__(self, store: Store, seconds: float):
+        self.store = store
+        self.seconds = seconds
+        self.owner = runner_id()
+        self.held: set[str] = set()
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="vidpipe-leases", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.done.wait(self.seconds / 3):
+            with self.lock:
+                held = list(self.held)
+            self.store.renew(held, self.owner, self.seconds)
+
+    @contextlib.contextmanager
+    def holding(self, project_id: str) -> Iterator[None]:
+        with self.lock:
+            self.held.add(project_id)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.held.discard(project_id)
+            self.store.release(project_id, self.owner)
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+
+def up_to_date(config: Config, project: Project) -> bool:
+    """A finished project whose output (and its copy, if any) is intact on disk."""
+    if project.status != "complete" or not project.output_path:
+        return False
+    if not verified(config.artifacts_dir / project.output_path, project.output_sha256):
+        return False
+    copy = (project.job or {}).get("output")
+    return not copy or verified(config.root / copy, project.output_sha256)
+
+
+class Batch:
+    """Runs prepared jobs with bounded concurrency, budget admission and fail-fast."""
+
+    def __init__(self, config: Config, store: Store, prepared: Prepared, options: RunOptions, progress: Any):
+        self.config = config
+        self.store = store
+        self.prepared = prepared
+        self.options = options
+        self.progress = progress
+        self.stop = threading.Event()
+        self.no_new_jobs = threading.Event()
+        self.lock = threading.Lock()
+        self.committed = 0.0  # estimates of jobs in flight + spend of jobs finished
+        self.runtime = Runtime(
+            config=config,
+            store=store,
+            providers=prepared.providers,
+            force=options.force,
+            until=options.until,
+            progress=progress,
+            stop=self.stop,
+        )
+
+    def run(self, batch_id: str | None) -> list[Outcome]:
+        self.runtime.batch_id = batch_id
+        leases = _Leases(self.store, self.config.lease_seconds)
+        outcomes: dict[str, Outcome] = {}
+        workers = max(1, self.options.concurrency or self.config.jobs)
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-job") as pool:
+                pending: dict[Future[Outcome], Job] = {}
+                queue = list(self.prepared.jobs)
+                while queue or pending:
+                    while queue and len(pending) < workers:
+                        job = queue.pop(0)
+                        if self.no_new_jobs.is_set() or self.stop.is_set():
+                            outcomes[job.name] = Outcome(job.name, "stopped", error="not started: the batch is stopping", source=job.display)
+                            continue
+                        pending[pool.submit(self._run_job, job, leases)] = job
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED, timeout=0.5)
+                    for future in done:
+                        job = pending.pop(future)
+                        outcome = future.result()
+                        outcomes[job.name] = outcome
+                        if outcome.status == "failed" and self.options.fail_fast:
+                            self.no_new_jobs.set()
+        finally:
+            leases.close()
+        return [outcomes[j.name] for j in self.prepared.jobs if j.name in outcomes]
+
+    def _admit(self, estimate_usd: float) -> bool:
+        if self.options.max_cost is None:
+            return True
+        with self.lock:
+            if self.committed + estimate_usd > self.options.max_cost + 1e-9:
+                return False
+            self.committed += estimate_usd
+            return True
+
+    def _settle(self, estimate_usd: float, spent: float) -> None:
+        if self.options.max_cost is not None:
+            with self.lock:
+                self.committed += spent - estimate_usd
+
+    def _run_job(self, job: Job, leases: _Leases) -> Outcome:
+        self.progress.started(job.name)
+        try:
+            outcome = self._job(job, leases)
+        except InputError as exc:
+            outcome = Outcome(job.name, "failed", error=str(exc), source=job.display)
+        self.progress.finished(job.name, outcome.status, outcome.error or "")
+        return outcome
+
+    def _job(self, job: Job, leases: _Leases) -> Outcome:
+        rt = self.runtime
+        prompts = prompts_for(job)
+        digest = input_hash(job, rt, prompts)
+        planned = estimate(job, rt)
+        values = {
+            "source_path": job.display,
+            "status": "pending",
+            "job": dict(job.data),
+            "providers": dict(job.providers),
+            "models": rt.models(job),
+            "batch_id": rt.batch_id,
+            "cost_estimate_usd": planned.cost_usd,
+        }
+        while True:
+            project, state = self.store.open_project(
+                job.name, digest, leases.owner, self.config.lease_seconds, force=self.options.force, values=values
+            )
+            if state == "complete" and up_to_date(self.config, project):
+                return Outcome(
+                    job.name,
+                    "complete",
+                    project_id=project.id,
+                    output=self.config.display(self.config.artifacts_dir / (project.output_path or "")),
+                    source=job.display,
+                )
+            if state == "busy":
+                # Another runner is on it: wait for it to finish or for its lease to lapse.
+                if self.stop.wait(min(2.0, self.config.lease_seconds / 4)):
+                    return Outcome(job.name, "stopped", project_id=project.id, error="interrupted", source=job.display)
+                continue
+            if state == "complete" and not self.store.claim(project.id, leases.owner, self.config.lease_seconds):
+                continue
+            break
+        # Conservative: a changed job may find most of its calls in the cache.
+        expected = planned.cost_usd
+        if not self._admit(expected):
+            self.store.release(project.id, leases.owner)
+            if state == "new":
+                self.store.update_project(project.id, status="stopped", stopped_after="budget")
+            return Outcome(
+                job.name,
+                "skipped_budget",
+                project_id=project.id,
+                estimate_usd=planned.cost_usd,
+                error=f"estimated ${planned.cost_usd:.2f} would exceed --max-cost ${self.options.max_cost:.2f}",
+                source=job.display,
+            )
+        with leases.holding(project.id):
+            self.store.update_project(project.id, batch_id=rt.batch_id)
+            outcome = ProjectRun(rt, job, project, prompts).run()
+        outcome.estimate_usd = planned.cost_usd
+        self._settle(expected, outcome.cost_usd)
+        return outcome
+
+
+def plan_only(config: Config, prepared: Prepared) -> list[Outcome]:
+    """`--dry-run`: every job `planned`, with its estimate; no project, no call."""
+    runtime = Runtime(config=config, store=None, providers=prepared.providers)  # type: ignore[arg-type]
+    out = []
+    for job in prepared.jobs:
+        planned = estimate(job, runtime)
+        out.append(Outcome(job.name, "planned", estimate_usd=planned.cost_usd, source=job.display))
+    return out
+
+
+def run_batch(
+    config: Config, options: RunOptions, *, cwd: Path | None = None, progress: Any = None, stopper: Any = None
+) -> BatchResult:
+    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
+    prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
+    if options.dry_run:
+        return BatchResult(None, plan_only(config, prepared))
+    if not prepared.jobs:
+        raise InputError("no job matches --select/--shard; nothing to run")
+    from .progress import make_progress
+
+    progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
+    store = Store(config.database)
+    batch_id = store.start_batch(_args(options))
+    batch = Batch(config, store, prepared, options, progress)
+    if stopper is not None:
+        batch.stop = batch.runtime.stop = stopper.event
+    started = time.monotonic()
+    try:
+        outcomes = batch.run(batch_id)
+    finally:
+        progress.close()
+    result = BatchResult(batch_id, outcomes, interrupted=stopper.signum if stopper is not None else None)
+    from .report import batch_report
+
+    store.finish_batch(batch_id, "complete" if result.exit_code == 0 else "failed", batch_report(config, result, time.monotonic() - started))
+    store.close()
+    return result
+
+
+def _args(options: RunOptions) -> dict[str, Any]:
+    return {
+        "paths": list(options.paths),
+        "until": options.until,
+        "select": list(options.select),
+        "shard": list(options.shard) if options.shard else None,
+        "force": options.force,
+        "max_cost": options.max_cost,
+        "provider": options.provider,
+    }

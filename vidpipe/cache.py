@@ -1,0 +1,135 @@
+"""The generation cache: never pay twice for the same provider call.
+
+Every call has a key: the sha256 of a canonical JSON encoding of the provider, the
+capability and every field that determines the result (model, rendered prompt, input
+image hashes, parameters) as the provider declares them. A finished generation is reused
+wherever its key appears again — a resume, an unchanged re-run, a changed job (only what
+lies downstream of the change gets new keys) or another job. Failures are never recorded
+as results. A long-running submission is recorded with its operation id before the
+first poll, so a crashed run polls it again instead of submitting a second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .artifacts import verified
+from .store import Generation, Store, runner_id, utcnow
+
+KEY_VERSION = 1
+
+
+def generation_key(provider: str, capability: str, fields: dict[str, Any]) -> str:
+    """The cache key of a call: stable across processes, machines and Python versions."""
+    payload = {"v": KEY_VERSION, "provider": provider, "capability": capability, **fields}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if hasattr(value, "items"):
+        return dict(value.items())
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in a cache key")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A usable cached generation."""
+
+    key: str
+    path: Path | None
+    sha256: str | None
+    result: dict[str, Any] | None
+
+
+class Cache:
+    """Lookups and records of generations. `force` makes every lookup miss."""
+
+    def __init__(self, store: Store, artifacts_dir: Path, *, force: bool = False):
+        self.store = store
+        self.artifacts_dir = artifacts_dir
+        self.force = force
+
+    def lookup(self, key: str) -> Hit | None:
+        """A finished generation whose artifact (if any) is still intact."""
+        if self.force:
+            return None
+        row = self.store.generation(key)
+        if row is None or row.status != "complete":
+            return None
+        if row.result_path is not None:
+            path = self.artifacts_dir / row.result_path
+            if not verified(path, row.result_sha256):
+                # The file was deleted or damaged: the record is worthless, forget it.
+                self.store.drop_generation(key)
+                return None
+            return Hit(key, path, row.result_sha256, row.result)
+        return Hit(key, None, None, row.result)
+
+    def pending(self, key: str) -> Generation | None:
+        """A submitted, not yet finished long-running generation with this key."""
+        if self.force:
+            return None
+        row = self.store.generation(key)
+        if row is not None and row.status == "submitted" and row.operation_id:
+            return row
+        return None
+
+    def submitted(self, key: str, *, capability: str, provider: str, model: str, operation_id: str, project_id: str) -> None:
+        """Record a submission before it is polled."""
+        self.store.put_generation(
+            key,
+            capability=capability,
+            provider=provider,
+            model=model,
+            status="submitted",
+            operation_id=operation_id,
+            project_id=project_id,
+            owner=runner_id(),
+            created_at=utcnow(),
+        )
+
+    def complete(
+        self,
+        key: str,
+        *,
+        capability: str,
+        provider: str,
+        model: str,
+        project_id: str,
+        path: Path | None = None,
+        sha256: str | None = None,
+        result: dict[str, Any] | None = None,
+        usage: dict[str, Any] | None = None,
+        cost_usd: float = 0.0,
+        operation_id: str | None = None,
+    ) -> None:
+        """Record a finished generation (its artifact already safely on disk)."""
+        self.store.put_generation(
+            key,
+            capability=capability,
+            provider=provider,
+            model=model,
+            status="complete",
+            operation_id=operation_id,
+            result_path=path.resolve().relative_to(self.artifacts_dir.resolve()).as_posix() if path else None,
+            result_sha256=sha256,
+            result=result,
+            usage=usage or {},
+            cost_usd=cost_usd,
+            project_id=project_id,
+            owner=runner_id(),
+            completed_at=utcnow(),
+        )
+
+    def forget(self, key: str) -> None:
+        """A failed or filtered generation: nothing to reuse."""
+        self.store.drop_generation(key)

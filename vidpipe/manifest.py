@@ -1,0 +1,171 @@
+"""The outputs of a project: the stitched video, `manifest.json` and the contact sheet.
+
+Everything here works from what the database recorded, not from the job file, so
+`vidpipe stitch` can rebuild the outputs of any project without a provider call.
+Paths in the manifest are relative to the project root (SPEC §7).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
+from .config import Config
+from .errors import MediaError
+from .store import Project, Scene, Store
+
+GAP_STATES = ("rai_filtered", "timed_out")
+
+
+def write_outputs(
+    store: Store,
+    config: Config,
+    project: Project,
+    *,
+    crossfade: float | None = None,
+    timings: dict[str, float] | None = None,
+) -> str:
+    """Stitch the project's finished clips and write manifest and contact sheet.
+
+    Returns the final video's path relative to the project root.
+    """
+    from . import media
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    scenes = store.scenes(project.id)
+    stitch = dict(project.job.get("stitch") or {})
+    if crossfade is not None:
+        stitch["crossfade"] = crossfade
+    clips = []
+    for scene in scenes:
+        clip = scene.clip
+        if clip is None or clip.status != "complete":
+            continue
+        path = layout.load(clip.path or "")
+        if not verified(path, clip.sha256):
+            raise MediaError(
+                f"clip of scene {scene.index} ({config.display(path)}) is missing or changed on disk; "
+                f"run `vidpipe resume {project.id}` to make it again"
+            )
+        clips.append(path)
+    if not clips:
+        raise MediaError("no finished clip to stitch")
+    with atomic_path(layout.output) as tmp:
+        result = media.stitch(clips, tmp, crossfade=float(stitch.get("crossfade", 0)), audio=bool(stitch.get("audio", True)))
+    output_sha = sha256_file(layout.output)
+
+    sheet = _contact_sheet(scenes, layout, project)
+    write_atomic(layout.contact_sheet, sheet)
+
+    output_copy = project.job.get("output")
+    if output_copy:
+        copy_atomic(layout.output, config.root / output_copy)
+
+    store.update_project(
+        project.id,
+        output_path=layout.stored(layout.output),
+        output_sha256=output_sha,
+        output_duration=result.duration,
+    )
+    fresh = store.project(project.id) or project
+    manifest = build_manifest(store, config, fresh, timings=timings, stitch=stitch, status="complete")
+    manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
+    write_atomic(layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return manifest["output"]["path"]
+
+
+def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
+    from .panels import SheetRow, contact_sheet
+
+    rows = []
+    for scene in scenes:
+        frames = {k.kind: layout.load(k.path) for k in scene.keyframes}
+        clip = scene.clip
+        note = None
+        if clip is not None and clip.status in GAP_STATES:
+            note = f"gap: {clip.status}"
+        rows.append(
+            SheetRow(
+                index=scene.index,
+                caption=scene.description,
+                start_png=frames.get("start"),
+                end_png=frames.get("end"),
+                note=note,
+            )
+        )
+    return contact_sheet(rows, title=f"{project.job_name} · {project.id}")
+
+
+def _rel(config: Config, path: Path) -> str:
+    return config.display(path)
+
+
+def build_manifest(
+    store: Store,
+    config: Config,
+    project: Project,
+    *,
+    timings: dict[str, float] | None = None,
+    stitch: dict[str, Any] | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """The manifest of a project as recorded now (SPEC §7)."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    scenes_out = []
+    gaps = []
+    for scene in store.scenes(project.id):
+        keyframes = {
+            k.kind: {"path": _rel(config, layout.load(k.path)), "sha256": k.sha256, "source": k.source}
+            for k in scene.keyframes
+        }
+        clip = scene.clip
+        clip_out = None
+        if clip is not None:
+            clip_out = {
+                "path": _rel(config, layout.load(clip.path)) if clip.path else None,
+                "status": clip.status,
+                "duration": clip.duration,
+                "sha256": clip.sha256,
+                "source": clip.source,
+                "attempts": clip.attempts,
+            }
+            if clip.status in GAP_STATES:
+                gaps.append({"index": scene.index, "reason": clip.status, "detail": clip.error_message})
+        scenes_out.append(
+            {
+                "index": scene.index,
+                "description": scene.description,
+                "status": scene.status,
+                "prompts": dict(scene.prompts or {}),
+                "keyframes": keyframes,
+                "clip": clip_out,
+            }
+        )
+    by_step = store.project_cost(project.id)
+    output = None
+    if project.output_path:
+        output = {
+            "path": _rel(config, layout.load(project.output_path)),
+            "duration": project.output_duration,
+            "sha256": project.output_sha256,
+        }
+    return {
+        "job": project.job_name,
+        "project_id": project.id,
+        "status": status or project.status,
+        "source": project.source_path,
+        "provider": dict(project.providers or {}),
+        "models": dict(project.models or {}),
+        "output": output or {"path": None, "duration": None, "sha256": None},
+        "stitch": stitch if stitch is not None else dict(project.job.get("stitch") or {}),
+        "scenes": scenes_out,
+        "gaps": gaps,
+        "cost": {
+            "estimate_usd": round(project.cost_estimate_usd or 0.0, 6),
+            "actual_usd": round(sum(by_step.values()), 6),
+            "by_step": {k: round(v, 6) for k, v in sorted(by_step.items())},
+        },
+        "timings": dict(timings if timings is not None else (project.timings or {})),
+    }

@@ -1,0 +1,71 @@
+"""`vidpipe init`: a new project with a config, an example job and editable templates."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+CONFIG = """\
+# vidpipe project configuration. Every key can also come from the environment:
+# VIDPIPE_ + the upper-cased path joined by __ (VIDPIPE_CONCURRENCY__JOBS=8).
+defaults:                  # any job key; job files win over these
+  style: cinematic
+  provider: local          # offline animatic renderer; `google` for Vertex AI (Gemini + Veo)
+  resolution: 360p
+database: sqlite:///vidpipe.db
+artifacts_dir: tmp
+max_scenes: 15
+concurrency: {jobs: 4}
+rate_limits: {text: 60, image: 20, video: 10}   # requests per minute, shared by all jobs
+google:
+  location: us-central1
+  poll_interval: 10
+  poll_timeout: 600
+"""
+
+EXAMPLE_JOB = """\
+# yaml-language-server: $schema=../schemas/job.schema.json
+prompt: >
+  A lighthouse keeper climbs the spiral stairs at dusk as a storm rolls in.
+  She lights the great lamp. The beam sweeps across the dark sea and finds a small boat.
+style: cinematic
+aspect_ratio: "16:9"
+scenes: 3
+clip_duration: 4
+vars:
+  location: a rocky Atlantic headland
+scene_overrides:
+  - index: 2
+    video_motion_prompt: Slow pull out from the lighthouse as the beam reaches the boat.
+stitch:
+  crossfade: 0
+"""
+
+GITIGNORE = """\
+tmp/
+vidpipe.db
+vidpipe.db-*
+"""
+
+
+def scaffold(directory: Path, *, force: bool = False) -> tuple[list[str], list[str]]:
+    """Create the project files; return (written, kept) paths relative to `directory`."""
+    package = resources.files("vidpipe")
+    files: dict[str, str] = {
+        "vidpipe.yaml": CONFIG,
+        "jobs/example.yaml": EXAMPLE_JOB,
+        ".gitignore": GITIGNORE,
+        "schemas/job.schema.json": package.joinpath("schemas", "job.schema.json").read_text("utf-8"),
+    }
+    for name in ("storyboard.j2", "keyframe_start.j2", "keyframe_end.j2", "motion.j2"):
+        files[f"templates/{name}"] = package.joinpath("templates", name).read_text("utf-8")
+    written, kept = [], []
+    for rel, text in files.items():
+        path = directory / rel
+        if path.exists() and not force:
+            kept.append(rel)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(rel)
+    return written, kept

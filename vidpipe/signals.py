@@ -1,0 +1,59 @@
+"""SIGINT and SIGTERM stop a run cleanly; a second SIGINT stops it at once.
+
+The first signal sets an event the pipeline checks between steps: no new call starts,
+files in progress finish (or are discarded), submitted operations stay recorded so the
+next run polls them, and projects are marked `stopped`. Atomic writes mean even the
+immediate exit of a second Ctrl-C leaves no truncated artifact that counts as done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+
+
+@dataclass
+class Stopper:
+    """The stop request a signal made, shared with every job of the run."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    signum: int = 0
+
+    def request(self, signum: int) -> None:
+        self.signum = self.signum or signum
+        self.event.set()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Stopper]:
+    """Install the handlers for the duration of a run (main thread only)."""
+    stopper = Stopper()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopper
+        return
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stopper.event.is_set() and signum == signal.SIGINT:
+            print("\nvidpipe: stopping now", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        name = signal.Signals(signum).name
+        print(
+            f"\nvidpipe: {name} received; finishing files in progress and stopping "
+            "(Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stopper.request(signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopper
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
