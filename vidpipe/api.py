@@ -53,7 +53,9 @@ def render_job(config: Config, ref: str, *, scene: int | None = None, cwd: Path)
     for job in find_jobs(config, ref, cwd):
         prompts = prompts_for(job)
         if scene is not None and not 0 <= scene < job.scenes:
-            raise InputError(f"--scene {scene} is out of range: {job.name} has scenes 0 to {job.scenes - 1}")
+            raise InputError(
+                f"--scene {scene} is out of range: {job.name} has scenes 0 to {job.scenes - 1}"
+            )
         story = storyboard_prompt(job, prompts)
         out.append(f"# job {job.name} ({job.display})\n")
         if scene is None:
@@ -68,8 +70,14 @@ def render_job(config: Config, ref: str, *, scene: int | None = None, cwd: Path)
         for rendered in scene_prompts(job, storyboard, prompts):
             if scene is not None and rendered.index != scene:
                 continue
-            for label, item in (("start frame", rendered.start), ("end frame", rendered.end), ("motion", rendered.motion)):
-                out.append(f"### scene {rendered.index} {label}  [{item.template}]\n\n{item.text}\n")
+            for label, item in (
+                ("start frame", rendered.start),
+                ("end frame", rendered.end),
+                ("motion", rendered.motion),
+            ):
+                out.append(
+                    f"### scene {rendered.index} {label}  [{item.template}]\n\n{item.text}\n"
+                )
     if store is not None:
         store.close()
     return "\n".join(out)
@@ -79,7 +87,11 @@ def _recorded_storyboard(store: Store | None, job: Job) -> tuple[str, dict[str, 
     if store is None:
         return None
     for project in store.projects():
-        if project.job_name == job.name and project.storyboard and len(project.storyboard.get("scenes", [])) >= job.scenes:
+        if (
+            project.job_name == job.name
+            and project.storyboard
+            and len(project.storyboard.get("scenes", [])) >= job.scenes
+        ):
             return project.id, project.storyboard
     return None
 
@@ -87,17 +99,28 @@ def _recorded_storyboard(store: Store | None, job: Job) -> tuple[str, dict[str, 
 # -- estimate -----------------------------------------------------------------------------
 
 
-def estimate_batch(config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path) -> dict[str, Any]:
+def estimate_batch(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
+) -> dict[str, Any]:
     """Planned calls and cost per job and in total (`vidpipe estimate`)."""
     from .batch import RunOptions, prepare
     from .pipeline import Runtime, estimate
 
-    prepared = prepare(config, RunOptions(paths=paths, provider=provider), cwd=cwd, check_credentials=False)
+    prepared = prepare(
+        config, RunOptions(paths=paths, provider=provider), cwd=cwd, check_credentials=False
+    )
     runtime = Runtime(config=config, store=None, providers=prepared.providers)  # type: ignore[arg-type]
     jobs = []
     for job in prepared.jobs:
         planned = estimate(job, runtime)
-        jobs.append({"name": job.name, "source": job.display, "provider": dict(job.providers), **planned.as_dict()})
+        jobs.append(
+            {
+                "name": job.name,
+                "source": job.display,
+                "provider": dict(job.providers),
+                **planned.as_dict(),
+            }
+        )
     return {"jobs": jobs, "total_usd": round(sum(j["cost_usd"] for j in jobs), 6)}
 
 
@@ -105,7 +128,9 @@ def estimate_batch(config: Config, paths: Sequence[str], *, provider: str | None
 
 
 def _output(config: Config, project: Project) -> str | None:
-    return config.display(config.artifacts_dir / project.output_path) if project.output_path else None
+    return (
+        config.display(config.artifacts_dir / project.output_path) if project.output_path else None
+    )
 
 
 def list_projects(config: Config, *, status: str | None = None) -> list[dict[str, Any]]:
@@ -174,7 +199,9 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
 # -- resume / stitch ----------------------------------------------------------------------
 
 
-def resume_project(config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None) -> Any:
+def resume_project(
+    config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
+) -> Any:
     """Continue a stopped, failed or interrupted project with its job file as it is now."""
     from .batch import Batch, Prepared, RunOptions, providers_for
     from .pipeline import Runtime, input_hash
@@ -183,7 +210,11 @@ def resume_project(config: Config, ref: str, *, cwd: Path, quiet: bool = False, 
     store = open_store(config)
     project = _project(store, ref)
     assert store is not None
-    source = config.root / project.source_path if not Path(project.source_path).is_absolute() else Path(project.source_path)
+    source = (
+        config.root / project.source_path
+        if not Path(project.source_path).is_absolute()
+        else Path(project.source_path)
+    )
     if not source.is_file():
         raise InputError(f"the job file of {project.id} ({project.source_path}) no longer exists")
     jobs = [j for j in load_jobs([str(source)], config, cwd=cwd) if j.name == project.job_name]
@@ -193,15 +224,23 @@ def resume_project(config: Config, ref: str, *, cwd: Path, quiet: bool = False, 
     prepared = Prepared(jobs=[job], providers=providers_for([job], config))
     for name, provider in prepared.providers.items():
         provider.check_ready({s for s, p in job.providers.items() if p == name})  # type: ignore[misc]
-    if input_hash(job, Runtime(config=config, store=store, providers=prepared.providers)) != project.input_hash:
+    if (
+        input_hash(job, Runtime(config=config, store=store, providers=prepared.providers))
+        != project.input_hash
+    ):
         raise InputError(
             f"{project.source_path} or its templates changed since project {project.id} was made; "
             "`vidpipe run` makes a new project for the changed job (unchanged steps come from the cache)"
         )
     progress = make_progress(1, quiet=quiet)
-    batch = Batch(config, store, prepared, RunOptions(paths=[str(source)]), progress)
-    if stopper is not None:
-        batch.stop = batch.runtime.stop = stopper.event
+    batch = Batch(
+        config,
+        store,
+        prepared,
+        RunOptions(paths=[str(source)]),
+        progress,
+        stop=stopper.event if stopper else None,
+    )
     try:
         outcomes = batch.run(store.start_batch({"resume": project.id}))
     finally:

@@ -90,7 +90,9 @@ def shard_of(name: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count + 1
 
 
-def select_jobs(jobs: list[Job], patterns: Sequence[str], shard: tuple[int, int] | None) -> list[Job]:
+def select_jobs(
+    jobs: list[Job], patterns: Sequence[str], shard: tuple[int, int] | None
+) -> list[Job]:
     """Jobs whose names match any `--select` glob, then those in shard K of N."""
     if patterns:
         jobs = [j for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
@@ -100,7 +102,9 @@ def select_jobs(jobs: list[Job], patterns: Sequence[str], shard: tuple[int, int]
     return jobs
 
 
-def prepare(config: Config, options: RunOptions, *, cwd: Path | None = None, check_credentials: bool = True) -> Prepared:
+def prepare(
+    config: Config, options: RunOptions, *, cwd: Path | None = None, check_credentials: bool = True
+) -> Prepared:
     """Load, validate, select and pre-flight a batch. Raises InputError (exit 2) on any problem."""
     flags = {"provider": options.provider} if options.provider else {}
     jobs = load_jobs(list(options.paths), config, cwd=cwd, flags=flags)
@@ -182,13 +186,23 @@ def up_to_date(config: Config, project: Project) -> bool:
 class Batch:
     """Runs prepared jobs with bounded concurrency, budget admission and fail-fast."""
 
-    def __init__(self, config: Config, store: Store, prepared: Prepared, options: RunOptions, progress: Any):
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        prepared: Prepared,
+        options: RunOptions,
+        progress: Any,
+        stop: threading.Event | None = None,
+    ):
         self.config = config
         self.store = store
         self.prepared = prepared
         self.options = options
         self.progress = progress
-        self.stop = threading.Event()
+        self.stop = stop or threading.Event()
+        for provider in prepared.providers.values():
+            provider.stop = self.stop
         self.no_new_jobs = threading.Event()
         self.lock = threading.Lock()
         self.committed = 0.0  # estimates of jobs in flight + spend of jobs finished
@@ -215,7 +229,12 @@ class Batch:
                     while queue and len(pending) < workers:
                         job = queue.pop(0)
                         if self.no_new_jobs.is_set() or self.stop.is_set():
-                            outcomes[job.name] = Outcome(job.name, "stopped", error="not started: the batch is stopping", source=job.display)
+                            outcomes[job.name] = Outcome(
+                                job.name,
+                                "stopped",
+                                error="not started: the batch is stopping",
+                                source=job.display,
+                            )
                             continue
                         pending[pool.submit(self._run_job, job, leases)] = job
                     done, _ = wait(pending, return_when=FIRST_COMPLETED, timeout=0.5)
@@ -268,22 +287,37 @@ class Batch:
         }
         while True:
             project, state = self.store.open_project(
-                job.name, digest, leases.owner, self.config.lease_seconds, force=self.options.force, values=values
+                job.name,
+                digest,
+                leases.owner,
+                self.config.lease_seconds,
+                force=self.options.force,
+                values=values,
             )
             if state == "complete" and up_to_date(self.config, project):
                 return Outcome(
                     job.name,
                     "complete",
                     project_id=project.id,
-                    output=self.config.display(self.config.artifacts_dir / (project.output_path or "")),
+                    output=self.config.display(
+                        self.config.artifacts_dir / (project.output_path or "")
+                    ),
                     source=job.display,
                 )
             if state == "busy":
                 # Another runner is on it: wait for it to finish or for its lease to lapse.
                 if self.stop.wait(min(2.0, self.config.lease_seconds / 4)):
-                    return Outcome(job.name, "stopped", project_id=project.id, error="interrupted", source=job.display)
+                    return Outcome(
+                        job.name,
+                        "stopped",
+                        project_id=project.id,
+                        error="interrupted",
+                        source=job.display,
+                    )
                 continue
-            if state == "complete" and not self.store.claim(project.id, leases.owner, self.config.lease_seconds):
+            if state == "complete" and not self.store.claim(
+                project.id, leases.owner, self.config.lease_seconds
+            ):
                 continue
             break
         # Conservative: a changed job may find most of its calls in the cache.
@@ -319,7 +353,12 @@ def plan_only(config: Config, prepared: Prepared) -> list[Outcome]:
 
 
 def run_batch(
-    config: Config, options: RunOptions, *, cwd: Path | None = None, progress: Any = None, stopper: Any = None
+    config: Config,
+    options: RunOptions,
+    *,
+    cwd: Path | None = None,
+    progress: Any = None,
+    stopper: Any = None,
 ) -> BatchResult:
     """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
@@ -332,18 +371,24 @@ def run_batch(
     progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
     store = Store(config.database)
     batch_id = store.start_batch(_args(options))
-    batch = Batch(config, store, prepared, options, progress)
-    if stopper is not None:
-        batch.stop = batch.runtime.stop = stopper.event
+    batch = Batch(
+        config, store, prepared, options, progress, stop=stopper.event if stopper else None
+    )
     started = time.monotonic()
     try:
         outcomes = batch.run(batch_id)
     finally:
         progress.close()
-    result = BatchResult(batch_id, outcomes, interrupted=stopper.signum if stopper is not None else None)
+    result = BatchResult(
+        batch_id, outcomes, interrupted=stopper.signum if stopper is not None else None
+    )
     from .report import batch_report
 
-    store.finish_batch(batch_id, "complete" if result.exit_code == 0 else "failed", batch_report(config, result, time.monotonic() - started))
+    store.finish_batch(
+        batch_id,
+        "complete" if result.exit_code == 0 else "failed",
+        batch_report(config, result, time.monotonic() - started),
+    )
     store.close()
     return result
 

@@ -39,6 +39,8 @@ BUILTIN: dict[str, Any] = {
         "poll_interval": 10,
         "poll_timeout": 600,
         "max_retries": 5,
+        "retry_base_delay": 1.0,
+        "output_gcs_uri": None,
     },
     "lease_seconds": 60,
     "pricing": {},
@@ -55,6 +57,8 @@ class GoogleSettings:
     poll_interval: float = 10
     poll_timeout: float = 600
     max_retries: int = 5
+    retry_base_delay: float = 1.0
+    output_gcs_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,7 @@ def load_config(
         problems = validate("config", env_data, SourceMap("environment"))
         if problems:
             raise ConfigError(
-                "invalid VIDPIPE_ environment variable: "
-                + "; ".join(p.message for p in problems)
+                "invalid VIDPIPE_ environment variable: " + "; ".join(p.message for p in problems)
             )
         _merge(data, env_data)
     if overrides:
@@ -163,6 +166,8 @@ def load_config(
             poll_interval=float(g["poll_interval"]),
             poll_timeout=float(g["poll_timeout"]),
             max_retries=int(g["max_retries"]),
+            retry_base_delay=float(g["retry_base_delay"]),
+            output_gcs_uri=g.get("output_gcs_uri"),
         ),
         pricing=data["pricing"],
         lease_seconds=float(data["lease_seconds"]),

@@ -35,7 +35,14 @@ from .artifacts import (
 )
 from .cache import Cache, generation_key
 from .config import Config
-from .errors import InvalidAnswer, MediaError, ProviderError, TemplateProblem, VidpipeError
+from .errors import (
+    Interrupted,
+    InvalidAnswer,
+    MediaError,
+    ProviderError,
+    TemplateProblem,
+    VidpipeError,
+)
 from .jobs import Job
 from .pricing import PriceTable, estimate_job, usage_dict
 from .prompts import (
@@ -90,7 +97,10 @@ class Runtime:
         return {step: self.provider_for(job, step) for step in ("storyboard", "image", "video")}
 
     def models(self, job: Job) -> dict[str, str]:
-        return {step: p.model(step, job.models.get(step)) for step, p in self.step_providers(job).items()}  # type: ignore[arg-type]
+        return {
+            step: p.model(step, job.models.get(step))
+            for step, p in self.step_providers(job).items()
+        }  # type: ignore[arg-type]
 
 
 @dataclass
@@ -119,7 +129,9 @@ def input_hash(job: Job, runtime: Runtime, prompts: Prompts | None = None) -> st
         "templates": prompts.fingerprint(),
         "models": runtime.models(job),
         "overrides": {
-            str(o.index): {k: sha256_file(p) for k, p in (("start", o.start_image), ("end", o.end_image)) if p}
+            str(o.index): {
+                k: sha256_file(p) for k, p in (("start", o.start_image), ("end", o.end_image)) if p
+            }
             for o in job.overrides
         },
     }
@@ -142,13 +154,17 @@ class _ClipOp:
 class ProjectRun:
     """Runs (or continues) one project of one job."""
 
-    def __init__(self, runtime: Runtime, job: Job, project: Project, prompts: Prompts | None = None):
+    def __init__(
+        self, runtime: Runtime, job: Job, project: Project, prompts: Prompts | None = None
+    ):
         self.rt = runtime
         self.job = job
         self.project = project
         self.prompts = prompts or prompts_for(job)
         self.layout = Layout(runtime.config.artifacts_dir, job.name, project.id)
-        self.outcome = Outcome(name=job.name, status="running", project_id=project.id, source=job.display)
+        self.outcome = Outcome(
+            name=job.name, status="running", project_id=project.id, source=job.display
+        )
         self.timings: dict[str, float] = dict(project.timings or {})
         self.ops: dict[int, _ClipOp] = {}
         self.clip_done: dict[int, str] = {}
@@ -190,7 +206,7 @@ class ProjectRun:
         sweep_temporaries(self.layout.folder)
         try:
             self._run()
-        except _Stop:
+        except (_Stop, Interrupted):
             self.outcome.status = "stopped"
             self.outcome.error = "interrupted"
             self._status("stopped", stopped_after="interrupted", error_message=None)
@@ -211,7 +227,9 @@ class ProjectRun:
         finally:
             self.outcome.duration_s = round(time.monotonic() - started, 3)
             self.outcome.cost_usd = round(self.spent, 6)
-            self.rt.store.update_project(self.project.id, timings=self.timings, cost_actual_usd=self._project_cost())
+            self.rt.store.update_project(
+                self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
+            )
         self.rt.store.finish_run(
             run_id,
             status=self.outcome.status,
@@ -278,13 +296,17 @@ class ProjectRun:
             data = hit.result
         else:
             data = self._ask_storyboard(provider, request, key)
-        self.rt.store.update_project(self.project.id, storyboard=data, storyboard_prompt=rendered.text)
+        self.rt.store.update_project(
+            self.project.id, storyboard=data, storyboard_prompt=rendered.text
+        )
         self.project.storyboard = data
         self._timed("storyboard", start)
         self._progress("storyboard", 1, 1)
         return data
 
-    def _ask_storyboard(self, provider: Provider, request: StoryboardRequest, key: str) -> dict[str, Any]:
+    def _ask_storyboard(
+        self, provider: Provider, request: StoryboardRequest, key: str
+    ) -> dict[str, Any]:
         problem = ""
         for _attempt in range(STORYBOARD_ATTEMPTS):
             self._check_stop()
@@ -326,7 +348,8 @@ class ProjectRun:
             for s in scenes
         ]
         same = len(existing) == len(wanted) and all(
-            e.fields == w["fields"] and e.duration == w["duration"] for e, w in zip(existing, wanted, strict=True)
+            e.fields == w["fields"] and e.duration == w["duration"]
+            for e, w in zip(existing, wanted, strict=True)
         )
         if not same:
             self.rt.store.replace_scenes(self.project.id, wanted)
@@ -334,7 +357,9 @@ class ProjectRun:
 
     # -- keyframes ------------------------------------------------------------------------
 
-    def _keyframes(self, scenes: list[dict[str, Any]], prompts: list[ScenePrompts], *, submit_clips: bool) -> None:
+    def _keyframes(
+        self, scenes: list[dict[str, Any]], prompts: list[ScenePrompts], *, submit_clips: bool
+    ) -> None:
         start = time.monotonic()
         rows = {s.index: s for s in self.rt.store.scenes(self.project.id)}
         n = len(scenes)
@@ -346,19 +371,35 @@ class ProjectRun:
             recorded = {k.kind: k for k in rows[i].keyframes}
             override = self.job.override(i)
             if rows[i].status in ("pending", "failed"):
-                self.rt.store.update_scene(self.project.id, i, status="keyframes_generating", error_message=None)
+                self.rt.store.update_scene(
+                    self.project.id, i, status="keyframes_generating", error_message=None
+                )
             # Start frame: the job's image, the previous scene's end frame, or a generation.
             if override and override.start_image:
-                start_file = self._override_frame(i, "start", override.start_image, recorded.get("start"))
+                start_file = self._override_frame(
+                    i, "start", override.start_image, recorded.get("start")
+                )
             elif previous_end is not None:
                 start_file = previous_end
-                self._record_frame(i, "start", previous_end, source="inherited", key=None, prompt=None, recorded=recorded.get("start"))
+                self._record_frame(
+                    i,
+                    "start",
+                    previous_end,
+                    source="inherited",
+                    key=None,
+                    prompt=None,
+                    recorded=recorded.get("start"),
+                )
             else:
-                start_file = self._generated_frame(i, "start", prompts[i].start.text, None, scene, guide, recorded.get("start"))
+                start_file = self._generated_frame(
+                    i, "start", prompts[i].start.text, None, scene, guide, recorded.get("start")
+                )
             if override and override.end_image:
                 end_file = self._override_frame(i, "end", override.end_image, recorded.get("end"))
             else:
-                end_file = self._generated_frame(i, "end", prompts[i].end.text, start_file, scene, guide, recorded.get("end"))
+                end_file = self._generated_frame(
+                    i, "end", prompts[i].end.text, start_file, scene, guide, recorded.get("end")
+                )
             previous_end = end_file
             self.rt.store.update_scene(self.project.id, i, status="keyframes_done")
             if submit_clips:
@@ -368,13 +409,33 @@ class ProjectRun:
         self._timed("keyframes", start)
 
     def _record_frame(
-        self, index: int, kind: str, frame: tuple[Path, str], *, source: str, key: str | None, prompt: str | None, recorded: Any
+        self,
+        index: int,
+        kind: str,
+        frame: tuple[Path, str],
+        *,
+        source: str,
+        key: str | None,
+        prompt: str | None,
+        recorded: Any,
     ) -> None:
         stored = self.layout.stored(frame[0])
-        if recorded is not None and recorded.path == stored and recorded.sha256 == frame[1] and recorded.source == source:
+        if (
+            recorded is not None
+            and recorded.path == stored
+            and recorded.sha256 == frame[1]
+            and recorded.source == source
+        ):
             return
         self.rt.store.put_keyframe(
-            self.project.id, index, kind, path=stored, sha256=frame[1], source=source, generation_key=key, prompt=prompt
+            self.project.id,
+            index,
+            kind,
+            path=stored,
+            sha256=frame[1],
+            source=source,
+            generation_key=key,
+            prompt=prompt,
         )
 
     def _trusted(self, recorded: Any, key: str | None) -> tuple[Path, str] | None:
@@ -384,7 +445,9 @@ class ProjectRun:
         path = self.layout.load(recorded.path)
         return (path, recorded.sha256) if verified(path, recorded.sha256) else None
 
-    def _override_frame(self, index: int, kind: str, image: Path, recorded: Any) -> tuple[Path, str]:
+    def _override_frame(
+        self, index: int, kind: str, image: Path, recorded: Any
+    ) -> tuple[Path, str]:
         from PIL import Image
 
         target = self.layout.keyframe(index, kind)
@@ -400,7 +463,14 @@ class ProjectRun:
             img.convert("RGB").save(buf, format="PNG")
         sha = write_atomic(target, buf.getvalue())
         self.rt.store.put_keyframe(
-            self.project.id, index, kind, path=self.layout.stored(target), sha256=sha, source="override", generation_key=digest, prompt=None
+            self.project.id,
+            index,
+            kind,
+            path=self.layout.stored(target),
+            sha256=sha,
+            source="override",
+            generation_key=digest,
+            prompt=None,
         )
         return target, sha
 
@@ -459,13 +529,22 @@ class ProjectRun:
                 cost_usd=self.rt.prices.cost(provider.name, request.model, answer.usage),
             )
         self.rt.store.put_keyframe(
-            self.project.id, index, kind, path=self.layout.stored(target), sha256=sha, source=source, generation_key=key, prompt=prompt
+            self.project.id,
+            index,
+            kind,
+            path=self.layout.stored(target),
+            sha256=sha,
+            source=source,
+            generation_key=key,
+            prompt=prompt,
         )
         return target, sha
 
     # -- clips ----------------------------------------------------------------------------
 
-    def _video_request(self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]) -> tuple[Provider, VideoRequest]:
+    def _video_request(
+        self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
+    ) -> tuple[Provider, VideoRequest]:
         provider = self.rt.provider_for(self.job, "video")
         return provider, VideoRequest(
             model=provider.model("video", self.job.models.get("video")),
@@ -480,13 +559,17 @@ class ProjectRun:
             seed=self.job.seed,
         )
 
-    def _submit_clip(self, index: int, prompts: ScenePrompts, start: tuple[Path, str], end: tuple[Path, str]) -> None:
+    def _submit_clip(
+        self, index: int, prompts: ScenePrompts, start: tuple[Path, str], end: tuple[Path, str]
+    ) -> None:
         provider, request = self._video_request(index, prompts.motion.text, start, end)
         key = generation_key(provider.name, "video", provider.key_fields(request))
         scene = next(s for s in self.rt.store.scenes(self.project.id) if s.index == index)
         clip = scene.clip
         if clip is not None and clip.generation_key == key:
-            if clip.status == "complete" and verified(self.layout.load(clip.path or ""), clip.sha256):
+            if clip.status == "complete" and verified(
+                self.layout.load(clip.path or ""), clip.sha256
+            ):
                 self.clip_done[index] = "complete"
                 return
             if clip.status in ("rai_filtered", "timed_out"):
@@ -501,25 +584,45 @@ class ProjectRun:
             return
         now = time.monotonic()
         # Poll an operation already under way (ours from a crashed run, or another job's).
-        if clip is not None and clip.generation_key == key and clip.status in ("submitted", "polling") and clip.operation_id:
-            self.ops[index] = _ClipOp(index, key, request, clip.operation_id, now, now, clip.attempts or 1)
+        if (
+            clip is not None
+            and clip.generation_key == key
+            and clip.status in ("submitted", "polling")
+            and clip.operation_id
+        ):
+            self.ops[index] = _ClipOp(
+                index, key, request, clip.operation_id, now, now, clip.attempts or 1
+            )
             return
         pending = self.rt.cache.pending(key)
         if pending is not None and pending.operation_id:
             self.ops[index] = _ClipOp(index, key, request, pending.operation_id, now, now, 1)
             self.rt.store.put_clip(
-                self.project.id, index, status="polling", generation_key=key, operation_id=pending.operation_id, attempts=1, submitted_at=utcnow()
+                self.project.id,
+                index,
+                status="polling",
+                generation_key=key,
+                operation_id=pending.operation_id,
+                attempts=1,
+                submitted_at=utcnow(),
             )
             return
         self._submit(index, key, provider, request, attempts=1)
 
-    def _submit(self, index: int, key: str, provider: Provider, request: VideoRequest, attempts: int) -> None:
+    def _submit(
+        self, index: int, key: str, provider: Provider, request: VideoRequest, attempts: int
+    ) -> None:
         self._check_stop()
         self._call()
         operation_id = provider.submit_video(request)
         # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
         self.rt.cache.submitted(
-            key, capability="video", provider=provider.name, model=request.model, operation_id=operation_id, project_id=self.project.id
+            key,
+            capability="video",
+            provider=provider.name,
+            model=request.model,
+            operation_id=operation_id,
+            project_id=self.project.id,
         )
         self.rt.store.put_clip(
             self.project.id,
@@ -537,12 +640,14 @@ class ProjectRun:
         )
         self.rt.store.update_scene(self.project.id, index, status="video_generating")
         now = time.monotonic()
-        self.ops[index] = _ClipOp(index, key, request, operation_id, now, now + provider.poll_interval, attempts)
+        self.ops[index] = _ClipOp(
+            index, key, request, operation_id, now, now + provider.poll_interval, attempts
+        )
 
     def _poll_due(self) -> None:
         provider = self.rt.provider_for(self.job, "video")
         now = time.monotonic()
-        for index, op in sorted(self.ops.items()):
+        for _index, op in sorted(self.ops.items()):
             if op.next_poll > now:
                 continue
             self._check_stop()
@@ -559,7 +664,9 @@ class ProjectRun:
             if time.monotonic() - op.submitted > provider.poll_timeout:
                 del self.ops[index]
                 self.rt.cache.forget(op.key)
-                self._clip_final(index, "timed_out", f"no result after {provider.poll_timeout:.0f} s")
+                self._clip_final(
+                    index, "timed_out", f"no result after {provider.poll_timeout:.0f} s"
+                )
             else:
                 op.next_poll = time.monotonic() + provider.poll_interval
             return
@@ -580,18 +687,24 @@ class ProjectRun:
                 cost_usd=self.rt.prices.cost(provider.name, op.request.model, usage),
                 operation_id=op.operation_id,
             )
-            self._clip_complete(index, op.key, target, sha, source="generated", operation_id=op.operation_id)
+            self._clip_complete(
+                index, op.key, target, sha, source="generated", operation_id=op.operation_id
+            )
             return
         self.rt.cache.forget(op.key)  # failures and filtered clips are never cached
         if status.state == "rai_filtered":
-            self._clip_final(index, "rai_filtered", status.reason or "filtered by the provider's safety filter")
+            self._clip_final(
+                index, "rai_filtered", status.reason or "filtered by the provider's safety filter"
+            )
         elif op.attempts <= provider.resubmits:
             self._submit(index, op.key, provider, op.request, attempts=op.attempts + 1)
         else:
             reason = status.reason or "the operation failed"
             self._clip_final(index, "failed", f"{reason} (after {op.attempts} attempts)")
 
-    def _clip_complete(self, index: int, key: str, path: Path, sha: str, *, source: str, operation_id: str | None) -> None:
+    def _clip_complete(
+        self, index: int, key: str, path: Path, sha: str, *, source: str, operation_id: str | None
+    ) -> None:
         from .media import probe
 
         info = probe(path)
@@ -612,9 +725,14 @@ class ProjectRun:
         self.clip_done[index] = "complete"
 
     def _clip_final(self, index: int, state: str, reason: str) -> None:
-        self.rt.store.put_clip(self.project.id, index, status=state, error_message=reason, completed_at=utcnow())
+        self.rt.store.put_clip(
+            self.project.id, index, status=state, error_message=reason, completed_at=utcnow()
+        )
         self.rt.store.update_scene(
-            self.project.id, index, status="failed" if state == "failed" else "video_done", error_message=reason
+            self.project.id,
+            index,
+            status="failed" if state == "failed" else "video_done",
+            error_message=reason,
         )
         self.clip_done[index] = state
 
@@ -655,7 +773,10 @@ class ProjectRun:
         estimate_usd = estimate(self.job, self.rt).cost_usd
         self.rt.store.update_project(self.project.id, cost_estimate_usd=estimate_usd)
         self.outcome.output = write_outputs(
-            self.rt.store, self.rt.config, self.rt.store.project(self.project.id) or self.project, timings=self.timings
+            self.rt.store,
+            self.rt.config,
+            self.rt.store.project(self.project.id) or self.project,
+            timings=self.timings,
         )
         self._timed("stitch", start)
         self._progress("stitch", 1, 1)
@@ -674,7 +795,10 @@ def storyboard_problem(data: Any, scenes: int) -> str:
     """Why a storyboard answer is unusable ('' if it is fine)."""
     from jsonschema import Draft202012Validator
 
-    errors = sorted(Draft202012Validator(load_schema("storyboard")).iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        Draft202012Validator(load_schema("storyboard")).iter_errors(data),
+        key=lambda e: list(e.absolute_path),
+    )
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "top level"

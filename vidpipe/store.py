@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -72,7 +72,7 @@ _PROCESS_TOKEN = uuid.uuid4().hex[:8]
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Meta(Base):
@@ -126,7 +126,9 @@ class Scene(Base):
     __tablename__ = "scenes"
     __table_args__ = (UniqueConstraint("project_id", "index"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     index: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(30), default="pending")
     description: Mapped[str] = mapped_column(Text, default="")
@@ -182,7 +184,9 @@ class VideoClip(Base):
 class PipelineRun(Base):
     __tablename__ = "pipeline_runs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
     runner: Mapped[str] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -271,7 +275,11 @@ class Store:
                 row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
                 if row is None:
                     Base.metadata.create_all(conn)
-                    conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))  # type: ignore[attr-defined]
+                    conn.execute(
+                        Meta.__table__.insert().values(
+                            key="schema_version", value=str(SCHEMA_VERSION)
+                        )
+                    )  # type: ignore[attr-defined]
                     return SCHEMA_VERSION
                 version = int(row[0])
                 if version > SCHEMA_VERSION:
@@ -283,7 +291,9 @@ class Store:
                     if target > version:
                         step(conn)
                         conn.execute(
-                            update(Meta).where(Meta.key == "schema_version").values(value=str(target))
+                            update(Meta)
+                            .where(Meta.key == "schema_version")
+                            .values(value=str(target))
                         )
                         version = target
                 return version
@@ -321,7 +331,10 @@ class Store:
             if batch_id:
                 return s.get(Batch, batch_id)
             return s.scalars(
-                select(Batch).where(Batch.report.is_not(None)).order_by(Batch.started_at.desc(), Batch.id.desc()).limit(1)
+                select(Batch)
+                .where(Batch.report.is_not(None))
+                .order_by(Batch.started_at.desc(), Batch.id.desc())
+                .limit(1)
             ).first()
 
     # -- projects -------------------------------------------------------------------------
@@ -331,7 +344,9 @@ class Store:
             query = select(Project).where(Project.job_name == job_name)
             if input_hash is not None:
                 query = query.where(Project.input_hash == input_hash)
-            return s.scalars(query.order_by(Project.created_at.desc(), Project.id.desc()).limit(1)).first()
+            return s.scalars(
+                query.order_by(Project.created_at.desc(), Project.id.desc()).limit(1)
+            ).first()
 
     def project(self, project_id: str) -> Project | None:
         with self.session() as s:
@@ -380,7 +395,14 @@ class Store:
             return True
 
     def open_project(
-        self, job_name: str, input_hash: str, owner: str, seconds: float, *, force: bool, values: dict[str, Any]
+        self,
+        job_name: str,
+        input_hash: str,
+        owner: str,
+        seconds: float,
+        *,
+        force: bool,
+        values: dict[str, Any],
     ) -> tuple[Project, str]:
         """Find or create the project for a job's inputs and claim it, atomically.
 
@@ -469,18 +491,24 @@ class Store:
     def update_scene(self, project_id: str, index: int, **values: Any) -> None:
         with self.session() as s:
             s.execute(
-                update(Scene).where(Scene.project_id == project_id, Scene.index == index).values(**values)
+                update(Scene)
+                .where(Scene.project_id == project_id, Scene.index == index)
+                .values(**values)
             )
 
     def scene_id(self, s: Session, project_id: str, index: int) -> int:
-        scene_id = s.scalar(select(Scene.id).where(Scene.project_id == project_id, Scene.index == index))
+        scene_id = s.scalar(
+            select(Scene.id).where(Scene.project_id == project_id, Scene.index == index)
+        )
         assert scene_id is not None, f"scene {index} of {project_id} has no row"
         return scene_id
 
     def put_keyframe(self, project_id: str, index: int, kind: str, **values: Any) -> None:
         with self.session() as s:
             scene_id = self.scene_id(s, project_id, index)
-            row = s.scalars(select(Keyframe).where(Keyframe.scene_id == scene_id, Keyframe.kind == kind)).first()
+            row = s.scalars(
+                select(Keyframe).where(Keyframe.scene_id == scene_id, Keyframe.kind == kind)
+            ).first()
             if row is None:
                 s.add(Keyframe(scene_id=scene_id, kind=kind, **values))
             else:
@@ -490,7 +518,9 @@ class Store:
     def delete_keyframe(self, project_id: str, index: int, kind: str) -> None:
         with self.session() as s:
             scene_id = self.scene_id(s, project_id, index)
-            for row in s.scalars(select(Keyframe).where(Keyframe.scene_id == scene_id, Keyframe.kind == kind)):
+            for row in s.scalars(
+                select(Keyframe).where(Keyframe.scene_id == scene_id, Keyframe.kind == kind)
+            ):
                 s.delete(row)
 
     def put_clip(self, project_id: str, index: int, **values: Any) -> None:
@@ -519,7 +549,11 @@ class Store:
     def runs(self, project_id: str) -> list[PipelineRun]:
         with self.session() as s:
             return list(
-                s.scalars(select(PipelineRun).where(PipelineRun.project_id == project_id).order_by(PipelineRun.id)).all()
+                s.scalars(
+                    select(PipelineRun)
+                    .where(PipelineRun.project_id == project_id)
+                    .order_by(PipelineRun.id)
+                ).all()
             )
 
     # -- generations (the cache) ----------------------------------------------------------
@@ -548,7 +582,9 @@ class Store:
         """Actual spend of a project by capability (cache hits cost nothing)."""
         with self.session() as s:
             rows = s.execute(
-                select(Generation.capability, Generation.cost_usd).where(Generation.project_id == project_id)
+                select(Generation.capability, Generation.cost_usd).where(
+                    Generation.project_id == project_id
+                )
             ).all()
         out: dict[str, float] = {}
         for capability, cost in rows:

@@ -26,6 +26,7 @@ id again instead of paying for a second submission.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -135,6 +136,8 @@ class Provider:
 
     def __init__(self, config: Config):
         self.config = config
+        #: Set by the batch: waits (rate limits, backoff) end early when it is set.
+        self.stop: threading.Event | None = None
 
     def model(self, capability: Capability, requested: str | None) -> str:
         """The model id to use for `capability` (the job's choice, else the default)."""
@@ -144,7 +147,9 @@ class Provider:
         """What one call of `capability` for `job` is expected to consume (for estimates)."""
         if capability == "storyboard":
             # About 4 characters a token; the template adds ~700 tokens; each scene ~220 out.
-            return Usage(input_tokens=len(job.prompt) // 4 + 700, output_tokens=150 + 220 * job.scenes)
+            return Usage(
+                input_tokens=len(job.prompt) // 4 + 700, output_tokens=150 + 220 * job.scenes
+            )
         if capability == "image":
             return Usage(images=1)
         return Usage(video_seconds=job.clip_seconds(scene), audio=bool(job.generate_audio))

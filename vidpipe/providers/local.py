@@ -40,13 +40,19 @@ FPS = 24
 # Camera words in a motion prompt. Zooms give (start, end) scale; pans give the camera's
 # travel as a fraction of the frame. A pan and a zoom may combine ("pan right, push in").
 _ZOOMS: list[tuple[str, tuple[float, float]]] = [
-    (r"push(?:es|ing)?[- ]in|zoom(?:s|ing)? in|dolly(?:ing)? in|punch(?:es)? in|moves? closer", (1.0, 1.25)),
+    (
+        r"push(?:es|ing)?[- ]in|zoom(?:s|ing)? in|dolly(?:ing)? in|punch(?:es)? in|moves? closer",
+        (1.0, 1.25),
+    ),
     (r"pull(?:s|ing)?[- ](?:out|back)|zoom(?:s|ing)? out|dolly(?:ing)? out|reveal", (1.25, 1.0)),
     (r"orbit(?:s|ing)?|arc(?:s)? around", (1.1, 1.2)),
 ]
 _PANS: list[tuple[str, tuple[float, float]]] = [
     (r"pan(?:s|ning)? left|truck(?:s)? left", (-0.12, 0.0)),
-    (r"pan(?:s|ning)? right|truck(?:s)? right|tracking|orbit(?:s|ing)?|arc(?:s)? around", (0.12, 0.0)),
+    (
+        r"pan(?:s|ning)? right|truck(?:s)? right|tracking|orbit(?:s|ing)?|arc(?:s)? around",
+        (0.12, 0.0),
+    ),
     (r"tilt(?:s|ing)? up|crane(?:s)? up|rises", (0.0, -0.1)),
     (r"tilt(?:s|ing)? down|crane(?:s)? down|descends", (0.0, 0.1)),
 ]
@@ -100,11 +106,13 @@ class LocalProvider(Provider):
 
     def preflight(self, job: Job, capabilities: set[Capability]) -> list[Problem]:
         problems = []
-        if "video" in capabilities or "image" in capabilities:
-            if job.resolution is not None and job.resolution not in SHORT_SIDES:
-                problems.append(
-                    job.problem("resolution", f"the local provider renders 360p, 720p or 1080p, not {job.resolution}")
+        if capabilities & {"video", "image"} and job.resolution not in (None, *SHORT_SIDES):
+            problems.append(
+                job.problem(
+                    "resolution",
+                    f"the local provider renders 360p, 720p or 1080p, not {job.resolution}",
                 )
+            )
         if "video" in capabilities:
             for i in range(job.scenes):
                 seconds = job.clip_seconds(i)
@@ -113,7 +121,12 @@ class LocalProvider(Provider):
                     override = job.override(i)
                     if override and override.duration:
                         where = ("scene_overrides", job.overrides.index(override), "duration")
-                    problems.append(job.problem(where, f"the local provider renders clips of 1 to 8 seconds, not {seconds}"))
+                    problems.append(
+                        job.problem(
+                            where,
+                            f"the local provider renders clips of 1 to 8 seconds, not {seconds}",
+                        )
+                    )
                     break
         return problems
 
@@ -185,5 +198,7 @@ class LocalProvider(Provider):
         return VideoStatus(
             state="complete",
             data=data,
-            usage=Usage(video_seconds=float(request.duration), audio=request.generate_audio is not False),
+            usage=Usage(
+                video_seconds=float(request.duration), audio=request.generate_audio is not False
+            ),
         )
