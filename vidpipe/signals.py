@@ -56,4 +56,8 @@ def stop_on_signals() -> Iterator[Stopper]:
         yield stopper
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if stopper.event.is_set():
+                # Stopping already: another signal while the run winds down exits at once.
+                signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+            else:
+                signal.signal(sig, handler)

@@ -71,6 +71,29 @@ def runner_id() -> str:
 _PROCESS_TOKEN = uuid.uuid4().hex[:8]
 
 
+def owner_gone(owner: str | None) -> bool:
+    """True if a lease owner is a process on this machine that no longer runs.
+
+    Its lease can be taken over at once instead of waiting for it to expire: the common
+    case of a run killed on a laptop or CI runner and started again.
+    """
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if owner == runner_id():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid_text) == os.getpid()  # same pid, other token: an earlier life of this pid
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
@@ -388,7 +411,7 @@ class Store:
             if project is None:
                 return False
             live = project.lease_expires_at is not None and project.lease_expires_at > now
-            if project.lease_owner not in (None, owner) and live:
+            if project.lease_owner not in (None, owner) and live and not owner_gone(project.lease_owner):
                 return False
             project.lease_owner = owner
             project.lease_expires_at = now + timedelta(seconds=seconds)
@@ -438,7 +461,7 @@ class Store:
             if project.status == "complete":
                 return project, "complete"
             live = project.lease_expires_at is not None and project.lease_expires_at > now
-            if project.lease_owner not in (None, owner) and live:
+            if project.lease_owner not in (None, owner) and live and not owner_gone(project.lease_owner):
                 return project, "busy"
             project.lease_owner = owner
             project.lease_expires_at = now + timedelta(seconds=seconds)
