@@ -65,12 +65,23 @@ def config_options(fn: F) -> F:
         return value
 
     fn = click.option(
-        "--db", "database", metavar="URL", expose_value=False, callback=set_db, is_eager=True,
+        "--db",
+        "database",
+        metavar="URL",
+        expose_value=False,
+        callback=set_db,
+        is_eager=True,
         help="Database URL (overrides `database` in vidpipe.yaml).",
     )(fn)
     fn = click.option(
-        "--config", "config_path", metavar="PATH", expose_value=False, callback=set_config, is_eager=True,
-        type=click.Path(dir_okay=False), help="vidpipe.yaml to use (default: found in . or its parents).",
+        "--config",
+        "config_path",
+        metavar="PATH",
+        expose_value=False,
+        callback=set_config,
+        is_eager=True,
+        type=click.Path(dir_okay=False),
+        help="vidpipe.yaml to use (default: found in . or its parents).",
     )(fn)
     return fn
 
@@ -85,7 +96,9 @@ class VidpipeGroup(click.Group):
             for problem in exc.problems:
                 click.echo(str(problem), err=True)
             n = len(exc.problems)
-            click.secho(f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", fg="red", err=True)
+            click.secho(
+                f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", fg="red", err=True
+            )
             ctx.exit(exc.exit_code)
         except VidpipeError as exc:
             click.secho(f"Error: {exc}", fg="red", err=True)
@@ -141,16 +154,22 @@ def validate(app: App, paths: tuple[str, ...], provider: str | None) -> None:
     from .batch import RunOptions, prepare
 
     config = app.config()
-    prepared = prepare(config, RunOptions(paths=paths, provider=provider), cwd=app.cwd, check_credentials=False)
+    prepared = prepare(
+        config, RunOptions(paths=paths, provider=provider), cwd=app.cwd, check_credentials=False
+    )
     for job in prepared.jobs:
         providers = sorted(set(job.providers.values()))
-        click.echo(f"ok  {job.display}: {job.name} ({job.scenes} scenes, {job.aspect_ratio}, {'/'.join(providers)})")
+        click.echo(
+            f"ok  {job.display}: {job.name} ({job.scenes} scenes, {job.aspect_ratio}, {'/'.join(providers)})"
+        )
     click.echo(f"{len(prepared.jobs)} job{'s' if len(prepared.jobs) != 1 else ''} valid.")
 
 
 @cli.command()
 @click.argument("job")
-@click.option("--scene", "scene", type=int, metavar="N", help="Only this scene's prompts (0-based).")
+@click.option(
+    "--scene", "scene", type=int, metavar="N", help="Only this scene's prompts (0-based)."
+)
 @config_options
 @pass_app
 def render(app: App, job: str, scene: int | None) -> None:
@@ -168,7 +187,9 @@ def render(app: App, job: str, scene: int | None) -> None:
 # -- run and friends ----------------------------------------------------------------------
 
 
-def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+def _shard(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
     if value is None:
         return None
     try:
@@ -184,14 +205,39 @@ def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
 @click.argument("paths", nargs=-1)
 @click.option("-j", "--concurrency", type=click.IntRange(1, 256), help="Jobs in flight at once.")
 @click.option("--provider", metavar="NAME", help="Use this provider for every step of every job.")
-@click.option("--until", type=click.Choice(["storyboard", "keyframes", "clips"]), help="Stop after this step.")
-@click.option("--select", "select", multiple=True, metavar="GLOB", help="Only jobs whose name matches (repeatable).")
-@click.option("--shard", callback=_shard, metavar="K/N", help="Only shard K of N (stable split by job name).")
-@click.option("--force", is_flag=True, help="Ignore the cache and existing projects: generate everything again.")
-@click.option("--dry-run", is_flag=True, help="Validate, render and estimate; make no provider call.")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", help="Do not start jobs beyond this budget.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here.")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report here.")
+@click.option(
+    "--until", type=click.Choice(["storyboard", "keyframes", "clips"]), help="Stop after this step."
+)
+@click.option(
+    "--select",
+    "select",
+    multiple=True,
+    metavar="GLOB",
+    help="Only jobs whose name matches (repeatable).",
+)
+@click.option(
+    "--shard", callback=_shard, metavar="K/N", help="Only shard K of N (stable split by job name)."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Ignore the cache and existing projects: generate everything again.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Validate, render and estimate; make no provider call."
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Do not start jobs beyond this budget.",
+)
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here."
+)
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report here."
+)
 @click.option("--fail-fast", is_flag=True, help="Start no new job after a failure.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("-v", "--verbose", is_flag=True, help="Log provider calls.")
@@ -222,7 +268,9 @@ def run(
     if verbose:
         import logging
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+        )
     config = app.config()
     options = RunOptions(
         paths=paths,
@@ -282,7 +330,12 @@ def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bo
         calls = job["calls"]
         click.echo(
             f"{job['name']:<30} storyboard {calls['storyboard']}, images {calls['image']:>2}, clips {calls['video']:>2}"
-            f"  ${job['cost_usd']:.2f}" + (f"  (no price for {', '.join(job['unpriced_models'])})" if job["unpriced_models"] else "")
+            f"  ${job['cost_usd']:.2f}"
+            + (
+                f"  (no price for {', '.join(job['unpriced_models'])})"
+                if job["unpriced_models"]
+                else ""
+            )
         )
     click.echo(f"total: ${data['total_usd']:.2f} for {len(data['jobs'])} job(s)")
 
@@ -303,7 +356,9 @@ def list_(app: App, status: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no projects yet; `vidpipe run` makes some")
     for row in rows:
-        click.echo(f"{row['project_id']}  {row['status']:<16} {row['job']:<30} {row['created_at']}  {row['output'] or ''}")
+        click.echo(
+            f"{row['project_id']}  {row['status']:<16} {row['job']:<30} {row['created_at']}  {row['output'] or ''}"
+        )
 
 
 @cli.command()
@@ -345,13 +400,24 @@ def resume(app: App, job_or_id: str, quiet: bool) -> None:
 
     with stop_on_signals() as stopper:
         outcome = resume_project(app.config(), job_or_id, cwd=app.cwd, quiet=quiet, stopper=stopper)
-    click.echo(f"{outcome.status}: {outcome.name} {outcome.project_id} {outcome.output or outcome.error or ''}")
-    sys.exit(0 if outcome.status in ("complete", "stopped") and not stopper.signum else (128 + stopper.signum if stopper.signum else 1))
+    click.echo(
+        f"{outcome.status}: {outcome.name} {outcome.project_id} {outcome.output or outcome.error or ''}"
+    )
+    sys.exit(
+        0
+        if outcome.status in ("complete", "stopped") and not stopper.signum
+        else (128 + stopper.signum if stopper.signum else 1)
+    )
 
 
 @cli.command()
 @click.argument("job_or_id")
-@click.option("--crossfade", type=click.FloatRange(0, 10), metavar="S", help="Crossfade seconds (default: the job's).")
+@click.option(
+    "--crossfade",
+    type=click.FloatRange(0, 10),
+    metavar="S",
+    help="Crossfade seconds (default: the job's).",
+)
 @config_options
 @pass_app
 def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
@@ -360,6 +426,19 @@ def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
 
     path = restitch(app.config(), job_or_id, crossfade=crossfade)
     click.echo(f"stitched {path}")
+
+
+@cli.command()
+@click.option("--html", "html_path", default="report.html", show_default=True, type=click.Path(dir_okay=False), help="Write the gallery here.")
+@click.option("--batch", "batch_id", metavar="ID", help="Which batch (default: the last finished one).")
+@config_options
+@pass_app
+def report(app: App, html_path: str, batch_id: str | None) -> None:
+    """A self-contained HTML gallery of a batch: contact sheets, players, costs, errors."""
+    from .report import write_gallery
+
+    path, count = write_gallery(app.config(), (app.cwd / html_path).resolve(), batch_id)
+    click.echo(f"wrote {path} ({count} job{'s' if count != 1 else ''})")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
