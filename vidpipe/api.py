@@ -60,7 +60,7 @@ def render_job(config: Config, ref: str, *, scene: int | None = None, cwd: Path)
         out.append(f"# job {job.name} ({job.display})\n")
         if scene is None:
             out.append(f"## storyboard prompt  [{story.template}]\n\n{story.text}\n")
-        recorded = _recorded_storyboard(store, job)
+        recorded = _recorded_storyboard(store, job, story.text)
         if recorded is not None:
             project, storyboard = recorded
             out.append(f"## scene prompts from the storyboard recorded in project {project}\n")
@@ -83,9 +83,21 @@ def render_job(config: Config, ref: str, *, scene: int | None = None, cwd: Path)
     return "\n".join(out)
 
 
-def _recorded_storyboard(store: Store | None, job: Job) -> tuple[str, dict[str, Any]] | None:
+def _recorded_storyboard(
+    store: Store | None, job: Job, prompt: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The newest storyboard recorded for this job from this exact storyboard prompt."""
     if store is None:
         return None
+    for project in store.projects():
+        if (
+            project.job_name == job.name
+            and project.storyboard
+            and project.storyboard_prompt == prompt
+            and len(project.storyboard.get("scenes", [])) >= job.scenes
+        ):
+            return project.id, project.storyboard
+    return None
     for project in store.projects():
         if (
             project.job_name == job.name

@@ -26,7 +26,9 @@ KEY_VERSION = 1
 def generation_key(provider: str, capability: str, fields: dict[str, Any]) -> str:
     """The cache key of a call: stable across processes, machines and Python versions."""
     payload = {"v": KEY_VERSION, "provider": provider, "capability": capability, **fields}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+    text = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -83,7 +85,16 @@ class Cache:
             return row
         return None
 
-    def submitted(self, key: str, *, capability: str, provider: str, model: str, operation_id: str, project_id: str) -> None:
+    def submitted(
+        self,
+        key: str,
+        *,
+        capability: str,
+        provider: str,
+        model: str,
+        operation_id: str,
+        project_id: str,
+    ) -> None:
         """Record a submission before it is polled."""
         self.store.put_generation(
             key,
@@ -120,7 +131,9 @@ class Cache:
             model=model,
             status="complete",
             operation_id=operation_id,
-            result_path=path.resolve().relative_to(self.artifacts_dir.resolve()).as_posix() if path else None,
+            result_path=path.resolve().relative_to(self.artifacts_dir.resolve()).as_posix()
+            if path
+            else None,
             result_sha256=sha256,
             result=result,
             usage=usage or {},

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .errors import ConfigError, Problem
 from .schema import validate
@@ -138,13 +137,12 @@ def load_config(
             raise ConfigError("\n".join(str(p) for p in sorted(problems)))
         _merge(data, file_data)
 
-    env_data = _from_env(env)
+    settings = _env_settings(env)
+    env_data = _from_env(settings)
     if env_data:
-        problems = validate("config", env_data, SourceMap("environment"))
-        if problems:
-            raise ConfigError(
-                "invalid VIDPIPE_ environment variable: " + "; ".join(p.message for p in problems)
-            )
+        messages = _env_problems(settings)
+        if messages:
+            raise ConfigError("\n".join(messages))
         _merge(data, env_data)
     if overrides:
         _merge(data, dict(overrides))
@@ -191,20 +189,46 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             base[key] = copy.deepcopy(value)
 
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _env_settings(env: Mapping[str, str]) -> list[tuple[str, str, list[str], Any]]:
+    """Every `VIDPIPE_…` variable as (name, raw text, config path, value)."""
+    out = []
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
             continue
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if not all(parts):
             raise ConfigError(f"environment variable {name} has an empty part between '__'")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, (dict, list)):
-            value = raw  # a setting is a scalar: keep '[x]' as text, don't build structures
+        out.append((name, raw, parts, _env_value(raw)))
+    return out
+
+
+_NULL = re.compile(r"~|null", re.IGNORECASE)
+_BOOL = re.compile(r"true|false", re.IGNORECASE)
+_INT = re.compile(r"[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)")
+_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+
+
+def _env_value(raw: str) -> Any:
+    """An environment value as a YAML 1.2 core scalar: null, bool, int, float, else text.
+
+    Not YAML 1.1 (`yaml.safe_load`): it reads `9:16` as the sexagesimal 556, `off` as
+    false and `2024-01-01` as a date, none of which a user setting a variable means.
+    """
+    text = raw.strip()
+    if not text or _NULL.fullmatch(text):
+        return None
+    if _BOOL.fullmatch(text):
+        return text.lower() == "true"
+    if _INT.fullmatch(text):
+        return int(text, 0) if text.lstrip("+-")[:2] in ("0x", "0o") else int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return raw
+
+
+def _from_env(settings: list[tuple[str, str, list[str], Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, _raw, parts, value in settings:
         node = out
         for part in parts[:-1]:
             nxt = node.setdefault(part, {})
@@ -213,6 +237,34 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             node = nxt
         node[parts[-1]] = value
     return out
+
+
+def _env_problems(settings: list[tuple[str, str, list[str], Any]]) -> list[str]:
+    """Check each variable on its own, so every message can name the variable to fix.
+
+    `VIDPIPE_DEFAULTS__…` values are job keys: they are checked against the job schema
+    here, or they would surface later as errors in every job file, located in files that
+    never mention them.
+    """
+    messages = []
+    for name, raw, parts, value in settings:
+        if parts[0] == "defaults" and len(parts) > 1:
+            schema, data = "job", _nest(parts[1:], value)
+        else:
+            schema, data = "config", _nest(parts, value)
+        for problem in validate(schema, data, SourceMap("environment")):
+            if "missing required key" in problem.message:
+                continue
+            advice = "" if problem.message.endswith("?") else "; fix or unset it"
+            messages.append(f"environment variable {name}={raw!r}: {problem.message}{advice}")
+    return messages
+
+
+def _nest(parts: list[str], value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        data = {part: data}
+    return data
 
 
 def _database_url(url: str, root: Path) -> str:

@@ -98,7 +98,9 @@ class ProviderError(VidpipeError):
 class TransientProviderError(ProviderError):
     """Rate limited, overloaded or unreachable: worth retrying after `retry_after` seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status

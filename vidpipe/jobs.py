@@ -171,8 +171,17 @@ def load_jobs(
 
         known_providers = available()
     known = set(known_providers)
+    flags = dict(flags or {})
+    # Provider names that do not come from a job file are checked once here, not once per job.
+    if "provider" in flags:
+        if flags["provider"] not in known:
+            problems.append(
+                Problem("--provider", None, None, _unknown_provider(flags.pop("provider"), known))
+            )
+    else:
+        problems.extend(_default_provider_problems(config, defaults, known))
     for path in files:
-        loaded, found = load_job_file(path, config, defaults, dict(flags or {}), known, cwd)
+        loaded, found = load_job_file(path, config, defaults, flags, known, cwd)
         jobs.extend(loaded)
         problems.extend(found)
     problems.extend(_duplicate_names(jobs))
@@ -184,10 +193,47 @@ def load_jobs(
 def _checked_defaults(config: Config, problems: list[Problem]) -> dict[str, Any]:
     defaults = dict(config.defaults)
     if config.source is not None:
-        for p in validate("job", defaults, config.source, prefix=("defaults",)):
-            if "missing required key" not in p.message:
-                problems.append(p)
+        found = [
+            p
+            for p in validate("job", defaults, config.source, prefix=("defaults",))
+            if "missing required key" not in p.message
+        ]
+        if found:
+            problems.extend(found)
+            # Reported once, in vidpipe.yaml; layering them into every job would repeat each
+            # problem once per job file, located in files that never mention the key.
+            return {}
     return defaults
+
+
+def _unknown_provider(name: str, known: Iterable[str], step: str | None = None) -> str:
+    what = f"unknown provider {name!r}" + (f" for {step}" if step else "")
+    return f"{what}; known providers: {', '.join(sorted(known))}"
+
+
+def _provider_names(raw: Any) -> list[tuple[str | None, str]]:
+    """(step or None for all steps, name) of a `provider` value, in the order written."""
+    if isinstance(raw, str):
+        return [(None, raw)]
+    if isinstance(raw, Mapping):
+        return [(step, name) for step, name in raw.items() if isinstance(name, str)]
+    return []
+
+
+def _default_provider_problems(
+    config: Config, defaults: Mapping[str, Any], known: set[str]
+) -> list[Problem]:
+    problems = []
+    for step, name in _provider_names(defaults.get("provider")):
+        if name not in known:
+            at: Path_ = ("defaults", "provider") if step is None else ("defaults", "provider", step)
+            message = _unknown_provider(name, known, step)
+            if config.source is not None and at in config.source.values:
+                problems.append(config.source.problem(at, f"{message} (in defaults)"))
+            else:
+                variable = "VIDPIPE_" + "__".join(str(part).upper() for part in at)
+                problems.append(Problem("environment", None, None, f"{message} (from {variable})"))
+    return problems
 
 
 def load_job_file(
@@ -227,7 +273,9 @@ def load_job_file(
         layered = _layer(layered, chosen, flags)
         origin = {k: ("matrix", k, matrix[k].index(v)) for k, v in chosen.items()}
 
-        def relocate(at: Path_, on_key: bool, origin: dict[str, Path_] = origin) -> tuple[Path_, bool]:
+        def relocate(
+            at: Path_, on_key: bool, origin: dict[str, Path_] = origin
+        ) -> tuple[Path_, bool]:
             if at and at[0] in origin and not _written_in(own, at):
                 return origin[str(at[0])], False
             return at, on_key
@@ -236,8 +284,12 @@ def load_job_file(
         if found:
             problems.extend(found)
             continue
-        suffix = "".join(f"-{_slug(v, i)}" for i, v in zip(_indexes(matrix, chosen), combo, strict=True))
-        job, found = _resolve(path, shown, layered, own, suffix, chosen, config, known_providers, source)
+        suffix = "".join(
+            f"-{_slug(v, i)}" for i, v in zip(_indexes(matrix, chosen), combo, strict=True)
+        )
+        job, found = _resolve(
+            path, shown, layered, own, suffix, chosen, config, known_providers, source
+        )
         problems.extend(found)
         if job is not None:
             jobs.append(job)
@@ -247,7 +299,9 @@ def load_job_file(
 def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
     node: Any = own
     for part in at:
-        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             return False
@@ -262,7 +316,11 @@ def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
-            if key in MERGED_KEYS and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            if (
+                key in MERGED_KEYS
+                and isinstance(value, Mapping)
+                and isinstance(out.get(key), Mapping)
+            ):
                 out[key] = {**out[key], **copy.deepcopy(dict(value))}
             else:
                 out[key] = copy.deepcopy(value)
@@ -272,7 +330,7 @@ def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
 def _slug(value: Any, index: int) -> str:
     if isinstance(value, (dict, list)):
         return str(index)
-    text = str(value).lower() if not isinstance(value, bool) else str(value).lower()
+    text = str(value).lower()
     slug = re.sub(r"[^a-z0-9._]+", "-", text).strip("-")
     return slug or str(index)
 
@@ -334,13 +392,15 @@ def _resolve(
         providers = dict.fromkeys(STEPS, raw_provider)
     else:
         providers = {step: raw_provider.get(step, default_provider) for step in STEPS}
-    for step, name_ in providers.items():
-        if name_ not in known_providers:
-            loc = at("provider", step) if not isinstance(raw_provider, str) else at("provider")
-            known = ", ".join(sorted(known_providers))
-            problems.append(
-                source.problem(loc, f"unknown provider {name_!r} for {step}; known providers: {known}")
-            )
+    if "provider" in own or "provider" in chosen:
+        # Names from defaults and --provider are checked once, by load_jobs; a valid
+        # --provider replaces the job's value, so there is nothing left to refuse here.
+        for step, name_ in _provider_names(raw_provider):
+            if name_ not in known_providers:
+                loc = at("provider") if step is None else at("provider", step)
+                problems.append(
+                    source.problem(loc, _unknown_provider(name_, known_providers, step))
+                )
 
     output = None
     if data.get("output"):
@@ -349,11 +409,25 @@ def _resolve(
     for key, value in templates.items():
         if Path(value).is_absolute():
             problems.append(
-                source.problem(at("templates", key), f"template path {value!r} must be relative, not absolute")
+                source.problem(
+                    at("templates", key), f"template path {value!r} must be relative, not absolute"
+                )
             )
         elif not _stays_inside(config.root, path.parent / value):
             problems.append(
-                source.problem(at("templates", key), f"template path {value!r} leaves the project folder {config.root}")
+                source.problem(
+                    at("templates", key),
+                    f"template path {value!r} leaves the project folder {config.root}",
+                )
+            )
+        elif not _template_exists(config.root, path.parent, value):
+            folder = config.display(path.parent)
+            problems.append(
+                source.problem(
+                    at("templates", key),
+                    f"template {value!r} not found in {folder}/, templates/ or vidpipe's "
+                    "built-in templates; create it or fix the name",
+                )
             )
 
     overrides: list[SceneOverride] = []
@@ -376,7 +450,9 @@ def _resolve(
         for kind in ("start_image", "end_image"):
             images[kind] = None
             if item.get(kind):
-                images[kind] = _image(config, path, item[kind], source, at("scene_overrides", i, kind), problems)
+                images[kind] = _image(
+                    config, path, item[kind], source, at("scene_overrides", i, kind), problems
+                )
         overrides.append(
             SceneOverride(
                 index=index,
@@ -402,7 +478,10 @@ def _resolve(
         "vars": data.get("vars") or {},
         "templates": templates,
         "scene_overrides": data.get("scene_overrides") or [],
-        "stitch": {"crossfade": float(stitch.get("crossfade", 0)), "audio": bool(stitch.get("audio", True))},
+        "stitch": {
+            "crossfade": float(stitch.get("crossfade", 0)),
+            "audio": bool(stitch.get("audio", True)),
+        },
         "seed": data.get("seed"),
         "negative_prompt": data.get("negative_prompt"),
         "generate_audio": data.get("generate_audio"),
@@ -439,6 +518,15 @@ def _resolve(
     return job, []
 
 
+def _template_exists(root: Path, job_folder: Path, name: str) -> bool:
+    """Whether `name` is found where templates are searched (see vidpipe.prompts)."""
+    from .prompts import builtin_dir
+
+    return any(
+        (folder / name).is_file() for folder in (job_folder, root / "templates", builtin_dir())
+    )
+
+
 def _stays_inside(root: Path, candidate: Path) -> bool:
     try:
         candidate.resolve().relative_to(root.resolve())
@@ -448,26 +536,50 @@ def _stays_inside(root: Path, candidate: Path) -> bool:
 
 
 def _inside(
-    config: Config, job_path: Path, value: str, source: SourceMap, loc: Path_, what: str, problems: list[Problem]
+    config: Config,
+    job_path: Path,
+    value: str,
+    source: SourceMap,
+    loc: Path_,
+    what: str,
+    problems: list[Problem],
 ) -> Path | None:
     if Path(value).is_absolute():
-        problems.append(source.problem(loc, f"{what} path {value!r} must be relative to the job file, not absolute"))
+        problems.append(
+            source.problem(
+                loc, f"{what} path {value!r} must be relative to the job file, not absolute"
+            )
+        )
         return None
     target = (job_path.parent / value).resolve()
     if not _stays_inside(config.root, target):
-        problems.append(source.problem(loc, f"{what} path {value!r} leaves the project folder {config.root}"))
+        problems.append(
+            source.problem(loc, f"{what} path {value!r} leaves the project folder {config.root}")
+        )
         return None
     return target
 
 
 def _image(
-    config: Config, job_path: Path, value: str, source: SourceMap, loc: Path_, problems: list[Problem]
+    config: Config,
+    job_path: Path,
+    value: str,
+    source: SourceMap,
+    loc: Path_,
+    problems: list[Problem],
 ) -> Path | None:
     target = _inside(config, job_path, value, source, loc, "image", problems)
     if target is None:
         return None
     if not target.is_file():
-        problems.append(source.problem(loc, f"image {value!r} does not exist"))
+        folder = config.display(job_path.parent)
+        problems.append(
+            source.problem(
+                loc,
+                f"image {value!r} does not exist; image paths are relative to the job file's "
+                f"folder ({folder}/)",
+            )
+        )
         return None
     if target.suffix.lower() not in _IMAGE_SUFFIXES:
         problems.append(source.problem(loc, f"image {value!r} must be a .png, .jpg or .jpeg file"))
@@ -496,9 +608,26 @@ def _duplicate_names(jobs: Sequence[Job]) -> list[Problem]:
         if len(same) < 2:
             continue
         files = ", ".join(dict.fromkeys(j.display for j in same))
+        if len({j.display for j in same}) == 1 and same[0].matrix:
+            # One file: two matrix values slugify to the same suffix ("Film Noir", "film-noir").
+            values = "; ".join(
+                ", ".join(f"{k}={v!r}" for k, v in job.matrix.items()) for job in same
+            )
+            problems.append(
+                same[0].problem(
+                    "matrix",
+                    f"matrix gives {len(same)} jobs the name {name!r} ({values}); "
+                    "make the values differ in their letters or digits",
+                )
+            )
+            continue
         for job in same:
             problems.append(
-                job.problem("name", f"job name {name!r} is used more than once in this batch ({files}); names must be unique")
+                job.problem(
+                    "name",
+                    f"job name {name!r} is used more than once in this batch ({files}); give each "
+                    "job a different `name:`",
+                )
             )
     return problems
 

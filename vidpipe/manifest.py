@@ -53,7 +53,12 @@ def write_outputs(
     if not clips:
         raise MediaError("no finished clip to stitch")
     with atomic_path(layout.output) as tmp:
-        result = media.stitch(clips, tmp, crossfade=float(stitch.get("crossfade", 0)), audio=bool(stitch.get("audio", True)))
+        result = media.stitch(
+            clips,
+            tmp,
+            crossfade=float(stitch.get("crossfade", 0)),
+            audio=bool(stitch.get("audio", True)),
+        )
     output_sha = sha256_file(layout.output)
 
     sheet = _contact_sheet(scenes, layout, project)
@@ -70,9 +75,13 @@ def write_outputs(
         output_duration=result.duration,
     )
     fresh = store.project(project.id) or project
-    manifest = build_manifest(store, config, fresh, timings=timings, stitch=stitch, status="complete")
+    manifest = build_manifest(
+        store, config, fresh, timings=timings, stitch=stitch, status="complete"
+    )
     manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
-    write_atomic(layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_atomic(
+        layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    )
     return manifest["output"]["path"]
 
 
@@ -117,7 +126,11 @@ def build_manifest(
     gaps = []
     for scene in store.scenes(project.id):
         keyframes = {
-            k.kind: {"path": _rel(config, layout.load(k.path)), "sha256": k.sha256, "source": k.source}
+            k.kind: {
+                "path": _rel(config, layout.load(k.path)),
+                "sha256": k.sha256,
+                "source": k.source,
+            }
             for k in scene.keyframes
         }
         clip = scene.clip
@@ -132,7 +145,9 @@ def build_manifest(
                 "attempts": clip.attempts,
             }
             if clip.status in GAP_STATES:
-                gaps.append({"index": scene.index, "reason": clip.status, "detail": clip.error_message})
+                gaps.append(
+                    {"index": scene.index, "reason": clip.status, "detail": clip.error_message}
+                )
         scenes_out.append(
             {
                 "index": scene.index,

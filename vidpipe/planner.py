@@ -18,21 +18,39 @@ from typing import Any
 _LOOKS: dict[str, dict[str, Any]] = {
     "cinematic": {
         "visual_style": "cinematic live action, anamorphic widescreen look, shallow depth of field, fine film grain",
-        "color_palette": ["teal #1f5f6b", "amber #e0a030", "deep navy #14213d", "warm skin tones #c98b6b", "soft cream #f2e8cf"],
+        "color_palette": [
+            "teal #1f5f6b",
+            "amber #e0a030",
+            "deep navy #14213d",
+            "warm skin tones #c98b6b",
+            "soft cream #f2e8cf",
+        ],
         "camera_style": "35mm and 50mm lenses, motivated camera moves, eye-level framing, rule of thirds",
         "lighting": "golden-hour key light with soft practicals and gentle haze",
         "mood": "hopeful and grand",
     },
     "anime": {
         "visual_style": "hand-drawn anime, clean line art, cel shading, painted backgrounds",
-        "color_palette": ["sky blue #6ec6ff", "sakura pink #f6a5c0", "leaf green #7bc96f", "sunset orange #ff9a3c", "ink #22223b"],
+        "color_palette": [
+            "sky blue #6ec6ff",
+            "sakura pink #f6a5c0",
+            "leaf green #7bc96f",
+            "sunset orange #ff9a3c",
+            "ink #22223b",
+        ],
         "camera_style": "flat 2D staging, dramatic low angles, slow pans across painted backgrounds",
         "lighting": "bright daylight with soft bloom and lens flares",
         "mood": "earnest and wistful",
     },
     "watercolor": {
         "visual_style": "watercolor illustration, soft bleeding edges, visible paper texture",
-        "color_palette": ["wash blue #8fb8de", "sage #a3b18a", "ochre #d4a373", "rose #e5989b", "paper white #fbf8f1"],
+        "color_palette": [
+            "wash blue #8fb8de",
+            "sage #a3b18a",
+            "ochre #d4a373",
+            "rose #e5989b",
+            "paper white #fbf8f1",
+        ],
         "camera_style": "gentle drifting camera, wide compositions with generous negative space",
         "lighting": "diffuse, even light as on a bright overcast day",
         "mood": "calm and dreamy",
@@ -46,7 +64,12 @@ _LOOKS: dict[str, dict[str, Any]] = {
     },
     "documentary": {
         "visual_style": "observational documentary, natural textures, handheld realism",
-        "color_palette": ["earth brown #7f5539", "olive #6b705c", "sky grey #adb5bd", "muted blue #577590"],
+        "color_palette": [
+            "earth brown #7f5539",
+            "olive #6b705c",
+            "sky grey #adb5bd",
+            "muted blue #577590",
+        ],
         "camera_style": "handheld medium shots, long lenses for wildlife, slow tracking",
         "lighting": "available natural light",
         "mood": "curious and grounded",
@@ -60,20 +83,35 @@ _LOOKS: dict[str, dict[str, Any]] = {
     },
     "cyberpunk": {
         "visual_style": "neon cyberpunk city at night, wet streets, holographic signage without legible text",
-        "color_palette": ["neon magenta #ff2a6d", "electric cyan #05d9e8", "violet #7b2cbf", "midnight #01012b"],
+        "color_palette": [
+            "neon magenta #ff2a6d",
+            "electric cyan #05d9e8",
+            "violet #7b2cbf",
+            "midnight #01012b",
+        ],
         "camera_style": "wide-angle low shots, slow crane moves between towers, rain in the foreground",
         "lighting": "neon rim light, volumetric fog, reflections",
         "mood": "electric and lonely",
     },
     "pixel": {
         "visual_style": "16-bit pixel art, crisp pixels, limited palette, parallax layers",
-        "color_palette": ["pixel blue #3b5dc9", "pixel green #38b764", "pixel yellow #ffcd75", "pixel dark #1a1c2c"],
+        "color_palette": [
+            "pixel blue #3b5dc9",
+            "pixel green #38b764",
+            "pixel yellow #ffcd75",
+            "pixel dark #1a1c2c",
+        ],
         "camera_style": "side-on orthographic framing, smooth horizontal scrolling",
         "lighting": "flat lighting with dithered gradients",
         "mood": "nostalgic and upbeat",
     },
 }
-_ALIASES = {"film noir": "noir", "pixel art": "pixel", "stop motion": "claymation", "watercolour": "watercolor"}
+_ALIASES = {
+    "film noir": "noir",
+    "pixel art": "pixel",
+    "stop motion": "claymation",
+    "watercolour": "watercolor",
+}
 
 _MOVES = [
     ("slow push in", "closer, the subject now fills more of the frame"),
@@ -85,7 +123,12 @@ _MOVES = [
     ("dolly in", "nearer, with the background compressed"),
     ("static locked-off shot", "the same framing, the action completed"),
 ]
-_MIDDLE_SHOTS = ["medium shot", "low-angle medium shot", "over-the-shoulder medium shot", "medium close-up"]
+_MIDDLE_SHOTS = [
+    "medium shot",
+    "low-angle medium shot",
+    "over-the-shoulder medium shot",
+    "medium close-up",
+]
 
 
 @dataclass(frozen=True)
@@ -94,7 +137,14 @@ class _Beat:
     text: str
 
 
-def plan(idea: str, *, scenes: int, style: str = "cinematic", clip_duration: int = 4, seed: int | None = None) -> dict[str, Any]:
+def plan(
+    idea: str,
+    *,
+    scenes: int,
+    style: str = "cinematic",
+    clip_duration: int = 4,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """A storyboard dict valid against `schemas/storyboard.schema.json`."""
     rng = random.Random(_stable_seed(idea, style, scenes, clip_duration, seed))
     guide = style_guide(style)
@@ -136,7 +186,13 @@ def style_guide(style: str) -> dict[str, Any]:
             key = target
     for name, look in _LOOKS.items():
         if name in key:
-            return {**look, "visual_style": f"{style}: {look['visual_style']}" if key != name else look["visual_style"], "continuity_rules": _CONTINUITY}
+            return {
+                **look,
+                "visual_style": f"{style}: {look['visual_style']}"
+                if key != name
+                else look["visual_style"],
+                "continuity_rules": _CONTINUITY,
+            }
     rng = random.Random(_stable_seed(key))
     hues = [rng.random() for _ in range(4)]
     import colorsys
@@ -155,7 +211,9 @@ def style_guide(style: str) -> dict[str, Any]:
     }
 
 
-_CONTINUITY = "same main subject, wardrobe, props and setting in every scene; time of day moves forward only"
+_CONTINUITY = (
+    "same main subject, wardrobe, props and setting in every scene; time of day moves forward only"
+)
 
 
 def _stable_seed(*parts: object) -> int:

@@ -130,6 +130,8 @@ def estimate_job(job: Any, providers: Mapping[str, Any], table: PriceTable) -> E
                 for i in range(job.scenes)
             )
         else:
-            by_step[step] = count * table.cost(provider.name, model, provider.planned_usage(step, job, model))
+            by_step[step] = count * table.cost(
+                provider.name, model, provider.planned_usage(step, job, model)
+            )
         by_step[step] = round(by_step[step], 6)
     return Estimate(calls=calls, by_step=by_step, unpriced=unpriced)

@@ -7,13 +7,20 @@ import threading
 import time
 from typing import Any, TextIO
 
-STEP_LABELS = {"storyboard": "storyboard", "keyframes": "keyframes", "clips": "clips", "stitch": "stitch"}
+STEP_LABELS = {
+    "storyboard": "storyboard",
+    "keyframes": "keyframes",
+    "clips": "clips",
+    "stitch": "stitch",
+}
 
 
 class LineProgress:
     """One line per job step change, at most every `interval` seconds per job otherwise."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, interval: float = 5.0, quiet: bool = False):
+    def __init__(
+        self, total: int, stream: TextIO | None = None, interval: float = 5.0, quiet: bool = False
+    ):
         self.total = total
         self.stream = stream or sys.stderr
         self.interval = interval
@@ -36,7 +43,9 @@ class LineProgress:
         if previous and previous[0] == step and now - previous[1] < self.interval and done < total:
             return
         self.last[job] = (step, now)
-        self._print(f"[{self.done}/{self.total}] {job}: {STEP_LABELS.get(step, step)} {done}/{total}")
+        self._print(
+            f"[{self.done}/{self.total}] {job}: {STEP_LABELS.get(step, step)} {done}/{total}"
+        )
 
     def finished(self, job: str, status: str, detail: str = "") -> None:
         with self.lock:
@@ -56,7 +65,9 @@ class BarProgress:
         self._tqdm = tqdm
         self.stream = stream or sys.stderr
         self.lock = threading.Lock()
-        self.batch = tqdm(total=total, desc="batch", unit="job", position=0, file=self.stream, leave=True)
+        self.batch = tqdm(
+            total=total, desc="batch", unit="job", position=0, file=self.stream, leave=True
+        )
         self.bars: dict[str, Any] = {}
         self.free: list[int] = []
         self.next_position = 1
@@ -67,7 +78,12 @@ class BarProgress:
             if position == self.next_position:
                 self.next_position += 1
             self.bars[job] = self._tqdm(
-                total=1, desc=job, position=position, file=self.stream, leave=False, bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}"
+                total=1,
+                desc=job,
+                position=position,
+                file=self.stream,
+                leave=False,
+                bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}",
             )
 
     def step(self, job: str, step: str, done: int, total: int) -> None:
@@ -96,7 +112,9 @@ class BarProgress:
             self.batch.close()
 
 
-def make_progress(total: int, *, quiet: bool = False, stream: TextIO | None = None) -> LineProgress | BarProgress:
+def make_progress(
+    total: int, *, quiet: bool = False, stream: TextIO | None = None
+) -> LineProgress | BarProgress:
     """Bars when stderr is a terminal, lines otherwise."""
     stream = stream or sys.stderr
     if not quiet and stream.isatty():

@@ -149,7 +149,9 @@ class Prompts:
         except UndefinedError as exc:
             file, line = _template_frame(exc, template.filename, self.loader.served)
             raise TemplateProblem(
-                self.loader.display(file) if file else shown, line, f"undefined variable: {exc.message}"
+                self.loader.display(file) if file else shown,
+                line,
+                _undefined(exc.message or "", file, line),
             ) from None
         except SecurityError as exc:
             file, line = _template_frame(exc, template.filename, self.loader.served)
@@ -165,8 +167,49 @@ class Prompts:
             raise TemplateProblem(shown, None, _not_found(exc)) from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             file, line = _template_frame(exc, template.filename, self.loader.served)
-            raise TemplateProblem(self.loader.display(file) if file else shown, line, f"error: {exc}") from None
+            raise TemplateProblem(
+                self.loader.display(file) if file else shown, line, f"error: {exc}"
+            ) from None
         return Rendered(_tidy(text), shown)
+
+
+_CONTEXT = (
+    "job, vars and, in scene templates, scene, prev_scene, next_scene, scene_count, style_guide"
+)
+
+
+def _undefined(message: str, file: str | None, line: int | None) -> str:
+    """Jinja's "'dict object' has no attribute 'x'" as the expression the template wrote.
+
+    Jinja names the missing attribute but not what it was looked up on; the template line
+    does, so we find `something.x` (or `something['x']`) there and say what to do.
+    """
+    missing = re.fullmatch(r"'(.*)' is undefined", message)
+    if missing:
+        return f"undefined variable {missing.group(1)!r}; templates see {_CONTEXT}"
+    found = re.fullmatch(r"'(.*)' has no (?:attribute|element) '?(.*?)'?", message)
+    if not found:
+        return f"undefined variable: {message}"
+    owner, attr = found.groups()
+    text = ""
+    if file is not None and line is not None:
+        lines = Path(file).read_text("utf-8").splitlines()
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+    name = re.escape(attr)
+    written = re.search(rf"[A-Za-z_][\w.]*(?:\.{name}\b|\[\s*['\"]{name}['\"]\s*\])", text)
+    if not written:
+        return f"undefined variable: {message}"
+    expr = written.group(0)
+    if owner == "None":
+        base = expr.rsplit(".", 1)[0].split("[", 1)[0]
+        return (
+            f"undefined variable {expr}: {base} is None here (prev_scene in the first scene, "
+            f"next_scene in the last); guard it with {{% if {base} %}}"
+        )
+    advice = ""
+    if expr.startswith(("vars.", "vars[")):
+        advice = "; set it under `vars:` in the job file or in `defaults: vars:` in vidpipe.yaml"
+    return f"undefined variable {expr}: {message}{advice}"
 
 
 def _not_found(exc: TemplateNotFound) -> str:
@@ -269,7 +312,9 @@ def scenes_after_overrides(job: Any, storyboard: Mapping[str, Any]) -> list[dict
     return scenes
 
 
-def scene_prompts(job: Any, storyboard: Mapping[str, Any], prompts: Prompts | None = None) -> list[ScenePrompts]:
+def scene_prompts(
+    job: Any, storyboard: Mapping[str, Any], prompts: Prompts | None = None
+) -> list[ScenePrompts]:
     """Render the keyframe and motion prompts of every scene."""
     prompts = prompts or prompts_for(job)
     scenes = scenes_after_overrides(job, storyboard)
@@ -292,7 +337,13 @@ def offline_storyboard(job: Any) -> dict[str, Any]:
     """The offline planner's storyboard for a job (what `render` and `validate` use)."""
     from .planner import plan
 
-    return plan(job.prompt, scenes=job.scenes, style=job.style, clip_duration=job.clip_duration, seed=job.seed)
+    return plan(
+        job.prompt,
+        scenes=job.scenes,
+        style=job.style,
+        clip_duration=job.clip_duration,
+        seed=job.seed,
+    )
 
 
 def check_templates(job: Any) -> None:

@@ -55,7 +55,9 @@ def scaffold(directory: Path, *, force: bool = False) -> tuple[list[str], list[s
         "vidpipe.yaml": CONFIG,
         "jobs/example.yaml": EXAMPLE_JOB,
         ".gitignore": GITIGNORE,
-        "schemas/job.schema.json": package.joinpath("schemas", "job.schema.json").read_text("utf-8"),
+        "schemas/job.schema.json": package.joinpath("schemas", "job.schema.json").read_text(
+            "utf-8"
+        ),
     }
     for name in ("storyboard.j2", "keyframe_start.j2", "keyframe_end.j2", "motion.j2"):
         files[f"templates/{name}"] = package.joinpath("templates", name).read_text("utf-8")

@@ -72,13 +72,21 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
     kind = error.validator
     value = error.instance
     schema = error.schema
+    if "propertyNames" in error.schema_path and kind == "enum":
+        # jsonschema reports the inner `enum` against the key itself, at the mapping's path.
+        choices = [str(v) for v in error.validator_value]
+        hint = difflib.get_close_matches(str(value), choices, n=1)
+        suggestion = f"did you mean {hint[0]!r}?" if hint else f"it can vary: {', '.join(choices)}"
+        return f"{field} cannot vary {value!r}; {suggestion}", (*path, value)
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = [k for k in value if k not in schema.get("properties", {})]
         key = extra[0]
         hint = difflib.get_close_matches(key, allowed, n=1)
         where = "" if not path else f" in {field}"
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"
+        suggestion = (
+            f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"
+        )
         return f"unknown key {key!r}{where}{suggestion}", (*path, key)
     if kind == "required":
         missing = [k for k in error.validator_value if k not in value]
@@ -105,7 +113,10 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
             return f"{field} must not be empty", None
         return f"{field} must be at least {error.validator_value} characters", None
     if kind == "maxLength":
-        return f"{field} is too long ({len(value)} characters, at most {error.validator_value})", None
+        return (
+            f"{field} is too long ({len(value)} characters, at most {error.validator_value})",
+            None,
+        )
     if kind == "pattern":
         if path and path[-1] == "name":
             return (
@@ -124,9 +135,6 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
         return f"{field} needs at least {error.validator_value} item(s)", None
     if kind == "maxItems":
         return f"{field} has too many items (at most {error.validator_value})", None
-    if kind == "propertyNames":
-        allowed = ", ".join(error.validator_value.get("enum", []))
-        return f"{field} cannot vary {value!r}; it can vary: {allowed}", (*path, value)
     if kind == "oneOf" and path and path[-1] == "provider":
         return (
             "provider must be a provider name, or a mapping of storyboard/image/video to "

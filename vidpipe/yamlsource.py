@@ -96,7 +96,9 @@ def load_bytes(raw: bytes, display: str) -> Document:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        # Count characters, not bytes: what precedes the bad byte on its line is valid UTF-8.
+        column = len(raw[line_start : exc.start].decode("utf-8")) + 1
         raise YamlProblem(
             Problem(display, line, column, "file is not UTF-8 text; save it as UTF-8")
         ) from None
@@ -115,6 +117,11 @@ def load_text(text: str, display: str) -> Document:
         raise YamlProblem(Problem(display, mark.line + 1, mark.column + 1, message)) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(display, None, None, f"invalid YAML: {exc}")) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level: thousands of `[` exhaust the stack.
+        raise YamlProblem(
+            Problem(display, None, None, f"nesting deeper than {MAX_DEPTH} levels; flatten it")
+        ) from None
     source = SourceMap(display)
     if node is None:
         return Document(None, source)
@@ -133,7 +140,8 @@ class _Builder:
         mark = node.start_mark
         return YamlProblem(Problem(self.source.path, mark.line + 1, mark.column + 1, message))
 
-    def build(self, node: yaml.Node, path: Path_) -> Any:
+    def _tick(self, node: yaml.Node) -> None:
+        """Count one unit of expansion work; refuse documents that expand without bound."""
         self.count += 1
         if self.count > MAX_NODES:
             raise self._fail(
@@ -141,6 +149,9 @@ class _Builder:
                 f"document expands to more than {MAX_NODES:,} values through aliases; "
                 "refusing it (is this an alias bomb?)",
             )
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self._tick(node)
         if len(path) > MAX_DEPTH:
             raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)")
         mark = node.start_mark
@@ -166,8 +177,16 @@ class _Builder:
             raise self._fail(node, f"tag {_short(node.tag)} is not allowed in vidpipe files")
         return self.constructor.construct_object(node, deep=True)
 
-    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node, bool]]:
-        """Yield (key, value, merged?) with `<<` merge keys expanded after the node's own keys."""
+    def _pairs(
+        self, node: yaml.MappingNode, merging: tuple[int, ...] = ()
+    ) -> Iterator[tuple[yaml.Node, yaml.Node, bool]]:
+        """Yield (key, value, merged?) with `<<` merge keys expanded after the node's own keys.
+
+        `merging` holds the mappings whose merges are being expanded: a mapping that merges
+        itself is refused, and every merged pair counts toward MAX_NODES, so neither a
+        recursive merge nor a merge bomb (pairs repeated 9**9 times) can hang the loader.
+        """
+        merging = (*merging, id(node))
         merged: list[tuple[yaml.Node, yaml.Node, bool]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -177,7 +196,13 @@ class _Builder:
                 for src in sources:
                     if not isinstance(src, yaml.MappingNode):
                         raise self._fail(src, "a `<<` merge needs a mapping")
-                    merged.extend((k, v, True) for k, v, _ in self._pairs(src))
+                    if id(src) in merging:
+                        raise self._fail(src, "a `<<` merge includes itself (a recursive alias)")
+                    if len(merging) > MAX_DEPTH:
+                        raise self._fail(src, f"`<<` merges nested deeper than {MAX_DEPTH} levels")
+                    for k, v, _ in self._pairs(src, merging):
+                        self._tick(src)
+                        merged.append((k, v, True))
             else:
                 yield key_node, value_node, False
         yield from merged
