@@ -134,8 +134,8 @@ def test_an_included_template_that_does_not_exist(project: Project) -> None:
     project.write("templates/brief.j2", "{% include 'missing.j2' %}\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/brief.j2: template 'missing.j2' not found in "
-        "the job's folder, the project's templates/ or vidpipe's built-in templates",
+        "templates/brief.j2: template 'missing.j2' not found in the job's folder, the "
+        "project's templates/ or vidpipe's built-in templates (job a, jobs/a.yaml)",
     )
 
 
@@ -144,8 +144,8 @@ def test_an_include_leaving_the_project(project: Project) -> None:
     project.write("templates/brief.j2", "{% include '../../../etc/passwd' %}\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/brief.j2: template path "
-        "'../../../etc/passwd' leaves the project",
+        "templates/brief.j2: template path '../../../etc/passwd' leaves the project "
+        "(job a, jobs/a.yaml)",
     )
 
 
@@ -156,8 +156,8 @@ def test_a_syntax_error_names_the_template_and_line(project: Project) -> None:
     )
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/motion.j2:3: syntax error: Expected an "
-        "expression, got 'end of statement block'",
+        "templates/motion.j2:3: syntax error: Expected an expression, got 'end of "
+        "statement block' (job a, jobs/a.yaml)",
     )
 
 
@@ -167,7 +167,7 @@ def test_a_syntax_error_in_an_included_template(project: Project) -> None:
     project.write("templates/part.j2", "a\nb\n{{ job.prompt }\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/part.j2:3: syntax error: unexpected '}'",
+        "templates/part.j2:3: syntax error: unexpected '}' (job a, jobs/a.yaml)",
     )
 
 
@@ -176,9 +176,9 @@ def test_an_undefined_variable_names_template_line_and_variable(project: Project
     project.write("templates/storyboard.j2", "Idea: {{ job.prompt }}\nMood: {{ mood }}\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/storyboard.j2:2: undefined variable 'mood'; "
+        "templates/storyboard.j2:2: undefined variable 'mood'; "
         "templates see job, vars and, in scene templates, scene, prev_scene, next_scene, "
-        "scene_count, style_guide",
+        "scene_count, style_guide (job a, jobs/a.yaml)",
     )
 
 
@@ -189,9 +189,9 @@ def test_an_undefined_var_says_where_to_set_it(project: Project) -> None:
     )
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/keyframe_end.j2:3: undefined variable "
+        "templates/keyframe_end.j2:3: undefined variable "
         "vars.weather: 'dict object' has no attribute 'weather'; set it under `vars:` in the "
-        "job file or in `defaults: vars:` in vidpipe.yaml",
+        "job file or in `defaults: vars:` in vidpipe.yaml (job a, jobs/a.yaml)",
     )
 
 
@@ -203,8 +203,8 @@ def test_an_undefined_variable_in_an_included_template_names_the_included_file(
     project.write("templates/part.j2", "one\ntwo {{ job.moood }}\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/part.j2:2: undefined variable job.moood: "
-        "'dict object' has no attribute 'moood'",
+        "templates/part.j2:2: undefined variable job.moood: "
+        "'dict object' has no attribute 'moood' (job a, jobs/a.yaml)",
     )
 
 
@@ -213,9 +213,9 @@ def test_prev_scene_is_none_in_the_first_scene(project: Project) -> None:
     project.write("templates/motion.j2", "Continue from: {{ prev_scene.end_frame_prompt }}\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/motion.j2:1: undefined variable "
+        "templates/motion.j2:1: undefined variable "
         "prev_scene.end_frame_prompt: prev_scene is None here (prev_scene in the first scene, "
-        "next_scene in the last); guard it with {% if prev_scene %}",
+        "next_scene in the last); guard it with {% if prev_scene %} (job a, jobs/a.yaml)",
     )
     project.write(
         "templates/motion.j2",
@@ -230,7 +230,7 @@ def test_a_template_that_is_not_utf8(project: Project) -> None:
     (project.root / "templates" / "motion.j2").write_bytes(b"caf\xe9 {{ scene.index }}\n")
     refused(
         project.cli("validate"),
-        "jobs/a.yaml: job a: template templates/motion.j2: template is not UTF-8 text",
+        "templates/motion.j2: template is not UTF-8 text (job a, jobs/a.yaml)",
     )
 
 
@@ -271,8 +271,8 @@ def test_sandbox_escapes_are_refused_and_nothing_runs(
     project.write("templates/storyboard.j2", f"Idea: {{{{ job.prompt }}}}\n{expression}\n")
     refused(
         project.cli("validate"),
-        f"jobs/a.yaml: job a: template templates/storyboard.j2:2: not allowed in the template "
-        f"sandbox: {why}",
+        f"templates/storyboard.j2:2: not allowed in the template sandbox: {why} "
+        "(job a, jobs/a.yaml)",
     )
     assert not (project.root / "pwned").exists()
 
@@ -298,9 +298,7 @@ def test_only_the_first_problem_of_a_job_templates_but_every_job_is_checked(
     project.write("templates/m_b.j2", "{% for %}\n")
     result = project.cli("validate")
     assert result.exit_code == 2
-    assert (
-        "jobs/a.yaml: job a: template templates/m_a.j2:1: undefined variable 'nope_a'"
-        in result.output
-    )
-    assert "jobs/b.yaml: job b: template templates/m_b.j2:1: syntax error:" in result.output
+    assert "templates/m_a.j2:1: undefined variable 'nope_a'" in result.output
+    assert "templates/m_b.j2:1: syntax error:" in result.output
+    assert "(job b, jobs/b.yaml)" in result.output
     assert result.output.endswith("2 problems found; nothing was run.\n")

@@ -113,7 +113,11 @@ def prepare(
         try:
             check_templates(job)
         except TemplateProblem as exc:
-            problems.append(Problem(job.display, None, None, f"job {job.name}: template {exc}"))
+            problems.append(
+                Problem(
+                    exc.template, exc.line, None, f"{exc.detail} (job {job.name}, {job.display})"
+                )
+            )
     if problems:
         raise JobFileError(problems)
     jobs = select_jobs(jobs, options.select, options.shard)

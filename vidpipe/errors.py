@@ -77,6 +77,7 @@ class TemplateProblem(InputError):
     def __init__(self, template: str, line: int | None, message: str):
         self.template = template
         self.line = line
+        self.detail = message
         where = template if line is None else f"{template}:{line}"
         super().__init__(f"{where}: {message}")
 

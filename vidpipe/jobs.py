@@ -91,6 +91,10 @@ class Job:
     #: The resolved fields as plain data: the `job` template variable and the input hash.
     data: Mapping[str, Any] = field(compare=False, repr=False)
     source: SourceMap = field(compare=False, repr=False)
+    #: Where values this file does not write came from: a matrix entry, or vidpipe.yaml.
+    own_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    matrix_origin: Mapping[str, Path_] = field(default_factory=dict, compare=False, repr=False)
+    defaults_source: SourceMap | None = field(default=None, compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -98,8 +102,20 @@ class Job:
         return self.path.parent
 
     def problem(self, key: str | Path_, message: str) -> Problem:
-        """A problem located at `key` in the job file (or the file's top if not written there)."""
+        """A problem located where the value at `key` was written.
+
+        That is the job file; or the matrix entry the value came from; or `defaults:` in
+        vidpipe.yaml for a value the job inherits (else the top of the job file).
+        """
         at: Path_ = (key,) if isinstance(key, str) else key
+        top = str(at[0]) if at else ""
+        if top in self.own_keys or not at:
+            return self.source.problem(at, message)
+        if top in self.matrix_origin:
+            return self.source.problem(self.matrix_origin[top], message)
+        defaults = self.defaults_source
+        if defaults is not None and ("defaults", top) in defaults.values:
+            return defaults.problem(("defaults", *at), f"{message} (a default for job {self.name})")
         return self.source.problem(at, message)
 
     def override(self, index: int) -> SceneOverride | None:
@@ -514,6 +530,9 @@ def _resolve(
         matrix=dict(chosen),
         data=resolved,
         source=source,
+        own_keys=frozenset(own),
+        matrix_origin={k: ("matrix", k, own["matrix"][k].index(v)) for k, v in chosen.items()},
+        defaults_source=config.source,
     )
     return job, []
 
