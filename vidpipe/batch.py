@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,11 @@ class Prepared:
 
     jobs: list[Job]
     providers: dict[str, Provider]
-    estimates: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+#: Internal outcome: another runner holds the job's lease; try again later.
+BUSY = "busy"
 
 
 def shard_of(name: str, count: int) -> int:
@@ -225,13 +230,20 @@ class Batch:
         leases = _Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
+        # (not before, job): a job another runner holds goes back in the queue for later.
+        queue: list[tuple[float, Job]] = [(0.0, job) for job in self.prepared.jobs]
+        retry_after = min(2.0, self.config.lease_seconds / 4)
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-job") as pool:
                 pending: dict[Future[Outcome], Job] = {}
-                queue = list(self.prepared.jobs)
                 while queue or pending:
-                    while queue and len(pending) < workers:
-                        job = queue.pop(0)
+                    now = time.monotonic()
+                    while len(pending) < workers:
+                        ready = next((item for item in queue if item[0] <= now), None)
+                        if ready is None:
+                            break
+                        queue.remove(ready)
+                        job = ready[1]
                         if self.no_new_jobs.is_set() or self.stop.is_set():
                             outcomes[job.name] = Outcome(
                                 job.name,
@@ -241,10 +253,17 @@ class Batch:
                             )
                             continue
                         pending[pool.submit(self._run_job, job, leases)] = job
+                    if not pending:
+                        if self.stop.wait(max(0.05, min(t for t, _ in queue) - now)):
+                            continue  # the next pass marks the queued jobs stopped
+                        continue
                     done, _ = wait(pending, return_when=FIRST_COMPLETED, timeout=0.5)
                     for future in done:
                         job = pending.pop(future)
                         outcome = future.result()
+                        if outcome.status == BUSY:
+                            queue.append((time.monotonic() + retry_after, job))
+                            continue
                         outcomes[job.name] = outcome
                         if outcome.status == "failed" and self.options.fail_fast:
                             self.no_new_jobs.set()
@@ -267,12 +286,14 @@ class Batch:
                 self.committed += spent - estimate_usd
 
     def _run_job(self, job: Job, leases: _Leases) -> Outcome:
-        self.progress.started(job.name)
         try:
             outcome = self._job(job, leases)
         except InputError as exc:
             outcome = Outcome(job.name, "failed", error=str(exc), source=job.display)
-        self.progress.finished(job.name, outcome.status, outcome.error or "")
+        if outcome.status == BUSY:
+            self.progress.step(job.name, "waiting for another runner", 0, 1)
+        else:
+            self.progress.finished(job.name, outcome.status, outcome.error or "")
         return outcome
 
     def _job(self, job: Job, leases: _Leases) -> Outcome:
@@ -309,16 +330,9 @@ class Batch:
                     source=job.display,
                 )
             if state == "busy":
-                # Another runner is on it: wait for it to finish or for its lease to lapse.
-                if self.stop.wait(min(2.0, self.config.lease_seconds / 4)):
-                    return Outcome(
-                        job.name,
-                        "stopped",
-                        project_id=project.id,
-                        error="interrupted",
-                        source=job.display,
-                    )
-                continue
+                # Another runner is on it: come back to it later (its lease may lapse, or it
+                # finishes and the job is up to date).
+                return Outcome(job.name, BUSY, project_id=project.id, source=job.display)
             if state == "complete" and not self.store.claim(
                 project.id, leases.owner, self.config.lease_seconds
             ):
@@ -338,6 +352,7 @@ class Batch:
                 error=f"estimated ${planned.cost_usd:.2f} would exceed --max-cost ${self.options.max_cost:.2f}",
                 source=job.display,
             )
+        self.progress.started(job.name)
         with leases.holding(project.id):
             self.store.update_project(project.id, batch_id=rt.batch_id)
             outcome = ProjectRun(rt, job, project, prompts).run()
@@ -363,6 +378,7 @@ def run_batch(
     cwd: Path | None = None,
     progress: Any = None,
     stopper: Any = None,
+    warn: Callable[[str], None] | None = None,
 ) -> BatchResult:
     """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
@@ -370,6 +386,11 @@ def run_batch(
         return BatchResult(None, plan_only(config, prepared))
     if not prepared.jobs:
         raise InputError("no job matches --select/--shard; nothing to run")
+    from .diskspace import check_disk
+
+    warning = check_disk(config.artifacts_dir, prepared.jobs)
+    if warning:
+        (warn or _stderr)(warning)
     from .progress import make_progress
 
     progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
@@ -395,6 +416,10 @@ def run_batch(
     )
     store.close()
     return result
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _args(options: RunOptions) -> dict[str, Any]:
