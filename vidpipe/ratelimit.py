@@ -36,8 +36,13 @@ class RateLimiter:
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.limit = max(1, int(per_minute))
-        self.window = window
+        if 0 < per_minute < 1:
+            # Less than one a minute (0.5 = one every two minutes): one per longer window.
+            self.limit = 1
+            self.window = window / per_minute
+        else:
+            self.limit = max(1, int(per_minute))  # 2.5/min rounds down: never over the quota
+            self.window = window
         self.clock = clock
         self.times: deque[float] = deque()
         self.lock = threading.Lock()

@@ -61,9 +61,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("vidpipe.providers.google")
 T = TypeVar("T")
 
+#: Vertex AI region when neither google.location nor GOOGLE_CLOUD_LOCATION names one.
+DEFAULT_LOCATION = "us-central1"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: Extra attempts when an image response carries no image (safety filter, NO_IMAGE).
 IMAGE_ATTEMPTS = 3
 RATE_KINDS = {"storyboard": "text", "image": "image", "video": "video"}
+
+
+class Refused(ProviderError):
+    """The API refused a request (a 4xx other than 408/429): retrying it cannot help."""
+
+    def __init__(self, message: str, *, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 def veo_family(model: str) -> str | None:
@@ -104,43 +115,71 @@ class GoogleProvider(Provider):
             cap: RateLimiter(config.rate_limits.get(kind, 60)) for cap, kind in RATE_KINDS.items()
         }
         self._client: Any = None
+        self._adc_credentials: Any = None
         self._client_lock = threading.Lock()
 
     # -- credentials and client -----------------------------------------------------------
 
     def _credentials(self) -> tuple[str | None, str | None, str | None]:
-        """(api_key, project, location) from the environment and vidpipe.yaml."""
+        """(api_key, project, location) from the environment and vidpipe.yaml.
+
+        The location defaults to `us-central1` (SPEC §5; where Veo is served) after
+        `google.location` and `GOOGLE_CLOUD_LOCATION`.
+        """
         key = os.environ.get("GOOGLE_API_KEY") or None
         project = self.settings.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
-        location = self.settings.location or os.environ.get("GOOGLE_CLOUD_LOCATION") or None
+        location = (
+            self.settings.location or os.environ.get("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION
+        )
         return key, project, location
 
     def check_ready(self, capabilities: set[Capability]) -> None:
         if not capabilities:
             return
-        key, project, location = self._credentials()
+        key, project, _location = self._credentials()
         if key:
             return
-        if project and location:
-            return
-        missing = (
-            "GOOGLE_CLOUD_LOCATION (or google.location)" if project else "GOOGLE_CLOUD_PROJECT"
-        )
-        raise ConfigError(
-            "the google provider needs credentials: set GOOGLE_API_KEY to a Vertex AI express-mode "
-            "key, or use Application Default Credentials (`gcloud auth application-default login` "
-            "or GOOGLE_APPLICATION_CREDENTIALS) with GOOGLE_CLOUD_PROJECT and "
-            f"GOOGLE_CLOUD_LOCATION; {missing} is not set"
-        )
+        if not project:
+            raise ConfigError(
+                "the google provider needs credentials: set GOOGLE_API_KEY to a Vertex AI "
+                "express-mode key, or use Application Default Credentials (`gcloud auth "
+                "application-default login` or GOOGLE_APPLICATION_CREDENTIALS) with "
+                "GOOGLE_CLOUD_PROJECT (or google.project) and optionally GOOGLE_CLOUD_LOCATION "
+                f"(default {DEFAULT_LOCATION}); neither GOOGLE_API_KEY nor GOOGLE_CLOUD_PROJECT "
+                "is set"
+            )
+        self._adc(project)
+
+    def _adc(self, project: str | None) -> Any:
+        """Application Default Credentials, found once (a ConfigError when there are none)."""
+        with self._client_lock:
+            if self._adc_credentials is None:
+                import google.auth
+                from google.auth.exceptions import DefaultCredentialsError
+
+                try:
+                    credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+                except DefaultCredentialsError as exc:
+                    raise ConfigError(
+                        f"the google provider has no credentials for project {project}: {exc} "
+                        "Run `gcloud auth application-default login`, set "
+                        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or set "
+                        "GOOGLE_API_KEY to a Vertex AI express-mode key"
+                    ) from None
+                self._adc_credentials = credentials
+            return self._adc_credentials
 
     def client(self) -> Any:
         """The shared SDK client (created on first use; thread-safe)."""
+        if self._client is not None:
+            return self._client
+        key, project, location = self._credentials()
+        credentials = None if key else self._adc(project)
         with self._client_lock:
             if self._client is None:
                 from google import genai
                 from google.genai import types
 
-                key, project, location = self._credentials()
                 options: dict[str, Any] = {"timeout": 120_000}
                 if self.settings.base_url:
                     options["base_url"] = self.settings.base_url
@@ -151,7 +190,11 @@ class GoogleProvider(Provider):
                     )
                 else:
                     self._client = genai.Client(
-                        vertexai=True, project=project, location=location, http_options=http_options
+                        vertexai=True,
+                        project=project,
+                        location=location,
+                        credentials=credentials,
+                        http_options=http_options,
                     )
             return self._client
 
@@ -169,6 +212,8 @@ class GoogleProvider(Provider):
         """Run one SDK call with retries, translating SDK errors into vidpipe's."""
 
         def attempt() -> T:
+            from google.auth.exceptions import GoogleAuthError
+            from google.auth.exceptions import TransportError as AuthTransportError
             from google.genai import errors as genai_errors
             from httpx2 import TransportError
 
@@ -181,9 +226,17 @@ class GoogleProvider(Provider):
                     raise TransientProviderError(
                         message, retry_after=_retry_after(exc), status=code
                     ) from None
-                raise ProviderError(f"{what} was refused: {message}") from None
+                raise Refused(f"{what} was refused: {message}", status=code) from None
             except TransportError as exc:
                 raise TransientProviderError(self._redact(f"network error: {exc}")) from None
+            except GoogleAuthError as exc:
+                # Refreshing an access token failed (network, revoked or expired grant).
+                if isinstance(exc, AuthTransportError) or getattr(exc, "retryable", False):
+                    raise TransientProviderError(f"credentials refresh failed: {exc}") from None
+                raise ProviderError(
+                    f"{what}: Google credentials were refused ({exc}); run `gcloud auth "
+                    "application-default login` or check GOOGLE_APPLICATION_CREDENTIALS"
+                ) from None
 
         return with_retries(
             attempt,
@@ -275,7 +328,7 @@ class GoogleProvider(Provider):
     def storyboard(self, request: StoryboardRequest) -> StoryboardAnswer:
         from google.genai import types
 
-        schema = {k: v for k, v in request.schema.items() if not k.startswith("$")}
+        schema = _pinned_scene_count(request.schema, request.scene_count)
         config = types.GenerateContentConfig(
             response_mime_type="application/json",
             response_json_schema=schema,
@@ -404,12 +457,20 @@ class GoogleProvider(Provider):
 
         pending = types.GenerateVideosOperation.model_validate({"name": operation_id})
         # Polls are not generation requests: they do not count against the video quota.
-        op = self._call(
-            "video",
-            f"poll ({request.model})",
-            lambda: self.client().operations.get(pending),
-            limited=False,
-        )
+        try:
+            op = self._call(
+                "video",
+                f"poll ({request.model})",
+                lambda: self.client().operations.get(pending),
+                limited=False,
+            )
+        except Refused as exc:
+            if exc.status != 404:
+                raise
+            # The server no longer knows the operation (expired, or lost while we were
+            # down): nothing will ever come of it, so it counts as a failed operation
+            # and the pipeline submits the clip again instead of polling it forever.
+            return VideoStatus(state="failed", reason=f"the operation is gone: {exc}")
         if not op.done:
             return VideoStatus(state="running")
         if op.error:
@@ -479,6 +540,22 @@ class GoogleProvider(Provider):
             what=f"download {uri}",
             stop=self.stop,
         )
+
+
+def _pinned_scene_count(schema: Any, scenes: int) -> dict[str, Any]:
+    """The storyboard schema for Gemini: no `$` keywords, and exactly `scenes` scenes.
+
+    Structured output enforces `minItems`/`maxItems`, so the model cannot answer with
+    another scene count (which the pipeline would reject and pay to ask again).
+    """
+    import copy
+
+    out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in schema.items() if not k.startswith("$")}
+    scenes_schema = out.get("properties", {}).get("scenes")
+    if isinstance(scenes_schema, dict) and scenes > 0:
+        scenes_schema["minItems"] = scenes
+        scenes_schema["maxItems"] = scenes
+    return out
 
 
 def _retry_after(exc: Any) -> float | None:
