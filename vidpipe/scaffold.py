@@ -11,14 +11,12 @@ CONFIG = """\
 defaults:                  # any job key; job files win over these
   style: cinematic
   provider: local          # offline animatic renderer; `google` for Vertex AI (Gemini + Veo)
-  resolution: 360p
 database: sqlite:///vidpipe.db
 artifacts_dir: tmp
 max_scenes: 15
 concurrency: {jobs: 4}
 rate_limits: {text: 60, image: 20, video: 10}   # requests per minute, shared by all jobs
-google:
-  location: us-central1
+google:                    # project/location: GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION
   poll_interval: 10
   poll_timeout: 600
 """
