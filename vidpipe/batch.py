@@ -53,6 +53,7 @@ class BatchResult:
     batch_id: str | None
     outcomes: list[Outcome]
     interrupted: int | None = None
+    wall_s: float | None = None  # the batch's wall-clock time, when it ran
 
     @property
     def exit_code(self) -> int:
@@ -72,7 +73,12 @@ class BatchResult:
             "cached_calls": sum(o.cached_calls for o in self.outcomes),
             "cost_usd": round(sum(o.cost_usd for o in self.outcomes), 6),
             "estimate_usd": round(sum(o.estimate_usd for o in self.outcomes), 6),
-            "duration_s": round(max((o.duration_s for o in self.outcomes), default=0.0), 3),
+            "duration_s": round(
+                self.wall_s
+                if self.wall_s is not None
+                else max((o.duration_s for o in self.outcomes), default=0.0),
+                3,
+            ),
         }
 
 
@@ -98,9 +104,15 @@ def shard_of(name: str, count: int) -> int:
 def select_jobs(
     jobs: list[Job], patterns: Sequence[str], shard: tuple[int, int] | None
 ) -> list[Job]:
-    """Jobs whose names match any `--select` glob, then those in shard K of N."""
+    """Jobs whose names match any `--select` glob, then those in shard K of N.
+
+    A selection that matches no job is a usage error (a typo must not pass as a green,
+    empty run); an empty shard is not: splitting a small batch N ways can leave one empty.
+    """
     if patterns:
         jobs = [j for j in jobs if any(fnmatch.fnmatchcase(j.name, p) for p in patterns)]
+        if not jobs:
+            raise InputError(f"no job name matches --select {' '.join(patterns)}; nothing to run")
     if shard is not None:
         k, n = shard
         jobs = [j for j in jobs if shard_of(j.name, n) == k]
@@ -125,7 +137,8 @@ def prepare(
             )
     if problems:
         raise JobFileError(problems)
-    jobs = select_jobs(jobs, options.select, options.shard)
+    # Every job of the batch is checked, selected or not: --select and --shard choose what
+    # runs, not what is valid, so every shard of a CI matrix agrees on an invalid file.
     providers = providers_for(jobs, config)
     for job in jobs:
         for name, provider in providers.items():
@@ -134,6 +147,9 @@ def prepare(
                 problems.extend(provider.preflight(job, capabilities))  # type: ignore[arg-type]
     if problems:
         raise JobFileError(problems)
+    jobs = select_jobs(jobs, options.select, options.shard)
+    used = {name for job in jobs for name in job.providers.values()}
+    providers = {name: p for name, p in providers.items() if name in used}
     if check_credentials:
         for name, provider in providers.items():
             needed = {step for job in jobs for step, p in job.providers.items() if p == name}
@@ -215,6 +231,12 @@ class Batch:
         self.no_new_jobs = threading.Event()
         self.lock = threading.Lock()
         self.committed = 0.0  # estimates of jobs in flight + spend of jobs finished
+        # --max-cost admits jobs in batch order, whichever worker thread gets there first:
+        # job i waits until every earlier job has been admitted, refused or passed over.
+        self.turns = threading.Condition()
+        self.order = {job.name: i for i, job in enumerate(prepared.jobs)}
+        self.decided: set[int] = set()
+        self.next_turn = 0
         self.runtime = Runtime(
             config=config,
             store=store,
@@ -251,11 +273,15 @@ class Batch:
                                 error="not started: the batch is stopping",
                                 source=job.display,
                             )
+                            self._pass_turn(job)
                             continue
                         pending[pool.submit(self._run_job, job, leases)] = job
                     if not pending:
-                        if self.stop.wait(max(0.05, min(t for t, _ in queue) - now)):
-                            continue  # the next pass marks the queued jobs stopped
+                        # Nothing in flight: wait for the next queued job to be due (a stop
+                        # wakes us; the next pass marks the queued jobs stopped). After
+                        # --fail-fast marked every queued job stopped, the queue is empty.
+                        if queue:
+                            self.stop.wait(max(0.05, min(t for t, _ in queue) - now))
                         continue
                     done, _ = wait(pending, return_when=FIRST_COMPLETED, timeout=0.5)
                     for future in done:
@@ -271,14 +297,29 @@ class Batch:
             leases.close()
         return [outcomes[j.name] for j in self.prepared.jobs if j.name in outcomes]
 
-    def _admit(self, estimate_usd: float) -> bool:
+    def _pass_turn(self, job: Job) -> None:
+        """`job` no longer holds up the admission of the jobs after it."""
+        with self.turns:
+            self.decided.add(self.order[job.name])
+            while self.next_turn in self.decided:
+                self.next_turn += 1
+            self.turns.notify_all()
+
+    def _admit(self, job: Job, estimate_usd: float) -> bool:
         if self.options.max_cost is None:
             return True
-        with self.lock:
-            if self.committed + estimate_usd > self.options.max_cost + 1e-9:
-                return False
-            self.committed += estimate_usd
-            return True
+        index = self.order[job.name]
+        with self.turns:
+            while self.next_turn < index and not self.stop.is_set():
+                self.turns.wait(0.2)
+        try:
+            with self.lock:
+                if self.committed + estimate_usd > self.options.max_cost + 1e-9:
+                    return False
+                self.committed += estimate_usd
+                return True
+        finally:
+            self._pass_turn(job)
 
     def _settle(self, estimate_usd: float, spent: float) -> None:
         if self.options.max_cost is not None:
@@ -290,6 +331,8 @@ class Batch:
             outcome = self._job(job, leases)
         except InputError as exc:
             outcome = Outcome(job.name, "failed", error=str(exc), source=job.display)
+        finally:
+            self._pass_turn(job)  # up to date, busy or failed before admission
         if outcome.status == BUSY:
             self.progress.step(job.name, "waiting for another runner", 0, 1)
         else:
@@ -340,7 +383,7 @@ class Batch:
             break
         # Conservative: a changed job may find most of its calls in the cache.
         expected = planned.cost_usd
-        if not self._admit(expected):
+        if not self._admit(job, expected):
             self.store.release(project.id, leases.owner)
             if state == "new":
                 self.store.update_project(project.id, status="stopped", stopped_after="budget")
@@ -385,7 +428,7 @@ def run_batch(
     if options.dry_run:
         return BatchResult(None, plan_only(config, prepared))
     if not prepared.jobs:
-        raise InputError("no job matches --select/--shard; nothing to run")
+        return BatchResult(None, [])  # an empty shard: nothing to do is not an error
     from .diskspace import check_disk
 
     warning = check_disk(config.artifacts_dir, prepared.jobs)
@@ -405,14 +448,16 @@ def run_batch(
     finally:
         progress.close()
     result = BatchResult(
-        batch_id, outcomes, interrupted=stopper.signum if stopper is not None else None
+        batch_id,
+        outcomes,
+        interrupted=stopper.signum if stopper is not None else None,
+        wall_s=time.monotonic() - started,
     )
     from .report import batch_report
 
+    # The same totals as the --report file and the JUnit suite time: the batch's wall time.
     store.finish_batch(
-        batch_id,
-        "complete" if result.exit_code == 0 else "failed",
-        batch_report(config, result, time.monotonic() - started),
+        batch_id, "complete" if result.exit_code == 0 else "failed", batch_report(config, result)
     )
     store.close()
     return result

@@ -44,8 +44,17 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
     write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
+def _skipped(job: dict[str, Any]) -> bool:
+    """Jobs that did not run: budget skips, dry-run plans, and jobs stopped before they
+    finished without being asked to (--fail-fast, a signal). A job stopped after
+    `--until` did what it was asked and passes."""
+    if job["status"] in ("skipped_budget", "planned"):
+        return True
+    return job["status"] == "stopped" and bool(job.get("error"))
+
+
 def write_junit(path: Path, report: dict[str, Any]) -> None:
-    """One <testcase> per job; failed jobs carry <failure>, budget skips <skipped>."""
+    """One <testcase> per job; failed jobs carry <failure>, jobs that did not run <skipped>."""
     jobs = report["jobs"]
     suite = ET.Element(
         "testsuite",
@@ -53,7 +62,7 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
         tests=str(len(jobs)),
         failures=str(sum(1 for j in jobs if j["status"] == "failed")),
         errors="0",
-        skipped=str(sum(1 for j in jobs if j["status"] in ("skipped_budget", "planned"))),
+        skipped=str(sum(1 for j in jobs if _skipped(j))),
         time=f"{report['totals'].get('duration_s', 0.0):.3f}",
     )
     for job in jobs:
@@ -72,7 +81,7 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
                 type="JobFailed",
             )
             failure.text = job["error"] or "failed"
-        elif job["status"] in ("skipped_budget", "planned"):
+        elif _skipped(job):
             ET.SubElement(case, "skipped", message=job["error"] or job["status"])
         props = ET.SubElement(case, "properties")
         for key in ("status", "project_id", "output", "cost_usd", "provider_calls", "cached_calls"):
@@ -100,14 +109,16 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
 
     import jinja2
 
+    from .api import open_store
     from .errors import NotFound
-    from .store import Store
 
-    store = Store(config.database)
+    what = f"batch {batch_id!r}" if batch_id else "finished batch"
+    store = open_store(config)  # None when there is no database: do not create one
+    if store is None:
+        raise NotFound(f"no {what} yet (no database); `vidpipe run` makes one")
     try:
         batch = store.batch(batch_id)
         if batch is None or not batch.report:
-            what = f"batch {batch_id!r}" if batch_id else "a finished batch"
             raise NotFound(f"no {what} in the database; `vidpipe run` makes one")
         report = batch.report
         jobs = [_gallery_job(config, store, html_path, job) for job in report["jobs"]]
@@ -119,7 +130,9 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
         batch={
             "id": batch.id,
             "started": batch.started_at.isoformat(timespec="seconds") + "Z",
-            "finished": batch.finished_at.isoformat(timespec="seconds") + "Z" if batch.finished_at else None,
+            "finished": batch.finished_at.isoformat(timespec="seconds") + "Z"
+            if batch.finished_at
+            else None,
         },
         totals=report["totals"],
         jobs=jobs,
@@ -128,7 +141,9 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
     return html_path, len(jobs)
 
 
-def _gallery_job(config: Config, store: Any, html_path: Path, job: dict[str, Any]) -> dict[str, Any]:
+def _gallery_job(
+    config: Config, store: Any, html_path: Path, job: dict[str, Any]
+) -> dict[str, Any]:
     import os
 
     out = dict(job)
@@ -167,7 +182,9 @@ def _data_uri(path: Path, width: int = 900) -> str:
     with Image.open(path) as img:
         img = img.convert("RGB")
         if img.width > width:
-            img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
+            img = img.resize(
+                (width, round(img.height * width / img.width)), Image.Resampling.LANCZOS
+            )
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=82)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
