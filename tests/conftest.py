@@ -49,7 +49,9 @@ class Project:
     def job(self, name: str, text: str) -> Path:
         return self.write(f"jobs/{name}.yaml", text)
 
-    def cli(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Result:
         """Run vidpipe in-process with Click's CliRunner, in this project."""
         old = Path.cwd()
         os.chdir(self.root)
@@ -58,7 +60,9 @@ class Project:
         finally:
             os.chdir(old)
 
-    def subprocess(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    def subprocess(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 300, **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
         """Run `python -m vidpipe` in a real process."""
         full_env = {**os.environ, **(env or {})}
         return subprocess.run(

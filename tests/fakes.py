@@ -75,7 +75,11 @@ def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 36)) -> bytes
 
 class FakeProvider(Provider):
     name: ClassVar[str] = "fake"
-    default_models: ClassVar[dict[str, str]] = {"storyboard": "fake-text", "image": "fake-image", "video": "fake-video"}
+    default_models: ClassVar[dict[str, str]] = {
+        "storyboard": "fake-text",
+        "image": "fake-image",
+        "video": "fake-video",
+    }
     poll_interval = 0.0
     poll_timeout = 5.0
 
@@ -89,7 +93,13 @@ class FakeProvider(Provider):
         with SCRIPT.lock:
             SCRIPT.history.append(Call("storyboard", request))
         self._fail("storyboard", request)
-        data = plan(request.idea, scenes=request.scene_count, style=request.style, clip_duration=request.clip_duration, seed=request.seed)
+        data = plan(
+            request.idea,
+            scenes=request.scene_count,
+            style=request.style,
+            clip_duration=request.clip_duration,
+            seed=request.seed,
+        )
         return StoryboardAnswer(data=data, usage=Usage(input_tokens=100, output_tokens=200))
 
     def image(self, request: ImageRequest) -> ImageAnswer:
@@ -115,7 +125,11 @@ class FakeProvider(Provider):
             if left > 0:
                 SCRIPT.running[operation_id] = left - 1
                 return VideoStatus(state="running")
-        state = SCRIPT.video_state(request, len(SCRIPT.calls("video"))) if SCRIPT.video_state else "complete"
+        state = (
+            SCRIPT.video_state(request, len(SCRIPT.calls("video")))
+            if SCRIPT.video_state
+            else "complete"
+        )
         if state == "failed":
             return VideoStatus(state="failed", reason="fake failure")
         if state == "rai_filtered":
@@ -126,11 +140,23 @@ class FakeProvider(Provider):
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "c.mp4"
-            render_clip(request.first_frame, request.last_frame or request.first_frame, out, duration=float(request.duration), width=64, height=36, fps=12)
-            return VideoStatus(state="complete", data=out.read_bytes(), usage=Usage(video_seconds=request.duration))
+            render_clip(
+                request.first_frame,
+                request.last_frame or request.first_frame,
+                out,
+                duration=float(request.duration),
+                width=64,
+                height=36,
+                fps=12,
+            )
+            return VideoStatus(
+                state="complete", data=out.read_bytes(), usage=Usage(video_seconds=request.duration)
+            )
 
 
-def fail_with(message: str, *, times: int | None = 1, when: Callable[[Any], bool] | None = None) -> Callable[[Any], Exception | None]:
+def fail_with(
+    message: str, *, times: int | None = 1, when: Callable[[Any], bool] | None = None
+) -> Callable[[Any], Exception | None]:
     """A failure rule: raise ProviderError(message) for matching requests, `times` times."""
     left = [times]
 

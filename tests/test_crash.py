@@ -55,7 +55,9 @@ def kill_when(project, ready: Callable[[], bool], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
-            pytest.fail(f"vidpipe finished before the kill point: {proc.stderr.read() if proc.stderr else ''}")
+            pytest.fail(
+                f"vidpipe finished before the kill point: {proc.stderr.read() if proc.stderr else ''}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail("kill point never reached")
@@ -69,8 +71,12 @@ def recorded_artifacts_are_intact(project) -> None:
     """Every artifact the database records matches its file: nothing truncated counts."""
     with sqlite3.connect(project.root / "vidpipe.db") as conn:
         rows = conn.execute("select path, sha256 from keyframes").fetchall()
-        rows += conn.execute("select path, sha256 from video_clips where status = 'complete'").fetchall()
-        rows += conn.execute("select output_path, output_sha256 from projects where output_path is not null").fetchall()
+        rows += conn.execute(
+            "select path, sha256 from video_clips where status = 'complete'"
+        ).fetchall()
+        rows += conn.execute(
+            "select output_path, output_sha256 from projects where output_path is not null"
+        ).fetchall()
     for path, digest in rows:
         assert sha256_file(project.root / "tmp" / path) == digest, path
 
@@ -89,14 +95,22 @@ def finish_and_check(project) -> None:
     with sqlite3.connect(project.root / "vidpipe.db") as conn:
         assert conn.execute("select count(*) from projects").fetchone()[0] == 1
         # Every keyframe and clip was made once: nothing paid for twice across the crash.
-        made = conn.execute("select capability, count(*) from generations group by capability").fetchall()
+        made = conn.execute(
+            "select capability, count(*) from generations group by capability"
+        ).fetchall()
     assert dict(made) == {"storyboard": 1, "image": 6, "video": 5}
 
 
 @pytest.mark.slow
 def test_killed_during_keyframes(project):
     project.job("train", JOB)
-    kill_when(project, lambda: len(files(project, "*/*/keyframes/*.png")) >= 3 and not files(project, "*/*/clips/scene_02.mp4"))
+    kill_when(
+        project,
+        lambda: (
+            len(files(project, "*/*/keyframes/*.png")) >= 3
+            and not files(project, "*/*/clips/scene_02.mp4")
+        ),
+    )
     finish_and_check(project)
 
 

@@ -119,14 +119,22 @@ def test_changed_override_regenerates_only_what_depends_on_it(project, fake):
 
     # The last scene's motion: only its clip.
     fake.history.clear()
-    project.job("kite", FAKE_JOB + "scene_overrides:\n  - index: 2\n    video_motion_prompt: Slow tilt up to the sky.\n")
+    project.job(
+        "kite",
+        FAKE_JOB
+        + "scene_overrides:\n  - index: 2\n    video_motion_prompt: Slow tilt up to the sky.\n",
+    )
     assert run(project)["exit_code"] == 0
     assert [c.capability for c in fake.history] == ["video"]
     assert "tilt up" in fake.history[0].request.prompt
 
     # Scene 1's end frame: its end frame and, through the shared frame, scene 2's; their clips.
     fake.history.clear()
-    project.job("kite", FAKE_JOB + "scene_overrides:\n  - index: 1\n    end_frame_prompt: The kite caught in an old oak tree.\n")
+    project.job(
+        "kite",
+        FAKE_JOB
+        + "scene_overrides:\n  - index: 1\n    end_frame_prompt: The kite caught in an old oak tree.\n",
+    )
     assert run(project)["exit_code"] == 0
     assert [(c.capability, getattr(c.request, "role", None)) for c in fake.history] == [
         ("image", "end"),
@@ -150,7 +158,9 @@ def test_another_job_with_the_same_inputs_reuses_every_generation(project, fake)
 
 def test_failed_calls_are_not_cached_and_the_rerun_continues(project, fake):
     project.job("kite", FAKE_JOB)
-    fake.failures["image"] = [fail_with("image model overloaded", when=lambda r: "loops" in r.prompt)]
+    fake.failures["image"] = [
+        fail_with("image model overloaded", when=lambda r: "loops" in r.prompt)
+    ]
     report = run(project)
     assert report["exit_code"] == 1
     job = report["jobs"][0]
@@ -183,13 +193,18 @@ def test_failed_clip_is_resubmitted_then_the_project_fails(project, fake):
     # A failed operation is resubmitted twice (the base class default) before the scene fails.
     landing = [c for c in fake.calls("video") if "lands" in c.request.prompt]
     assert len(landing) == 3
-    statuses = db_rows(project, "select s.status, c.status from scenes s join video_clips c on c.scene_id = s.id order by s.\"index\"")
+    statuses = db_rows(
+        project,
+        'select s.status, c.status from scenes s join video_clips c on c.scene_id = s.id order by s."index"',
+    )
     assert statuses == [("video_done", "complete"), ("failed", "failed")]
 
 
 def test_filtered_clip_leaves_a_gap_and_the_project_completes(project, fake):
     project.job("kite", FAKE_JOB)
-    fake.video_state = lambda request, n: "rai_filtered" if "loops" in request.prompt else "complete"
+    fake.video_state = lambda request, n: (
+        "rai_filtered" if "loops" in request.prompt else "complete"
+    )
     report = run(project)
     assert report["exit_code"] == 0
     manifest = manifest_of(project, "kite")
@@ -246,7 +261,9 @@ def test_status_and_list_json(project, fake):
     assert set(listing[0]) == {"project_id", "job", "status", "created_at", "output"}
     status = json.loads(project.cli("status", "kite", "--json").output)
     assert status["project_id"] == listing[0]["project_id"]
-    assert {"project_id", "job", "status", "error_message", "scenes", "cost", "output"} <= set(status)
+    assert {"project_id", "job", "status", "error_message", "scenes", "cost", "output"} <= set(
+        status
+    )
     assert [s["clip"]["status"] for s in status["scenes"]] == ["complete"] * 3
     assert status["output"] == listing[0]["output"]
     assert project.cli("status", "nope").exit_code == 2
@@ -288,7 +305,9 @@ def test_init_then_run_makes_a_finished_video(scaffolded):
 def test_crossfade_change_restitches_without_calls(project):
     project.job("fade", "prompt: Waves at night. A lantern. Dawn.\nscenes: 3\n")
     assert project.cli("run").exit_code == 0
-    project.job("fade", "prompt: Waves at night. A lantern. Dawn.\nscenes: 3\nstitch: {crossfade: 0.25}\n")
+    project.job(
+        "fade", "prompt: Waves at night. A lantern. Dawn.\nscenes: 3\nstitch: {crossfade: 0.25}\n"
+    )
     result = project.cli("run", "--report", "report.json")
     assert result.exit_code == 0, result.output
     job = project.jobs_in_report()["fade"]

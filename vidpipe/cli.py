@@ -429,8 +429,17 @@ def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
 
 
 @cli.command()
-@click.option("--html", "html_path", default="report.html", show_default=True, type=click.Path(dir_okay=False), help="Write the gallery here.")
-@click.option("--batch", "batch_id", metavar="ID", help="Which batch (default: the last finished one).")
+@click.option(
+    "--html",
+    "html_path",
+    default="report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Write the gallery here.",
+)
+@click.option(
+    "--batch", "batch_id", metavar="ID", help="Which batch (default: the last finished one)."
+)
 @config_options
 @pass_app
 def report(app: App, html_path: str, batch_id: str | None) -> None:

@@ -287,7 +287,7 @@ def load_job_file(
         chosen = dict(zip(keys, combo, strict=True))
         layered = _layer(BUILTIN_JOB, defaults, {k: v for k, v in own.items() if k != "matrix"})
         layered = _layer(layered, chosen, flags)
-        origin = {k: ("matrix", k, matrix[k].index(v)) for k, v in chosen.items()}
+        origin: dict[str, Path_] = {k: ("matrix", k, matrix[k].index(v)) for k, v in chosen.items()}
 
         def relocate(
             at: Path_, on_key: bool, origin: dict[str, Path_] = origin
@@ -315,9 +315,7 @@ def load_job_file(
 def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
     node: Any = own
     for part in at:
-        if (isinstance(node, Mapping) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and part < len(node)
-        ):
+        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
             node = node[part]
         else:
             return False
@@ -370,7 +368,8 @@ def _resolve(
             return key
         if key and key[0] in chosen:
             matrix = own.get("matrix", {})
-            return ("matrix", key[0], matrix[key[0]].index(chosen[key[0]]))
+            name = str(key[0])
+            return ("matrix", name, matrix[name].index(chosen[name]))
         return ()
 
     base_name = data.get("name") or path.stem

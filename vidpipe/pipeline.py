@@ -53,7 +53,15 @@ from .prompts import (
     scenes_after_overrides,
     storyboard_prompt,
 )
-from .providers import ImageRequest, Provider, StoryboardRequest, VideoRequest, VideoStatus
+from .providers import (
+    CAPABILITIES,
+    Capability,
+    ImageRequest,
+    Provider,
+    StoryboardRequest,
+    VideoRequest,
+    VideoStatus,
+)
 from .schema import load_schema
 from .store import Project, Store, runner_id, utcnow
 
@@ -93,14 +101,14 @@ class Runtime:
     def provider_for(self, job: Job, step: str) -> Provider:
         return self.providers[job.providers[step]]
 
-    def step_providers(self, job: Job) -> dict[str, Provider]:
-        return {step: self.provider_for(job, step) for step in ("storyboard", "image", "video")}
+    def step_providers(self, job: Job) -> dict[Capability, Provider]:
+        return {step: self.provider_for(job, step) for step in CAPABILITIES}
 
     def models(self, job: Job) -> dict[str, str]:
         return {
             step: p.model(step, job.models.get(step))
             for step, p in self.step_providers(job).items()
-        }  # type: ignore[arg-type]
+        }
 
 
 @dataclass

@@ -109,7 +109,7 @@ class Estimate:
         }
 
 
-def estimate_job(job: Any, providers: Mapping[str, Any], table: PriceTable) -> Estimate:
+def estimate_job(job: Any, providers: Mapping[Any, Any], table: PriceTable) -> Estimate:
     """The calls a full run of `job` would make, and their cost, assuming no cache hits.
 
     `providers` maps each step (storyboard, image, video) to its provider instance.

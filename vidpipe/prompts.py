@@ -10,6 +10,7 @@ Context: `job` (every resolved job field), `vars`, and for scene templates `scen
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -123,10 +124,8 @@ class Prompts:
             path = self.template_path(key)
             digest.update(key.encode() + b"\0" + path.read_bytes() + b"\0")
             for dep in self._includes(path.read_text("utf-8")):
-                try:
+                with contextlib.suppress(TemplateNotFound):  # reported when rendering
                     digest.update(self.loader.locate(dep).read_bytes())
-                except TemplateNotFound:
-                    pass  # reported when rendering
         return digest.hexdigest()
 
     @staticmethod

@@ -179,12 +179,10 @@ def _data_uri(path: Path, width: int = 900) -> str:
 
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if img.width > width:
-            img = img.resize(
-                (width, round(img.height * width / img.width)), Image.Resampling.LANCZOS
-            )
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=82)
+    with Image.open(path) as source:
+        img = source.convert("RGB")
+    if img.width > width:
+        img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=82)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

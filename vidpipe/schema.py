@@ -93,11 +93,11 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
         where = "" if not path else f" in {field}"
         return f"missing required key {missing[0]!r}{where}", None
     if kind == "enum":
-        allowed = ", ".join(str(v) for v in error.validator_value)
-        return f"{field} must be one of {allowed} (got {value!r})", None
+        listed = ", ".join(str(v) for v in error.validator_value)
+        return f"{field} must be one of {listed} (got {value!r})", None
     if kind == "type":
         expected = error.validator_value
-        names = expected if isinstance(expected, list) else [expected]
+        names: list[str] = expected if isinstance(expected, list) else [expected]
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         return f"{field} must be {wanted} (got {_describe(value)})", None
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):

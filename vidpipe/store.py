@@ -35,6 +35,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
     select,
     update,
 )
@@ -299,10 +300,8 @@ class Store:
                 if row is None:
                     Base.metadata.create_all(conn)
                     conn.execute(
-                        Meta.__table__.insert().values(
-                            key="schema_version", value=str(SCHEMA_VERSION)
-                        )
-                    )  # type: ignore[attr-defined]
+                        insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                    )
                     return SCHEMA_VERSION
                 version = int(row[0])
                 if version > SCHEMA_VERSION:
@@ -411,7 +410,11 @@ class Store:
             if project is None:
                 return False
             live = project.lease_expires_at is not None and project.lease_expires_at > now
-            if project.lease_owner not in (None, owner) and live and not owner_gone(project.lease_owner):
+            if (
+                project.lease_owner not in (None, owner)
+                and live
+                and not owner_gone(project.lease_owner)
+            ):
                 return False
             project.lease_owner = owner
             project.lease_expires_at = now + timedelta(seconds=seconds)
@@ -461,7 +464,11 @@ class Store:
             if project.status == "complete":
                 return project, "complete"
             live = project.lease_expires_at is not None and project.lease_expires_at > now
-            if project.lease_owner not in (None, owner) and live and not owner_gone(project.lease_owner):
+            if (
+                project.lease_owner not in (None, owner)
+                and live
+                and not owner_gone(project.lease_owner)
+            ):
                 return project, "busy"
             project.lease_owner = owner
             project.lease_expires_at = now + timedelta(seconds=seconds)

@@ -157,18 +157,28 @@ class LocalProvider(Provider):
         hints = request.hints
         size = frame_size(request.aspect_ratio, request.resolution)
         seed = _seed(request.seed or 0, hints.get("index", 0))
-        common = {
-            "prompt": request.prompt,
-            "caption": str(hints.get("caption") or request.prompt.split("\n")[0]),
-            "palette": list(hints.get("palette") or []),
-            "framing": str(hints.get("framing") or hints.get("camera") or ""),
-            "size": size,
-            "seed": seed,
-        }
+        caption = str(hints.get("caption") or request.prompt.split("\n")[0])
+        palette = [str(c) for c in hints.get("palette") or []]
+        framing = str(hints.get("framing") or hints.get("camera") or "")
         if request.reference is not None:
-            png = derive_end_frame(request.reference, **common)
+            png = derive_end_frame(
+                request.reference,
+                prompt=request.prompt,
+                caption=caption,
+                palette=palette,
+                framing=framing,
+                size=size,
+                seed=seed,
+            )
         else:
-            png = draw_keyframe(**common)
+            png = draw_keyframe(
+                prompt=request.prompt,
+                caption=caption,
+                palette=palette,
+                framing=framing,
+                size=size,
+                seed=seed,
+            )
         return ImageAnswer(png=png, usage=Usage(images=1))
 
     def submit_video(self, request: VideoRequest) -> str:
