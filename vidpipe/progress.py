@@ -79,11 +79,11 @@ class BarProgress:
                 self.next_position += 1
             self.bars[job] = self._tqdm(
                 total=1,
-                desc=job,
+                desc=f"{job}: starting",
                 position=position,
                 file=self.stream,
                 leave=False,
-                bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}",
+                bar_format="{desc:<40.40} |{bar:30}| {n_fmt}/{total_fmt}",
             )
 
     def step(self, job: str, step: str, done: int, total: int) -> None:
@@ -93,7 +93,7 @@ class BarProgress:
                 return
             bar.total = max(total, 1)
             bar.n = done
-            bar.set_postfix_str(STEP_LABELS.get(step, step), refresh=False)
+            bar.set_description_str(f"{job}: {STEP_LABELS.get(step, step)}", refresh=False)
             bar.refresh()
 
     def finished(self, job: str, status: str, detail: str = "") -> None:
