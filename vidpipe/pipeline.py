@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +65,8 @@ from .providers import (
 )
 from .schema import load_schema
 from .store import Project, Store, runner_id, utcnow
+
+log = logging.getLogger("vidpipe.pipeline")
 
 STEPS_UNTIL = ("storyboard", "keyframes", "clips")
 STORYBOARD_ATTEMPTS = 3
@@ -195,11 +198,13 @@ class ProjectRun:
     def _timed(self, name: str, start: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - start, 3)
 
-    def _call(self) -> None:
+    def _call(self, what: str, model: str) -> None:
         self.outcome.provider_calls += 1
+        log.info("%s: calling %s (%s)", self.job.name, what, model)
 
-    def _hit(self) -> None:
+    def _hit(self, what: str, key: str) -> None:
         self.outcome.cached_calls += 1
+        log.info("%s: %s from the cache (%s)", self.job.name, what, key[:12])
 
     def _complete(self, key: str, **values: Any) -> None:
         """Record a finished call in the cache and count its cost as this run's spend."""
@@ -300,7 +305,7 @@ class ProjectRun:
         key = generation_key(provider.name, "storyboard", provider.key_fields(request))
         hit = self.rt.cache.lookup(key)
         if hit is not None and hit.result is not None:
-            self._hit()
+            self._hit("storyboard", key)
             data = hit.result
         else:
             data = self._ask_storyboard(provider, request, key)
@@ -318,7 +323,7 @@ class ProjectRun:
         problem = ""
         for _attempt in range(STORYBOARD_ATTEMPTS):
             self._check_stop()
-            self._call()
+            self._call("storyboard", request.model)
             try:
                 answer = provider.storyboard(request)
             except InvalidAnswer as exc:
@@ -516,12 +521,12 @@ class ProjectRun:
         target = self.layout.keyframe(index, kind)
         hit = self.rt.cache.lookup(key)
         if hit is not None and hit.path is not None:
-            self._hit()
+            self._hit(f"scene {index} {kind} frame", key)
             sha = copy_atomic(hit.path, target)
             source = "cached"
         else:
             self._check_stop()
-            self._call()
+            self._call(f"scene {index} {kind} frame", request.model)
             answer = provider.image(request)
             sha = write_atomic(target, answer.png)
             source = "generated"
@@ -586,7 +591,7 @@ class ProjectRun:
         target = self.layout.clip(index)
         hit = self.rt.cache.lookup(key)
         if hit is not None and hit.path is not None:
-            self._hit()
+            self._hit(f"scene {index} clip", key)
             sha = copy_atomic(hit.path, target)
             self._clip_complete(index, key, target, sha, source="cached", operation_id=None)
             return
@@ -621,7 +626,7 @@ class ProjectRun:
         self, index: int, key: str, provider: Provider, request: VideoRequest, attempts: int
     ) -> None:
         self._check_stop()
-        self._call()
+        self._call(f"scene {index} clip (attempt {attempts})", request.model)
         operation_id = provider.submit_video(request)
         # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
         self.rt.cache.submitted(
