@@ -315,9 +315,9 @@ def load_job_file(
 def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
     node: Any = own
     for part in at:
-        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        try:
             node = node[part]
-        else:
+        except (KeyError, IndexError, TypeError):
             return False
     return True
 

@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import urllib.request
+import warnings
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -398,15 +399,20 @@ class GoogleProvider(Provider):
             include_rai_reason=True,
             output_mime_type="image/png",
         )
+        def generate() -> Any:
+            # The SDK flags generate_images as deprecated in favour of Gemini image models;
+            # Imagen is still served and priced, and the choice is the user's.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return self.client().models.generate_images(
+                    model=request.model, prompt=request.prompt, config=config
+                )
+
+        from google.genai._common import ExperimentalWarning
+
         reason = ""
         for _ in range(IMAGE_ATTEMPTS):
-            response = self._call(
-                "image",
-                f"image ({request.model})",
-                lambda: self.client().models.generate_images(
-                    model=request.model, prompt=request.prompt, config=config
-                ),
-            )
+            response = self._call("image", f"image ({request.model})", generate)
             for generated in response.generated_images or []:
                 if generated.image is not None and generated.image.image_bytes:
                     return ImageAnswer(
