@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from fakes import SCRIPT, FakeProvider, Script
 
+from vidpipe import providers
+from vidpipe.artifacts import sha256_file
 from vidpipe.cli import cli
 from vidpipe.scaffold import scaffold
 
@@ -101,6 +105,36 @@ def project(tmp_path: Path) -> Iterator[Project]:
     (root / "templates").mkdir()
     (root / "vidpipe.yaml").write_text(FAST_CONFIG, encoding="utf-8")
     yield Project(root)
+
+
+@pytest.fixture
+def fake() -> Iterator[Script]:
+    """The recording fake provider, registered as `fake` (see tests/fakes.py)."""
+    providers.register("fake", FakeProvider)
+    SCRIPT.reset()
+    yield SCRIPT
+    providers._registered.pop("fake", None)
+    SCRIPT.reset()
+
+
+def recorded_artifacts_intact(root: Path) -> None:
+    """Every artifact the database records matches its file: nothing truncated counts."""
+    db = root / "vidpipe.db"
+    if not db.exists():
+        return
+    with sqlite3.connect(db, timeout=30) as conn:
+        rows = conn.execute("select path, sha256 from keyframes").fetchall()
+        rows += conn.execute(
+            "select path, sha256 from video_clips where status = 'complete'"
+        ).fetchall()
+        rows += conn.execute(
+            "select result_path, result_sha256 from generations where result_path is not null"
+        ).fetchall()
+        rows += conn.execute(
+            "select output_path, output_sha256 from projects where output_path is not null"
+        ).fetchall()
+    for path, digest in rows:
+        assert sha256_file(root / "tmp" / path) == digest, path
 
 
 @pytest.fixture

@@ -18,47 +18,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import SCRIPT, FakeProvider, Script, fail_with
+from fakes import Script, fail_with
 from PIL import Image
 
-from vidpipe import providers
 from vidpipe.batch import shard_of
 from vidpipe.pricing import PRICES
 
 try:
-    from vertex_emulator import VertexEmulator, default_storyboard
+    from vertex_emulator import VertexEmulator, idea_storyboard
 except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import VertexEmulator, default_storyboard
+    from tests.vertex_emulator import VertexEmulator, idea_storyboard
 
 API_KEY = "AIzaTEST-BATCH-KEY"
 
 # --------------------------------------------------------------------------------------
 # Fixtures and helpers
-
-
-@pytest.fixture
-def fake() -> Iterator[Script]:
-    providers.register("fake", FakeProvider)
-    SCRIPT.reset()
-    yield SCRIPT
-    providers._registered.pop("fake", None)
-    SCRIPT.reset()
-
-
-def idea_storyboard(body: dict[str, Any]) -> dict[str, Any]:
-    """The emulator's storyboard with the job's idea in every prompt, so that two jobs
-    never share keyframes or clips through the cache, and every request names its job."""
-    text = "\n".join(
-        part.get("text", "") for c in body.get("contents", []) for part in c.get("parts", [])
-    )
-    lines = text.splitlines()
-    idea = lines[lines.index("IDEA") + 1] if "IDEA" in lines else text[:60]
-    board = default_storyboard(body)
-    for scene in board["scenes"]:
-        for key in ("scene_description", "start_frame_prompt", "end_frame_prompt"):
-            scene[key] = f"{idea}: {scene[key]}"
-        scene["video_motion_prompt"] += f" ({idea})"
-    return board
 
 
 @pytest.fixture(scope="module")

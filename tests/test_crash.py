@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import recorded_artifacts_intact
 
-from vidpipe.artifacts import TMP_MARK, sha256_file
+from vidpipe.artifacts import TMP_MARK
 from vidpipe.media import verify
 
 JOB = """\
@@ -67,29 +68,15 @@ def kill_when(project, ready: Callable[[], bool], timeout: float = 120) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def recorded_artifacts_are_intact(project) -> None:
-    """Every artifact the database records matches its file: nothing truncated counts."""
-    with sqlite3.connect(project.root / "vidpipe.db") as conn:
-        rows = conn.execute("select path, sha256 from keyframes").fetchall()
-        rows += conn.execute(
-            "select path, sha256 from video_clips where status = 'complete'"
-        ).fetchall()
-        rows += conn.execute(
-            "select output_path, output_sha256 from projects where output_path is not null"
-        ).fetchall()
-    for path, digest in rows:
-        assert sha256_file(project.root / "tmp" / path) == digest, path
-
-
 def finish_and_check(project) -> None:
-    recorded_artifacts_are_intact(project)
+    recorded_artifacts_intact(project.root)
     result = project.subprocess("run", "--report", "report.json")
     assert result.returncode == 0, result.stderr
     job = project.jobs_in_report()["train"]
     assert job["status"] == "complete"
     info = verify(project.root / job["output"])
     assert info.duration == pytest.approx(5 * 2 - 4 * 0.5, abs=1 / 24)
-    recorded_artifacts_are_intact(project)
+    recorded_artifacts_intact(project.root)
     leftovers = [p for p in (project.root / "tmp").rglob("*") if TMP_MARK in p.name]
     assert leftovers == []
     with sqlite3.connect(project.root / "vidpipe.db") as conn:
@@ -141,7 +128,7 @@ def test_sigint_stops_cleanly_then_resumes(project):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert status(project) == "stopped"
-    recorded_artifacts_are_intact(project)
+    recorded_artifacts_intact(project.root)
     finish_and_check(project)
 
 

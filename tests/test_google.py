@@ -30,9 +30,9 @@ from vidpipe.pricing import PriceTable
 from vidpipe.providers import Usage
 
 try:
-    from vertex_emulator import RecordedRequest, VertexEmulator, default_storyboard
+    from vertex_emulator import RecordedRequest, VertexEmulator, idea_storyboard
 except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import RecordedRequest, VertexEmulator, default_storyboard
+    from tests.vertex_emulator import RecordedRequest, VertexEmulator, idea_storyboard
 
 # conftest.Project, only for annotations (tests/ is not a package).
 Project = Any
@@ -171,25 +171,6 @@ def _modalities(rec: RecordedRequest) -> list[str]:
     return [
         m.upper() for m in (rec.body.get("generationConfig") or {}).get("responseModalities") or []
     ]
-
-
-def idea_storyboard(body: dict[str, Any]) -> dict[str, Any]:
-    """The emulator's storyboard, with the job's idea in every prompt.
-
-    The default one is the same for every job (its topic is the template's first line),
-    so two jobs would share keyframes and clips through vidpipe's cache.
-    """
-    text = "\n".join(
-        part.get("text", "") for c in body.get("contents", []) for part in c.get("parts", [])
-    )
-    lines = text.splitlines()
-    idea = lines[lines.index("IDEA") + 1] if "IDEA" in lines else text[:60]
-    board = default_storyboard(body)
-    for scene in board["scenes"]:
-        for key in ("scene_description", "start_frame_prompt", "end_frame_prompt"):
-            scene[key] = f"{idea}: {scene[key]}"
-        scene["video_motion_prompt"] += f" ({idea})"
-    return board
 
 
 def veo_clip_cost(seconds: int = 4) -> float:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import SCRIPT, FakeProvider, Script, fail_with
+from fakes import fail_with
 
 from vidpipe import providers
 from vidpipe.media import probe, verify
@@ -19,15 +19,6 @@ provider: fake
 scenes: 3
 clip_duration: 2
 """
-
-
-@pytest.fixture
-def fake() -> Script:
-    providers.register("fake", FakeProvider)
-    SCRIPT.reset()
-    yield SCRIPT
-    providers._registered.pop("fake", None)
-    SCRIPT.reset()
 
 
 def run(project, *args: str) -> dict:

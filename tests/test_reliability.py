@@ -12,8 +12,9 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from conftest import recorded_artifacts_intact
 
-from vidpipe.artifacts import TMP_MARK, sha256_file
+from vidpipe.artifacts import TMP_MARK
 from vidpipe.media import verify
 
 BATCH = {
@@ -39,26 +40,6 @@ def popen(project, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def integrity(project) -> None:
-    """Every artifact the database records matches its file; no partial file counts."""
-    db = project.root / "vidpipe.db"
-    if not db.exists():
-        return
-    with sqlite3.connect(db, timeout=30) as conn:
-        rows = conn.execute("select path, sha256 from keyframes").fetchall()
-        rows += conn.execute(
-            "select path, sha256 from video_clips where status = 'complete'"
-        ).fetchall()
-        rows += conn.execute(
-            "select result_path, result_sha256 from generations where result_path is not null"
-        ).fetchall()
-        rows += conn.execute(
-            "select output_path, output_sha256 from projects where output_path is not null"
-        ).fetchall()
-    for path, digest in rows:
-        assert sha256_file(project.root / "tmp" / path) == digest, path
-
-
 def final_run_is_complete(project) -> dict:
     result = project.subprocess("run", "--report", "report.json")
     assert result.returncode == 0, result.stderr
@@ -68,7 +49,7 @@ def final_run_is_complete(project) -> dict:
         assert verify(project.root / jobs[name]["output"]).duration == pytest.approx(
             seconds, abs=1 / 24
         )
-    integrity(project)
+    recorded_artifacts_intact(project.root)
     assert [p for p in (project.root / "tmp").rglob("*") if TMP_MARK in p.name] == []
     return jobs
 
@@ -109,7 +90,7 @@ def test_sigkill_at_random_moments_then_a_final_run_completes(project):
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.wait()
-        integrity(project)
+        recorded_artifacts_intact(project.root)
     final_run_is_complete(project)
 
 
@@ -140,7 +121,7 @@ def test_two_concurrent_runners_make_each_generation_once(project):
     one_runner = sum(1 + (1 + n) + n for n in (3, 2, 3))
     assert generations == made == one_runner
     assert projects == len(BATCH)
-    integrity(project)
+    recorded_artifacts_intact(project.root)
 
 
 # -- hostile input through run: refused before anything is created ----------------------------
@@ -262,5 +243,5 @@ def test_a_damaged_artifact_is_made_again(project):
     job = project.jobs_in_report()["a"]
     assert job["status"] == "complete"
     assert frame.read_bytes() == good  # redrawn (the local provider is deterministic)
-    integrity(project)
+    recorded_artifacts_intact(project.root)
     assert isinstance(Path(job["output"]), Path)

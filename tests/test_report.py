@@ -21,29 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import SCRIPT, FakeProvider, Script, fail_with
+from fakes import fail_with
 from PIL import Image
 
-from vidpipe import providers
-
 try:
-    from vertex_emulator import VertexEmulator, default_storyboard
+    from vertex_emulator import VertexEmulator, idea_storyboard
 except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import VertexEmulator, default_storyboard
+    from tests.vertex_emulator import VertexEmulator, idea_storyboard
 
 API_KEY = "AIzaTEST-REPORT-SECRET"
 
 # --------------------------------------------------------------------------------------
 # Helpers
-
-
-@pytest.fixture
-def fake() -> Iterator[Script]:
-    providers.register("fake", FakeProvider)
-    SCRIPT.reset()
-    yield SCRIPT
-    providers._registered.pop("fake", None)
-    SCRIPT.reset()
 
 
 def chromium_path() -> str:
@@ -206,22 +195,6 @@ def test_report_picks_a_batch_and_refuses_when_there_is_none(project, tmp_path):
 
 # --------------------------------------------------------------------------------------
 # 9. The headline scenario: local and google jobs, one google job failing
-
-
-def idea_storyboard(body: dict[str, Any]) -> dict[str, Any]:
-    """The emulator's storyboard with the job's idea in every prompt (no sharing through
-    the cache between jobs, and every request names its job)."""
-    text = "\n".join(
-        part.get("text", "") for c in body.get("contents", []) for part in c.get("parts", [])
-    )
-    lines = text.splitlines()
-    idea = lines[lines.index("IDEA") + 1] if "IDEA" in lines else text[:60]
-    board = default_storyboard(body)
-    for scene in board["scenes"]:
-        for key in ("scene_description", "start_frame_prompt", "end_frame_prompt"):
-            scene[key] = f"{idea}: {scene[key]}"
-        scene["video_motion_prompt"] += f" ({idea})"
-    return board
 
 
 @pytest.fixture

@@ -426,6 +426,26 @@ def default_storyboard(body: dict[str, Any]) -> dict[str, Any]:
 # Request helpers
 
 
+def idea_storyboard(body: dict[str, Any]) -> dict[str, Any]:
+    """:func:`default_storyboard` with the job's idea in every prompt.
+
+    The default storyboard is the same for every job, so two jobs would share keyframes
+    and clips through vidpipe's cache; with the idea in each prompt every request also
+    names its job (for fault matching).
+    """
+    text = "\n".join(
+        part.get("text", "") for c in body.get("contents", []) for part in c.get("parts", [])
+    )
+    lines = text.splitlines()
+    idea = lines[lines.index("IDEA") + 1] if "IDEA" in lines else text[:60]
+    board = default_storyboard(body)
+    for scene in board["scenes"]:
+        for key in ("scene_description", "start_frame_prompt", "end_frame_prompt"):
+            scene[key] = f"{idea}: {scene[key]}"
+        scene["video_motion_prompt"] += f" ({idea})"
+    return board
+
+
 def _request_text(body: Any, include_system: bool = False) -> str:
     """User text of a generateContent body, or ``instances[*].prompt``."""
     if not isinstance(body, dict):
