@@ -11,6 +11,7 @@ Context: `job` (every resolved job field), `vars`, and for scene templates `scen
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -69,9 +70,17 @@ class _SearchLoader(jinja2.BaseLoader):
             text = path.read_text("utf-8")
         except UnicodeDecodeError:
             raise TemplateProblem(self.display(path), None, "template is not UTF-8 text") from None
-        mtime = path.stat().st_mtime
+        mtime = path.stat().st_mtime_ns
         self.served.add(str(path))
-        return text, str(path), lambda: path.stat().st_mtime == mtime
+
+        def uptodate() -> bool:
+            # Still the file this name finds first (a new file may now shadow it), unchanged.
+            try:
+                return self.locate(template) == path and path.stat().st_mtime_ns == mtime
+            except (TemplateNotFound, OSError):
+                return False
+
+        return text, str(path), uptodate
 
     def display(self, path: Path | str) -> str:
         path = Path(path)
@@ -90,21 +99,32 @@ class Rendered:
     template: str
 
 
+@functools.lru_cache(maxsize=64)
+def _environment(folders: tuple[Path, ...], root: Path) -> ImmutableSandboxedEnvironment:
+    """One environment per search path, shared by every job that has it.
+
+    A batch of a hundred jobs in one folder compiles each template once, not a hundred
+    times. `auto_reload` re-reads a template whose file changed (one stat per use).
+    """
+    return ImmutableSandboxedEnvironment(
+        loader=_SearchLoader(list(folders), root),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=True,
+    )
+
+
 class Prompts:
     """Renders one job's four prompt templates."""
 
     def __init__(self, job_folder: Path, root: Path, names: Mapping[str, str] | None = None):
-        folders = [job_folder, root / "templates", builtin_dir()]
-        self.loader = _SearchLoader(list(dict.fromkeys(f.resolve() for f in folders)), root)
-        self.env = ImmutableSandboxedEnvironment(
-            loader=self.loader,
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            auto_reload=False,
-        )
+        folders = (job_folder, root / "templates", builtin_dir())
+        key = tuple(dict.fromkeys(f.resolve() for f in folders))
+        self.env = _environment(key, root.resolve())
+        self.loader: _SearchLoader = self.env.loader  # type: ignore[assignment]
         self.names = {**BUILTIN_NAMES, **(names or {})}
 
     def template_path(self, key: str) -> Path:
