@@ -1,0 +1,73 @@
+"""The 12 test clips (4 s, 1280×720, 24 fps, H.264 + AAC), made once with render_clip.
+
+They are storyboard panels from vidpipe.panels with a slow push-in, as the local provider
+makes them, cached in bench/.cache/clips/ (git-ignored; delete it to make them again).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from common import CACHE, say
+
+COUNT = 12
+SECONDS = 4
+WIDTH, HEIGHT, FPS = 1280, 720, 24
+FOLDER = CACHE / "clips"
+
+
+def panels(i: int, size: tuple[int, int] = (WIDTH, HEIGHT)) -> tuple[bytes, bytes]:
+    """Start and end keyframes of test scene i."""
+    from vidpipe.panels import derive_end_frame, draw_keyframe
+
+    common = {"palette": [], "size": size, "seed": i}
+    start = draw_keyframe(
+        prompt=f"Wide shot of a lighthouse on a rocky headland at dusk, storm clouds, scene {i}",
+        caption=f"scene {i}",
+        framing="wide establishing shot",
+        **common,
+    )
+    end = derive_end_frame(
+        start,
+        prompt="the beam sweeps across the dark sea toward a small boat",
+        caption=f"scene {i} end",
+        framing="close-up",
+        **common,
+    )
+    return start, end
+
+
+def test_clips() -> list[Path]:
+    """The 12 clips, rendered on first use, two at a time (one render_clip leaves a core idle)."""
+    from vidpipe.media import probe
+
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    paths = [FOLDER / f"clip_{i:02d}.mp4" for i in range(COUNT)]
+    missing = [
+        i for i, p in enumerate(paths) if not p.exists() or probe(p).video_frames != SECONDS * FPS
+    ]
+    if missing:
+        say(f"    rendering {len(missing)} test clips into {FOLDER}")
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            list(pool.map(render, missing, [paths[i] for i in missing]))
+    return paths
+
+
+def render(i: int, path: Path) -> None:
+    from vidpipe.media import Motion, render_clip
+
+    start, end = panels(i)
+    tmp = path.with_suffix(".tmp")
+    render_clip(
+        start,
+        end,
+        tmp,
+        duration=SECONDS,
+        width=WIDTH,
+        height=HEIGHT,
+        fps=FPS,
+        motion=Motion(zoom_start=1.0, zoom_end=1.15, pan_x=0.05),
+        audio_seed=i,
+    )
+    tmp.replace(path)
