@@ -399,6 +399,7 @@ class GoogleProvider(Provider):
             include_rai_reason=True,
             output_mime_type="image/png",
         )
+
         def generate() -> Any:
             # The SDK flags generate_images as deprecated in favour of Gemini image models;
             # Imagen is still served and priced, and the choice is the user's.
