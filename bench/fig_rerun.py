@@ -15,20 +15,18 @@ from common import PY, Figure, clean_env, median, run, say, spread
 
 JOBS = 100
 
-# From py-spy on a re-run (2026-11-26), and re-runs with the fix patched in.
+# What changed this figure, found with py-spy on a re-run (2026-11-26).
 RERUN_PROFILE = """\
-Where a re-run's time goes (py-spy, 200 Hz): 40% of the samples compile Jinja templates.
-`vidpipe/prompts.py` `prompts_for` builds a new `Prompts`, hence a new
-`ImmutableSandboxedEnvironment` with an empty template cache, for every call; for each of
-the 100 jobs `batch.prepare` → `check_templates` and `Batch._job` → `prompts_for` →
-`input_hash` compile the same four built-in templates again (`prepare` alone: 1.25 s).
-Fix: share one environment (loader + compiled-template cache) between all `Prompts` with
-the same folders and project root, e.g. a `functools.lru_cache`d factory keyed by
-`(tuple(folders), root)` (templates are read once per process; `auto_reload` is already
-off). Measured with that change patched in: `prepare` 1.25–1.48 s → 0.14–0.18 s, the
-re-run 2.6–3.1 s → 1.3–1.4 s. What is left after it: interpreter start-up and imports (about a quarter:
-sqlalchemy, jsonschema), `Prompts.fingerprint` resolving template paths for every job
-(`_SearchLoader.locate` → `Path.resolve`, ~12%) and one `open_project` query per job (~8%)."""
+What changed it: before the fix, 40% of a re-run's samples (py-spy, 200 Hz) compiled
+Jinja templates, and the re-run took 2.6–3.1 s, at or over the goal. `prompts_for` built a
+new `ImmutableSandboxedEnvironment` (empty template cache) for every job, so `prepare` and
+`input_hash` compiled the same four templates for each of the 100 jobs. Now one
+environment is shared per template search path (`vidpipe/prompts.py` `_environment`,
+templates reload when their file changes): `prepare` went from 1.25–1.48 s to 0.14–0.18 s
+and the re-run to about 1.5 s. What is left: interpreter start-up and imports (about a
+quarter: sqlalchemy, jsonschema), `Prompts.fingerprint` resolving template paths for every
+job (`_SearchLoader.locate` → `Path.resolve`, ~12%) and one `open_project` query per job
+(~8%)."""
 
 
 def write_project(root: Path) -> None:
