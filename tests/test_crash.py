@@ -116,16 +116,18 @@ def test_killed_during_stitching(project):
     finish_and_check(project)
 
 
-def test_sigint_stops_cleanly_then_resumes(project):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_cleanly_then_the_next_run_resumes(project, signum):
     project.job("train", JOB)
     proc = start(project)
     deadline = time.monotonic() + 60
     while not files(project, "*/*/keyframes/*.png"):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
+    assert f"{signal.Signals(signum).name} received" in err
     assert "Traceback" not in err
     assert status(project) == "stopped"
     recorded_artifacts_intact(project.root)
