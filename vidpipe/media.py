@@ -211,6 +211,30 @@ def _container_seconds(container: av.container.InputContainer) -> float | None:
     return container.duration / av.time_base
 
 
+def _info(
+    video: Any,
+    audio: Any,
+    rate: Fraction,
+    duration: float,
+    frames: int,
+    audio_duration: float | None,
+) -> MediaInfo:
+    """A MediaInfo from opened streams and the measured durations."""
+    return MediaInfo(
+        duration=duration,
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        fps=float(rate),
+        video_codec=video.codec_context.name,
+        pix_fmt=video.codec_context.pix_fmt or "",
+        video_frames=frames,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        sample_rate=audio.codec_context.sample_rate if audio is not None else None,
+        channels=audio.codec_context.channels if audio is not None else None,
+        audio_duration=audio_duration,
+    )
+
+
 def probe(path: Path) -> MediaInfo:
     """Read a video's headers and describe its first video and audio streams.
 
@@ -236,18 +260,13 @@ def _probe(path: Path, *, probe_decode: bool) -> MediaInfo:
         frames = video.frames or round(
             float(v_seconds if v_seconds is not None else duration) * rate
         )
-        return MediaInfo(
-            duration=duration,
-            width=video.codec_context.width,
-            height=video.codec_context.height,
-            fps=float(rate),
-            video_codec=video.codec_context.name,
-            pix_fmt=video.codec_context.pix_fmt or "",
-            video_frames=frames,
-            audio_codec=audio.codec_context.name if audio is not None else None,
-            sample_rate=audio.codec_context.sample_rate if audio is not None else None,
-            channels=audio.codec_context.channels if audio is not None else None,
-            audio_duration=float(a_seconds) if a_seconds is not None else None,
+        return _info(
+            video,
+            audio,
+            rate,
+            duration,
+            frames,
+            float(a_seconds) if a_seconds is not None else None,
         )
 
 
@@ -313,19 +332,7 @@ def verify(path: Path) -> MediaInfo:
                 )
         video_seconds = frames / rate if rate else 0.0
         duration = max(float(video_seconds), audio_duration or 0.0)
-        return MediaInfo(
-            duration=duration,
-            width=video.codec_context.width,
-            height=video.codec_context.height,
-            fps=float(rate),
-            video_codec=video.codec_context.name,
-            pix_fmt=video.codec_context.pix_fmt or "",
-            video_frames=frames,
-            audio_codec=audio.codec_context.name if audio is not None else None,
-            sample_rate=audio.codec_context.sample_rate if audio is not None else None,
-            channels=audio.codec_context.channels if audio is not None else None,
-            audio_duration=audio_duration,
-        )
+        return _info(video, audio, rate, duration, frames, audio_duration)
 
 
 # --------------------------------------------------------------------------------------
