@@ -87,6 +87,17 @@ class Project:
         return {j["name"]: j for j in self.report(rel)["jobs"]}
 
 
+def refused(result: Result, *problems: str) -> None:
+    """Exit 2, exactly these problem lines, no traceback, and the summary line counting them."""
+    out = result.output
+    assert result.exit_code == 2, out
+    assert "Traceback" not in out
+    lines = out.splitlines()
+    assert lines[:-1] == list(problems), out
+    n = len(problems)
+    assert lines[-1] == f"{n} problem{'s' if n != 1 else ''} found; nothing was run."
+
+
 FAST_CONFIG = """\
 defaults:
   resolution: 360p

@@ -12,20 +12,9 @@ import json
 import re
 
 import pytest
-from click.testing import Result
-from conftest import Project
+from conftest import Project, refused
 
 from vidpipe.config import load_config
-
-
-def refused(result: Result, *problems: str) -> None:
-    out = result.output
-    assert result.exit_code == 2, out
-    assert "Traceback" not in out
-    lines = out.splitlines()
-    assert lines[:-1] == list(problems), out
-    n = len(problems)
-    assert lines[-1] == f"{n} problem{'s' if n != 1 else ''} found; nothing was run."
 
 
 def style_in_prompts(project: Project, env: dict[str, str] | None = None) -> str:

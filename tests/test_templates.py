@@ -10,18 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from click.testing import Result
-from conftest import Project
-
-
-def refused(result: Result, *problems: str) -> None:
-    out = result.output
-    assert result.exit_code == 2, out
-    assert "Traceback" not in out
-    lines = out.splitlines()
-    assert lines[:-1] == list(problems), out
-    n = len(problems)
-    assert lines[-1] == f"{n} problem{'s' if n != 1 else ''} found; nothing was run."
+from conftest import Project, refused
 
 
 def section(output: str, heading: str) -> tuple[str, str]:

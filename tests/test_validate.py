@@ -13,19 +13,8 @@ import time
 from pathlib import Path
 
 from click.testing import Result
-from conftest import Project
+from conftest import Project, refused
 from PIL import Image
-
-
-def refused(result: Result, *problems: str) -> None:
-    """Exit 2, exactly these problem lines, no traceback, and the summary line counting them."""
-    out = result.output
-    assert result.exit_code == 2, out
-    assert "Traceback" not in out
-    lines = out.splitlines()
-    assert lines[:-1] == list(problems), out
-    n = len(problems)
-    assert lines[-1] == f"{n} problem{'s' if n != 1 else ''} found; nothing was run."
 
 
 def accepted(result: Result, *oks: str) -> None:
