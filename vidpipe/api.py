@@ -98,14 +98,6 @@ def _recorded_storyboard(
         ):
             return project.id, project.storyboard
     return None
-    for project in store.projects():
-        if (
-            project.job_name == job.name
-            and project.storyboard
-            and len(project.storyboard.get("scenes", [])) >= job.scenes
-        ):
-            return project.id, project.storyboard
-    return None
 
 
 # -- estimate -----------------------------------------------------------------------------

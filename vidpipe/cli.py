@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from . import __version__
-from .errors import JobFileError, NotFound, VidpipeError
+from .errors import JobFileError, VidpipeError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -454,7 +454,3 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="vidpipe")
     raise SystemExit(0)  # pragma: no cover - click exits itself
-
-
-def _not_found(what: str) -> NoReturn:
-    raise NotFound(what)

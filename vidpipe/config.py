@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError
 from .schema import validate
 from .yamlsource import SourceMap, YamlProblem, load_file
 
@@ -275,10 +275,3 @@ def _database_url(url: str, root: Path) -> str:
         if rest and not rest.startswith(":memory:"):
             return prefix + str((root / rest).resolve())
     return url
-
-
-def config_problem(config: Config, at: tuple[str | int, ...], message: str) -> Problem:
-    """A problem located in vidpipe.yaml (for values that came from `defaults:`)."""
-    if config.source is None:
-        return Problem("environment", None, None, message)
-    return config.source.problem(at, message)

@@ -9,8 +9,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     ├── InputError                 exit 2: nothing was run
     │   ├── JobFileError           one or more `path:line:column: message` problems
     │   ├── ConfigError            vidpipe.yaml or the environment is wrong
-    │   ├── TemplateProblem        a template cannot be loaded or rendered
-    │   └── PreflightError         a provider refuses the job before any call
+    │   └── TemplateProblem        a template cannot be loaded or rendered
     ├── NotFound                   no such job or project (exit 2)
     ├── ProviderError              a provider call did not produce a result
     │   ├── TransientProviderError 429 / 5xx / network: retry with backoff
@@ -80,10 +79,6 @@ class TemplateProblem(InputError):
         self.detail = message
         where = template if line is None else f"{template}:{line}"
         super().__init__(f"{where}: {message}")
-
-
-class PreflightError(InputError):
-    """A provider refuses a job before any call is made (for example a Veo constraint)."""
 
 
 class NotFound(VidpipeError):

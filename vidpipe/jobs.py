@@ -20,11 +20,10 @@ from typing import Any
 
 from .config import Config
 from .errors import JobFileError, Problem
-from .schema import dotted, validate
+from .schema import validate
 from .yamlsource import Path_, SourceMap, YamlProblem, load_file
 
 STEPS = ("storyboard", "image", "video")
-TEMPLATE_KEYS = ("storyboard", "keyframe_start", "keyframe_end", "motion")
 SCENE_FIELDS = (
     "scene_description",
     "start_frame_prompt",
@@ -655,8 +654,3 @@ def _display(path: Path, cwd: Path) -> str:
         return path.resolve().relative_to(cwd).as_posix()
     except ValueError:
         return str(path)
-
-
-def field_label(path: Path_) -> str:
-    """A job key path as users write it."""
-    return dotted(path)

@@ -8,7 +8,6 @@ Paths in the manifest are relative to the project root (SPEC §7).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from .artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
@@ -107,10 +106,6 @@ def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> byt
     return contact_sheet(rows, title=f"{project.job_name} · {project.id}")
 
 
-def _rel(config: Config, path: Path) -> str:
-    return config.display(path)
-
-
 def build_manifest(
     store: Store,
     config: Config,
@@ -127,7 +122,7 @@ def build_manifest(
     for scene in store.scenes(project.id):
         keyframes = {
             k.kind: {
-                "path": _rel(config, layout.load(k.path)),
+                "path": config.display(layout.load(k.path)),
                 "sha256": k.sha256,
                 "source": k.source,
             }
@@ -137,7 +132,7 @@ def build_manifest(
         clip_out = None
         if clip is not None:
             clip_out = {
-                "path": _rel(config, layout.load(clip.path)) if clip.path else None,
+                "path": config.display(layout.load(clip.path)) if clip.path else None,
                 "status": clip.status,
                 "duration": clip.duration,
                 "sha256": clip.sha256,
@@ -162,7 +157,7 @@ def build_manifest(
     output = None
     if project.output_path:
         output = {
-            "path": _rel(config, layout.load(project.output_path)),
+            "path": config.display(layout.load(project.output_path)),
             "duration": project.output_duration,
             "sha256": project.output_sha256,
         }

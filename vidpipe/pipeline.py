@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -64,13 +64,11 @@ from .providers import (
     VideoStatus,
 )
 from .schema import load_schema
-from .store import Project, Store, runner_id, utcnow
+from .store import Project, Store, utcnow
 
 log = logging.getLogger("vidpipe.pipeline")
 
-STEPS_UNTIL = ("storyboard", "keyframes", "clips")
 STORYBOARD_ATTEMPTS = 3
-FINAL_STATES = ("complete", "rai_filtered", "failed", "timed_out")
 
 
 class Progress(Protocol):
@@ -577,8 +575,7 @@ class ProjectRun:
     ) -> None:
         provider, request = self._video_request(index, prompts.motion.text, start, end)
         key = generation_key(provider.name, "video", provider.key_fields(request))
-        scene = next(s for s in self.rt.store.scenes(self.project.id) if s.index == index)
-        clip = scene.clip
+        clip = self.rt.store.clip(self.project.id, index)
         if clip is not None and clip.generation_key == key:
             if clip.status == "complete" and verified(
                 self.layout.load(clip.path or ""), clip.sha256
@@ -824,10 +821,3 @@ def storyboard_problem(data: Any, scenes: int) -> str:
 def estimate(job: Job, runtime: Runtime) -> Any:
     """Planned calls and cost of a job (see :func:`vidpipe.pricing.estimate_job`)."""
     return estimate_job(job, runtime.step_providers(job), runtime.prices)
-
-
-def lease_owner() -> str:
-    return runner_id()
-
-
-RunFactory = Callable[[Runtime, Job, Project], ProjectRun]

@@ -18,8 +18,6 @@ from typing import Any
 from .errors import Problem
 from .yamlsource import Path_, SourceMap
 
-SCHEMA_NAMES = ("job", "storyboard", "config")
-
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:

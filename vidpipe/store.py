@@ -15,7 +15,6 @@ mount the artifacts at different places.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import uuid
@@ -387,12 +386,6 @@ class Store:
                 query = query.limit(limit)
             return s.scalars(query).all()
 
-    def create_project(self, **values: Any) -> Project:
-        project = Project(id=new_id(), **values)
-        with self.session() as s:
-            s.add(project)
-        return project
-
     def update_project(self, project_id: str, **values: Any) -> None:
         values.setdefault("updated_at", utcnow())
         with self.session() as s:
@@ -545,13 +538,14 @@ class Store:
                 for k, v in values.items():
                     setattr(row, k, v)
 
-    def delete_keyframe(self, project_id: str, index: int, kind: str) -> None:
+    def clip(self, project_id: str, index: int) -> VideoClip | None:
+        """The clip row of one scene, if it has one."""
         with self.session() as s:
-            scene_id = self.scene_id(s, project_id, index)
-            for row in s.scalars(
-                select(Keyframe).where(Keyframe.scene_id == scene_id, Keyframe.kind == kind)
-            ):
-                s.delete(row)
+            return s.scalars(
+                select(VideoClip)
+                .join(Scene)
+                .where(Scene.project_id == project_id, Scene.index == index)
+            ).first()
 
     def put_clip(self, project_id: str, index: int, **values: Any) -> None:
         with self.session() as s:
@@ -630,7 +624,3 @@ def _redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, default=str)
