@@ -19,7 +19,7 @@ FOLDER = CACHE / "clips"
 
 def panels(i: int, size: tuple[int, int] = (WIDTH, HEIGHT)) -> tuple[bytes, bytes]:
     """Start and end keyframes of test scene i."""
-    from vidpipe.panels import derive_end_frame, draw_keyframe
+    from vidpipe.providers.local.panels import derive_end_frame, draw_keyframe
 
     common = {"palette": [], "size": size, "seed": i}
     start = draw_keyframe(

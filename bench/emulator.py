@@ -1,7 +1,7 @@
 """The Vertex emulator of tests/ as a standalone server, with one storyboard per idea.
 
 ``python bench/emulator.py --latency 0.3 --polls 4`` prints its URL as the first stdout
-line and serves until SIGTERM. It is ``tests/vertex_emulator.py``'s standalone mode with
+line and serves until SIGTERM. It is ``vidpipe/testing/vertex_emulator.py``'s standalone mode with
 one change: its standalone storyboard takes its topic from the prompt's first line, which
 is the same for every vidpipe job (the template's opening sentence), so every job of a
 batch would get the same keyframe and clip prompts and vidpipe's generation cache would
@@ -21,13 +21,10 @@ import argparse
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import vertex_emulator
-from vertex_emulator import VertexEmulator, idea_storyboard
+import vidpipe.testing.vertex_emulator.server as vertex_emulator
+from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
 
 
 def cheap_videos() -> None:

@@ -198,7 +198,7 @@ def emulator_note(run: RatioRun) -> str:
         f"{runner:.1f} s, on 2 cores. "
         "Most of the emulator's is serial: when an operation's done poll "
         "arrives, the emulator renders the clip (a real H.264 + AAC MP4), and "
-        "`tests/vertex_emulator.py` `VertexEmulator._video_for` holds `_media_lock` for the "
+        "`vidpipe/testing/vertex_emulator.py` `VertexEmulator._video_for` holds `_media_lock` for the "
         "whole `make_mp4`, so the 36 clips of a 12-job batch render one at a time (about "
         "0.3 s each: ~11 s of serial work). py-spy on the emulator during a "
         "12-job run: 77% of its samples in `_video_for`, AAC-encoding the emulated tone "

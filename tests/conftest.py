@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from fakes import SCRIPT, FakeProvider, Script
 
 from vidpipe import providers
 from vidpipe.artifacts import sha256_file
 from vidpipe.cli import cli
 from vidpipe.scaffold import scaffold
+from vidpipe.testing.fakes import SCRIPT, FakeProvider, Script
 
 SECRET_PREFIXES = ("VIDPIPE_", "GOOGLE_", "GEMINI_", "CLOUDSDK_")
 

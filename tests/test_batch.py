@@ -18,16 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import Script, fail_with
 from PIL import Image
 
-from vidpipe.batch import shard_of
+from vidpipe.batch.runner import shard_of
 from vidpipe.pricing import PRICES
-
-try:
-    from vertex_emulator import VertexEmulator, idea_storyboard
-except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import VertexEmulator, idea_storyboard
+from vidpipe.testing.fakes import Script, fail_with
+from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
 
 API_KEY = "AIzaTEST-BATCH-KEY"
 

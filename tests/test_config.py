@@ -14,7 +14,7 @@ import re
 import pytest
 from conftest import Project, refused
 
-from vidpipe.config import load_config
+from vidpipe.spec.config import load_config
 
 
 def style_in_prompts(project: Project, env: dict[str, str] | None = None) -> str:

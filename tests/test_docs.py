@@ -9,7 +9,7 @@ import click
 import pytest
 
 from vidpipe.cli import cli
-from vidpipe.config import load_config
+from vidpipe.spec.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -28,11 +28,7 @@ import pytest
 from vidpipe.media import probe
 from vidpipe.pricing import PriceTable
 from vidpipe.providers import Usage
-
-try:
-    from vertex_emulator import RecordedRequest, VertexEmulator, idea_storyboard
-except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import RecordedRequest, VertexEmulator, idea_storyboard
+from vidpipe.testing.vertex_emulator import RecordedRequest, VertexEmulator, idea_storyboard
 
 # conftest.Project, only for annotations (tests/ is not a package).
 Project = Any
@@ -811,8 +807,8 @@ def test_batch_submissions_share_the_video_rate_limit(
     # 1 s instead of 60 s so the test takes seconds: 1 submission per 1 s window.
     from functools import partial
 
-    import vidpipe.providers.google as google_provider
-    from vidpipe.ratelimit import RateLimiter
+    import vidpipe.providers.google.provider as google_provider
+    from vidpipe.providers.ratelimit import RateLimiter
 
     window = 1.0
     monkeypatch.setattr(google_provider, "RateLimiter", partial(RateLimiter, window=window))
@@ -842,7 +838,7 @@ def test_batch_jobs_run_and_poll_concurrently(project: Project, emu: VertexEmula
     # Imports are paid once per process: not by whichever run comes first.
     import google.genai  # noqa: F401
 
-    import vidpipe.manifest
+    import vidpipe.outputs.manifest
     import vidpipe.providers.google  # noqa: F401
 
     started = time.monotonic()
@@ -930,8 +926,8 @@ def test_clips_written_to_cloud_storage_are_downloaded(
 
 
 def make_provider(project: Project, **env: str) -> Any:
-    from vidpipe.config import load_config
     from vidpipe.providers.google import GoogleProvider
+    from vidpipe.spec.config import load_config
 
     return GoogleProvider(load_config(cwd=project.root, env=env))
 
@@ -1042,8 +1038,8 @@ def test_credentials_that_cannot_be_refreshed_fail_the_job_cleanly(
 
 
 def test_storyboard_schema_is_pinned_without_touching_the_original() -> None:
-    from vidpipe.providers.google import _pinned_scene_count
-    from vidpipe.schema import load_schema
+    from vidpipe.providers.google.provider import _pinned_scene_count
+    from vidpipe.spec.schema import load_schema
 
     original = load_schema("storyboard")
     before = json.dumps(original, sort_keys=True)
@@ -1060,7 +1056,7 @@ def test_image_answers_skip_thoughts_and_become_png() -> None:
     from google.genai import types
     from PIL import Image
 
-    from vidpipe.providers.google import _as_png, _finish_reason, _first_image
+    from vidpipe.providers.google.provider import _as_png, _finish_reason, _first_image
 
     def encoded(color: tuple[int, int, int], fmt: str) -> bytes:
         buf = io.BytesIO()

@@ -11,7 +11,7 @@ from pathlib import Path
 from conftest import Project
 from jsonschema import Draft202012Validator
 
-from vidpipe.schema import load_schema
+from vidpipe.spec.schema import load_schema
 
 CREATED = [
     "vidpipe.yaml",

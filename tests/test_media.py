@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from vidpipe import media
 from vidpipe.errors import MediaError
-from vidpipe.media import Motion
+from vidpipe.providers.local.animatic import Motion, render_clip
 
 W, H = 320, 180
 RED = (220, 40, 40)
@@ -91,7 +91,7 @@ def make_clip(clipdir: Path) -> Callable[..., Path]:
         key = (start, end, duration, width, height, fps, audio_seed, motion, stripes)
         if key not in cache:
             path = clipdir / f"clip{len(cache)}.mp4"
-            media.render_clip(
+            render_clip(
                 png(start, stripes=stripes),
                 png(end, stripes=stripes),
                 path,
@@ -142,7 +142,7 @@ def test_render_clip_writes_exact_h264_aac_clip(make_clip: Callable[..., Path]) 
 def test_render_clip_is_deterministic(tmp_path: Path) -> None:
     outputs = []
     for name in ("a.mp4", "b.mp4"):
-        media.render_clip(
+        render_clip(
             png(RED, stripes=True),
             png(GREEN),
             tmp_path / name,
@@ -194,7 +194,7 @@ def test_render_clip_pans_smoothly_with_subpixel_steps(tmp_path: Path) -> None:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     out = tmp_path / "pan.mp4"
-    media.render_clip(
+    render_clip(
         buf.getvalue(),
         buf.getvalue(),
         out,
@@ -217,7 +217,7 @@ def test_render_clip_pans_smoothly_with_subpixel_steps(tmp_path: Path) -> None:
 
 def test_render_clip_cover_fits_any_aspect(tmp_path: Path) -> None:
     out = tmp_path / "portrait.mp4"
-    media.render_clip(
+    render_clip(
         png(RED, size=(300, 700)), png(BLUE, size=(1000, 200)), out, duration=0.5, width=W, height=H
     )
     info = media.verify(out)
@@ -237,7 +237,7 @@ def test_render_clip_accepts_common_image_modes(mode: str, tmp_path: Path) -> No
     else:
         img.convert(mode).save(buf, "PNG")
     out = tmp_path / "modes.mp4"
-    media.render_clip(
+    render_clip(
         buf.getvalue(), buf.getvalue(), out, duration=0.25, width=64, height=36, audio_seed=None
     )
     colour = mean_colour(frames_rgb(out, {0})[0])
@@ -250,9 +250,9 @@ def test_render_clip_accepts_common_image_modes(mode: str, tmp_path: Path) -> No
 
 def test_render_clip_rejects_bad_images_and_sizes(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="start image"):
-        media.render_clip(b"not a png", png(RED), tmp_path / "x.mp4", duration=1, width=W, height=H)
+        render_clip(b"not a png", png(RED), tmp_path / "x.mp4", duration=1, width=W, height=H)
     with pytest.raises(MediaError, match="even"):
-        media.render_clip(png(RED), png(RED), tmp_path / "x.mp4", duration=1, width=321, height=H)
+        render_clip(png(RED), png(RED), tmp_path / "x.mp4", duration=1, width=321, height=H)
     assert not (tmp_path / "x.mp4").exists()
 
 

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from vidpipe import panels
-from vidpipe.panels import SheetRow, contact_sheet, derive_end_frame, draw_keyframe, parse_palette
+from vidpipe.media import text
+from vidpipe.outputs.contact_sheet import SheetRow, contact_sheet
+from vidpipe.providers.local import panels, scenery
+from vidpipe.providers.local.palette import parse_palette
+from vidpipe.providers.local.panels import derive_end_frame, draw_keyframe
 
 PALETTE = ["deep teal #0f4c5c", "amber", "storm grey", "bone white #e8e2d0"]
 PROMPT = "a lighthouse on a cliff at dusk, storm rolling in"
@@ -102,7 +105,7 @@ def test_framing_changes_the_composition() -> None:
     ],
 )
 def test_framing_keywords(text: str, key: str) -> None:
-    assert panels._framing(text).key == key
+    assert scenery._framing(text).key == key
 
 
 def test_caption_is_drawn_in_the_bar_only() -> None:
@@ -135,7 +138,7 @@ def test_too_small_size_is_rejected() -> None:
 
 
 def test_wraps_and_truncates_long_captions() -> None:
-    font, lines = panels._fit_text("word " * 200, 300, 2, 20)
+    font, lines = text.fit_text("word " * 200, 300, 2, 20)
     assert len(lines) == 2
     assert lines[-1].endswith("...")
     assert all(font.getlength(line) <= 300 for line in lines)

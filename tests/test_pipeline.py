@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes import fail_with
 
 from vidpipe import providers
 from vidpipe.media import probe, verify
+from vidpipe.testing.fakes import fail_with
 
 FAKE_JOB = """\
 prompt: A red kite rises over a green hill. It loops in the wind. It lands in the grass.

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from vidpipe.planner import plan
-from vidpipe.schema import load_schema
+from vidpipe.providers.local.planner import plan
+from vidpipe.spec.schema import load_schema
 
 IDEA = (
     "A lighthouse keeper climbs the spiral stairs at dusk as a storm rolls in. "
@@ -81,7 +81,7 @@ def test_same_inputs_same_storyboard() -> None:
 def test_the_same_storyboard_in_another_process() -> None:
     # Hash randomisation must not leak in: a cached storyboard is keyed across runs.
     code = (
-        "import json, sys; from vidpipe.planner import plan; "
+        "import json, sys; from vidpipe.providers.local.planner import plan; "
         f"print(json.dumps(plan({IDEA!r}, scenes=5, style='noir', clip_duration=4, seed=42)))"
     )
     outputs = {

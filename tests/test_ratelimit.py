@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from vidpipe.errors import Interrupted, ProviderError, TransientProviderError
-from vidpipe.ratelimit import MAX_RETRY_AFTER, RateLimiter, backoff, with_retries
+from vidpipe.providers.ratelimit import MAX_RETRY_AFTER, RateLimiter, backoff, with_retries
 
 
 class FakeClock:
@@ -237,7 +237,7 @@ class _Error(Exception):
 
 
 def test_retry_after_header_forms() -> None:
-    from vidpipe.providers.google import _retry_after
+    from vidpipe.providers.google.provider import _retry_after
 
     assert _retry_after(_Error({"retry-after": "3"})) == 3.0
     assert _retry_after(_Error({"retry-after": "0.5"})) == 0.5

@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import fail_with
 from PIL import Image
 
-try:
-    from vertex_emulator import VertexEmulator, idea_storyboard
-except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import VertexEmulator, idea_storyboard
+from vidpipe.testing.fakes import fail_with
+from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
 
 API_KEY = "AIzaTEST-REPORT-SECRET"
 

@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import av
@@ -31,24 +30,15 @@ from google.genai import errors, types
 from google.oauth2.credentials import Credentials
 from PIL import Image
 
-try:
-    from vertex_emulator import (
-        EDIT_TINT,
-        EDIT_TINT_ALPHA,
-        VertexEmulator,
-        default_storyboard,
-        scene_count_from_text,
-    )
-except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.vertex_emulator import (
-        EDIT_TINT,
-        EDIT_TINT_ALPHA,
-        VertexEmulator,
-        default_storyboard,
-        scene_count_from_text,
-    )
+from vidpipe.testing.vertex_emulator import (
+    EDIT_TINT,
+    EDIT_TINT_ALPHA,
+    VertexEmulator,
+    default_storyboard,
+    scene_count_from_text,
+)
 
-EMULATOR_SCRIPT = Path(__file__).with_name("vertex_emulator.py")
+EMULATOR_MODULE = "vidpipe.testing.vertex_emulator"
 VEO = "veo-3.1-fast-generate-001"
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 
@@ -939,7 +929,7 @@ def test_async_client(emu: VertexEmulator, client: genai.Client) -> None:
 
 def test_standalone_process() -> None:
     proc = subprocess.Popen(
-        [sys.executable, str(EMULATOR_SCRIPT), "--port", "0", "--latency", "0.05", "--polls", "0"],
+        [sys.executable, "-m", EMULATOR_MODULE, "--port", "0", "--latency", "0.05", "--polls", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,5 +1,5 @@
 """`python -m vidpipe`."""
 
-from .cli import main
+from vidpipe.cli import main
 
 main()

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import InputError, NotFound
-from .jobs import Job, load_jobs
-from .store import Project, Store
+from vidpipe.errors import InputError, NotFound
+from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import Job, load_jobs
+from vidpipe.store import Project, Store
 
 
 def _database_exists(config: Config) -> bool:
@@ -46,7 +46,7 @@ def find_jobs(config: Config, ref: str, cwd: Path) -> list[Job]:
 
 def render_job(config: Config, ref: str, *, scene: int | None = None, cwd: Path) -> str:
     """The rendered prompts of a job, as text."""
-    from .prompts import offline_storyboard, prompts_for, scene_prompts, storyboard_prompt
+    from vidpipe.prompts import offline_storyboard, prompts_for, scene_prompts, storyboard_prompt
 
     store = open_store(config)
     out: list[str] = []
@@ -107,8 +107,8 @@ def estimate_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
 ) -> dict[str, Any]:
     """Planned calls and cost per job and in total (`vidpipe estimate`)."""
-    from .batch import RunOptions, prepare
-    from .pipeline import Runtime, estimate
+    from vidpipe.batch.runner import RunOptions, prepare
+    from vidpipe.engine.project import Runtime, estimate
 
     prepared = prepare(
         config, RunOptions(paths=paths, provider=provider), cwd=cwd, check_credentials=False
@@ -165,7 +165,7 @@ def _project(store: Store | None, ref: str) -> Project:
 
 def project_status(config: Config, ref: str) -> dict[str, Any]:
     """One project in detail (`vidpipe status --json`)."""
-    from .manifest import build_manifest
+    from vidpipe.outputs.manifest import build_manifest
 
     store = open_store(config)
     project = _project(store, ref)
@@ -207,9 +207,9 @@ def resume_project(
     config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
 ) -> Any:
     """Continue a stopped, failed or interrupted project with its job file as it is now."""
-    from .batch import Batch, Prepared, RunOptions, providers_for
-    from .pipeline import Runtime, input_hash
-    from .progress import make_progress
+    from vidpipe.batch.progress import make_progress
+    from vidpipe.batch.runner import Batch, Prepared, RunOptions, providers_for
+    from vidpipe.engine.project import Runtime, input_hash
 
     store = open_store(config)
     project = _project(store, ref)
@@ -255,7 +255,7 @@ def resume_project(
 
 def restitch(config: Config, ref: str, *, crossfade: float | None = None) -> str:
     """Rebuild a project's outputs from its clips (`vidpipe stitch`); no provider calls."""
-    from .manifest import write_outputs
+    from vidpipe.outputs.manifest import write_outputs
 
     store = open_store(config)
     project = _project(store, ref)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from . import __version__
-from .errors import JobFileError, VidpipeError
+from vidpipe import __version__
+from vidpipe.errors import JobFileError, VidpipeError
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .store import Store
+    from vidpipe.spec.config import Config
+    from vidpipe.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +35,7 @@ class App:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def config(self) -> Config:
-        from .config import load_config
+        from vidpipe.spec.config import load_config
 
         overrides = dict(self.overrides)
         if self.database:
@@ -43,7 +43,7 @@ class App:
         return load_config(cwd=self.cwd, path=self.config_path, overrides=overrides)
 
     def store(self, config: Config | None = None) -> Store:
-        from .store import Store
+        from vidpipe.store import Store
 
         return Store((config or self.config()).database)
 
@@ -127,7 +127,7 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory: str, force: bool) -> None:
     """Scaffold a project: vidpipe.yaml, jobs/example.yaml and templates/."""
-    from .scaffold import scaffold
+    from vidpipe.scaffold import scaffold
 
     written, kept = scaffold(Path(directory), force=force)
     for path in written:
@@ -151,7 +151,7 @@ def validate(app: App, paths: tuple[str, ...], provider: str | None) -> None:
 
     PATHS are files, folders or globs (default: jobs/). Exits 2 listing every problem.
     """
-    from .batch import RunOptions, prepare
+    from vidpipe.batch.runner import RunOptions, prepare
 
     config = app.config()
     prepared = prepare(
@@ -178,7 +178,7 @@ def render(app: App, job: str, scene: int | None) -> None:
     Scene prompts come from the job's recorded storyboard when it has one, else from
     the offline planner; the output says which. JOB is a job file or a job name.
     """
-    from .api import render_job
+    from vidpipe.api import render_job
 
     config = app.config()
     click.echo(render_job(config, job, scene=scene, cwd=app.cwd), nl=False)
@@ -261,9 +261,9 @@ def run(
     verbose: bool,
 ) -> None:
     """Run jobs (files, folders or globs; default: jobs/)."""
-    from .batch import RunOptions, run_batch
-    from .report import batch_report, write_json, write_junit
-    from .signals import stop_on_signals
+    from vidpipe.batch.runner import RunOptions, run_batch
+    from vidpipe.batch.signals import stop_on_signals
+    from vidpipe.outputs.report import batch_report, write_json, write_junit
 
     if verbose:
         import logging
@@ -320,7 +320,7 @@ def _summary(report: dict[str, Any], quiet: bool) -> None:
 @pass_app
 def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bool) -> None:
     """Planned provider calls and cost (USD) per job. No calls are made."""
-    from .api import estimate_batch
+    from vidpipe.api import estimate_batch
 
     data = estimate_batch(app.config(), paths, provider=provider, cwd=app.cwd)
     if as_json:
@@ -347,7 +347,7 @@ def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bo
 @pass_app
 def list_(app: App, status: str | None, as_json: bool) -> None:
     """Projects, newest first."""
-    from .api import list_projects
+    from vidpipe.api import list_projects
 
     rows = list_projects(app.config(), status=status)
     if as_json:
@@ -368,7 +368,7 @@ def list_(app: App, status: str | None, as_json: bool) -> None:
 @pass_app
 def status(app: App, job_or_id: str, as_json: bool) -> None:
     """One project: steps, scenes, clips, cost. JOB_OR_ID is a job name or a project id."""
-    from .api import project_status
+    from vidpipe.api import project_status
 
     data = project_status(app.config(), job_or_id)
     if as_json:
@@ -395,8 +395,8 @@ def status(app: App, job_or_id: str, as_json: bool) -> None:
 @pass_app
 def resume(app: App, job_or_id: str, quiet: bool) -> None:
     """Continue a failed, stopped or interrupted project."""
-    from .api import resume_project
-    from .signals import stop_on_signals
+    from vidpipe.api import resume_project
+    from vidpipe.batch.signals import stop_on_signals
 
     with stop_on_signals() as stopper:
         outcome = resume_project(app.config(), job_or_id, cwd=app.cwd, quiet=quiet, stopper=stopper)
@@ -422,7 +422,7 @@ def resume(app: App, job_or_id: str, quiet: bool) -> None:
 @pass_app
 def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
     """Re-stitch a project from its existing clips. No provider calls."""
-    from .api import restitch
+    from vidpipe.api import restitch
 
     path = restitch(app.config(), job_or_id, crossfade=crossfade)
     click.echo(f"stitched {path}")
@@ -444,7 +444,7 @@ def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
 @pass_app
 def report(app: App, html_path: str, batch_id: str | None) -> None:
     """A self-contained HTML gallery of a batch: contact sheets, players, costs, errors."""
-    from .report import write_gallery
+    from vidpipe.outputs.report import write_gallery
 
     path, count = write_gallery(app.config(), (app.cwd / html_path).resolve(), batch_id)
     click.echo(f"wrote {path} ({count} job{'s' if count != 1 else ''})")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .providers.base import Usage
+from vidpipe.providers.base import Usage
 
 _VERTEX = "Vertex AI generative AI pricing page"
 

@@ -24,7 +24,7 @@ import jinja2
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import TemplateProblem
+from vidpipe.errors import TemplateProblem
 
 BUILTIN_NAMES = {
     "storyboard": "storyboard.j2",
@@ -354,7 +354,7 @@ def scene_prompts(
 
 def offline_storyboard(job: Any) -> dict[str, Any]:
     """The offline planner's storyboard for a job (what `render` and `validate` use)."""
-    from .planner import plan
+    from vidpipe.providers.local.planner import plan
 
     return plan(
         job.prompt,

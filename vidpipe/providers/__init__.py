@@ -11,7 +11,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from .base import (
+from vidpipe.providers.base import (
     CAPABILITIES,
     Capability,
     ImageAnswer,
@@ -25,7 +25,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from vidpipe.spec.config import Config
 
 __all__ = [
     "CAPABILITIES",

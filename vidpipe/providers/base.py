@@ -32,9 +32,9 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..errors import Problem
-    from ..jobs import Job
+    from vidpipe.errors import Problem
+    from vidpipe.spec.config import Config
+    from vidpipe.spec.jobs import Job
 
 Capability = Literal["storyboard", "image", "video"]
 CAPABILITIES: tuple[Capability, ...] = ("storyboard", "image", "video")

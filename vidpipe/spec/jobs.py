@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import JobFileError, Problem
-from .schema import validate
-from .yamlsource import Path_, SourceMap, YamlProblem, load_file
+from vidpipe.errors import JobFileError, Problem
+from vidpipe.spec.config import Config
+from vidpipe.spec.schema import validate
+from vidpipe.spec.yamlsource import Path_, SourceMap, YamlProblem, load_file
 
 STEPS = ("storyboard", "image", "video")
 SCENE_FIELDS = (
@@ -182,7 +182,7 @@ def load_jobs(
     jobs: list[Job] = []
     defaults = _checked_defaults(config, problems)
     if known_providers is None:
-        from .providers import available
+        from vidpipe.providers import available
 
         known_providers = available()
     known = set(known_providers)
@@ -537,7 +537,7 @@ def _resolve(
 
 def _template_exists(root: Path, job_folder: Path, name: str) -> bool:
     """Whether `name` is found where templates are searched (see vidpipe.prompts)."""
-    from .prompts import builtin_dir
+    from vidpipe.prompts import builtin_dir
 
     return any(
         (folder / name).is_file() for folder in (job_folder, root / "templates", builtin_dir())

@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .artifacts import write_atomic
+from vidpipe.artifacts import write_atomic
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
-    from .config import Config
+    from vidpipe.batch.runner import BatchResult
+    from vidpipe.spec.config import Config
 
 
 def batch_report(
@@ -109,8 +109,8 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
 
     import jinja2
 
-    from .api import open_store
-    from .errors import NotFound
+    from vidpipe.api import open_store
+    from vidpipe.errors import NotFound
 
     what = f"batch {batch_id!r}" if batch_id else "finished batch"
     store = open_store(config)  # None when there is no database: do not create one
@@ -124,7 +124,7 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
         jobs = [_gallery_job(config, store, html_path, job) for job in report["jobs"]]
     finally:
         store.close()
-    source = resources.files("vidpipe").joinpath("gallery.html.j2").read_text("utf-8")
+    source = resources.files("vidpipe.outputs").joinpath("gallery.html.j2").read_text("utf-8")
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     html = env.from_string(source).render(
         batch={

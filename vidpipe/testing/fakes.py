@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 from PIL import Image
 
 from vidpipe.errors import ProviderError
-from vidpipe.planner import plan
 from vidpipe.providers import (
     ImageAnswer,
     ImageRequest,
@@ -29,6 +28,7 @@ from vidpipe.providers import (
     VideoRequest,
     VideoStatus,
 )
+from vidpipe.providers.local.planner import plan
 
 
 @dataclass
@@ -136,7 +136,7 @@ class FakeProvider(Provider):
             return VideoStatus(state="rai_filtered", reason="fake filter")
         if state == "running":
             return VideoStatus(state="running")
-        from vidpipe.media import render_clip
+        from vidpipe.providers.local.animatic import render_clip
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "c.mp4"

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Problem
+from vidpipe.errors import Problem
 
 Path_ = tuple[str | int, ...]
 

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import Problem
-from .base import (
+from vidpipe.errors import Problem
+from vidpipe.providers.base import (
     Capability,
     ImageAnswer,
     ImageRequest,
@@ -29,8 +29,8 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..jobs import Job
-    from ..media import Motion
+    from vidpipe.providers.local.animatic import Motion
+    from vidpipe.spec.jobs import Job
 
 SHORT_SIDES = {"360p": 360, "720p": 720, "1080p": 1080}
 DEFAULT_RESOLUTION = "720p"
@@ -70,7 +70,7 @@ def frame_size(aspect_ratio: str, resolution: str | None) -> tuple[int, int]:
 
 def motion_from_prompt(prompt: str) -> Motion:
     """The camera move a motion prompt names (its first paragraph; the rest is style)."""
-    from ..media import Motion
+    from vidpipe.providers.local.animatic import Motion
 
     text = prompt.lower().split("\n\n")[0]
     zoom = next((z for pattern, z in _ZOOMS if re.search(pattern, text)), None)
@@ -140,7 +140,7 @@ class LocalProvider(Provider):
         return fields
 
     def storyboard(self, request: StoryboardRequest) -> StoryboardAnswer:
-        from ..planner import plan
+        from vidpipe.providers.local.planner import plan
 
         data = plan(
             request.idea,
@@ -152,7 +152,7 @@ class LocalProvider(Provider):
         return StoryboardAnswer(data=data, usage=Usage())
 
     def image(self, request: ImageRequest) -> ImageAnswer:
-        from ..panels import derive_end_frame, draw_keyframe
+        from vidpipe.providers.local.panels import derive_end_frame, draw_keyframe
 
         hints = request.hints
         size = frame_size(request.aspect_ratio, request.resolution)
@@ -188,7 +188,7 @@ class LocalProvider(Provider):
         return f"local/operations/{digest[:32]}"
 
     def poll_video(self, operation_id: str, request: VideoRequest) -> VideoStatus:
-        from ..media import render_clip
+        from vidpipe.providers.local.animatic import render_clip
 
         width, height = frame_size(request.aspect_ratio, request.resolution)
         with tempfile.TemporaryDirectory(prefix="vidpipe-local-") as tmp:

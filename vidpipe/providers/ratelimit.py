@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from .errors import Interrupted, TransientProviderError
+from vidpipe.errors import Interrupted, TransientProviderError
 
 log = logging.getLogger("vidpipe.providers")
 T = TypeVar("T")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
-from .config import Config
-from .errors import MediaError
-from .store import Project, Scene, Store
+from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
+from vidpipe.errors import MediaError
+from vidpipe.spec.config import Config
+from vidpipe.store import Project, Scene, Store
 
 GAP_STATES = ("rai_filtered", "timed_out")
 
@@ -30,7 +30,7 @@ def write_outputs(
 
     Returns the final video's path relative to the project root.
     """
-    from . import media
+    from vidpipe import media
 
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     scenes = store.scenes(project.id)
@@ -85,7 +85,7 @@ def write_outputs(
 
 
 def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
-    from .panels import SheetRow, contact_sheet
+    from vidpipe.outputs.contact_sheet import SheetRow, contact_sheet
 
     rows = []
     for scene in scenes:

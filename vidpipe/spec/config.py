@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .schema import validate
-from .yamlsource import SourceMap, YamlProblem, load_file
+from vidpipe.errors import ConfigError
+from vidpipe.spec.schema import validate
+from vidpipe.spec.yamlsource import SourceMap, YamlProblem, load_file
 
 CONFIG_NAME = "vidpipe.yaml"
 ENV_PREFIX = "VIDPIPE_"

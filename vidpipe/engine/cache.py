@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import verified
-from .store import Generation, Store, runner_id, utcnow
+from vidpipe.artifacts import verified
+from vidpipe.store import Generation, Store, runner_id, utcnow
 
 KEY_VERSION = 1
 

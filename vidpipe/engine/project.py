@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import __version__
-from .artifacts import (
+from vidpipe import __version__
+from vidpipe.artifacts import (
     Layout,
     copy_atomic,
     sha256_file,
@@ -34,9 +34,8 @@ from .artifacts import (
     verified,
     write_atomic,
 )
-from .cache import Cache, generation_key
-from .config import Config
-from .errors import (
+from vidpipe.engine.cache import Cache, generation_key
+from vidpipe.errors import (
     Interrupted,
     InvalidAnswer,
     MediaError,
@@ -44,9 +43,8 @@ from .errors import (
     TemplateProblem,
     VidpipeError,
 )
-from .jobs import Job
-from .pricing import PriceTable, estimate_job, usage_dict
-from .prompts import (
+from vidpipe.pricing import PriceTable, estimate_job, usage_dict
+from vidpipe.prompts import (
     Prompts,
     ScenePrompts,
     prompts_for,
@@ -54,7 +52,7 @@ from .prompts import (
     scenes_after_overrides,
     storyboard_prompt,
 )
-from .providers import (
+from vidpipe.providers import (
     CAPABILITIES,
     Capability,
     ImageRequest,
@@ -63,10 +61,12 @@ from .providers import (
     VideoRequest,
     VideoStatus,
 )
-from .schema import load_schema
-from .store import Project, Store, utcnow
+from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import Job
+from vidpipe.spec.schema import load_schema
+from vidpipe.store import Project, Store, utcnow
 
-log = logging.getLogger("vidpipe.pipeline")
+log = logging.getLogger("vidpipe.engine")
 
 STORYBOARD_ATTEMPTS = 3
 
@@ -715,7 +715,7 @@ class ProjectRun:
     def _clip_complete(
         self, index: int, key: str, path: Path, sha: str, *, source: str, operation_id: str | None
     ) -> None:
-        from .media import probe
+        from vidpipe.media import probe
 
         info = probe(path)
         self.rt.store.put_clip(
@@ -776,7 +776,7 @@ class ProjectRun:
     # -- stitch ---------------------------------------------------------------------------
 
     def _stitch(self) -> None:
-        from .manifest import write_outputs
+        from vidpipe.outputs.manifest import write_outputs
 
         start = time.monotonic()
         self._progress("stitch", 0, 1)

@@ -15,8 +15,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .errors import Problem
-from .yamlsource import Path_, SourceMap
+from vidpipe.errors import Problem
+from vidpipe.spec.yamlsource import Path_, SourceMap
 
 
 @cache

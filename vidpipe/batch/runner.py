@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifacts import verified
-from .config import Config
-from .errors import InputError, JobFileError, Problem, TemplateProblem
-from .jobs import Job, load_jobs
-from .pipeline import Outcome, ProjectRun, Runtime, estimate, input_hash
-from .prompts import check_templates, prompts_for
-from .providers import Provider, create
-from .store import Project, Store, runner_id
+from vidpipe.artifacts import verified
+from vidpipe.engine.project import Outcome, ProjectRun, Runtime, estimate, input_hash
+from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
+from vidpipe.prompts import check_templates, prompts_for
+from vidpipe.providers import Provider, create
+from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import Job, load_jobs
+from vidpipe.store import Project, Store, runner_id
 
 
 @dataclass
@@ -429,12 +429,12 @@ def run_batch(
         return BatchResult(None, plan_only(config, prepared))
     if not prepared.jobs:
         return BatchResult(None, [])  # an empty shard: nothing to do is not an error
-    from .diskspace import check_disk
+    from vidpipe.batch.diskspace import check_disk
 
     warning = check_disk(config.artifacts_dir, prepared.jobs)
     if warning:
         (warn or _stderr)(warning)
-    from .progress import make_progress
+    from vidpipe.batch.progress import make_progress
 
     progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
     store = Store(config.database)
@@ -453,7 +453,7 @@ def run_batch(
         interrupted=stopper.signum if stopper is not None else None,
         wall_s=time.monotonic() - started,
     )
-    from .report import batch_report
+    from vidpipe.outputs.report import batch_report
 
     # The same totals as the --report file and the JUnit suite time: the batch's wall time.
     store.finish_batch(

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import InputError
+from vidpipe.errors import InputError
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from vidpipe.spec.jobs import Job
 
 #: Below this much free space a batch starts with a warning.
 WARN_BELOW = 2 * 1024**3

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ..errors import (
+from vidpipe.errors import (
     ConfigError,
     ContentBlocked,
     InvalidAnswer,
@@ -42,8 +42,7 @@ from ..errors import (
     ProviderError,
     TransientProviderError,
 )
-from ..ratelimit import RateLimiter, with_retries
-from .base import (
+from vidpipe.providers.base import (
     Capability,
     ImageAnswer,
     ImageRequest,
@@ -54,10 +53,11 @@ from .base import (
     VideoRequest,
     VideoStatus,
 )
+from vidpipe.providers.ratelimit import RateLimiter, with_retries
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..jobs import Job
+    from vidpipe.spec.config import Config
+    from vidpipe.spec.jobs import Job
 
 log = logging.getLogger("vidpipe.providers.google")
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""Running one project: the state machine (`project`) and the generation cache (`cache`)."""

@@ -1,0 +1,220 @@
+"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations.
+
+Paths are stored relative to `artifacts_dir` so a database can move between machines that
+mount the artifacts at different places.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    relationship,
+)
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    """A sortable, unique project/batch id: UTC time plus random hex."""
+    return utcnow().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def runner_id() -> str:
+    """Identifies this process among runners sharing a database."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
+
+
+_PROCESS_TOKEN = uuid.uuid4().hex[:8]
+
+
+def owner_gone(owner: str | None) -> bool:
+    """True if a lease owner is a process on this machine that no longer runs.
+
+    Its lease can be taken over at once instead of waiting for it to expire: the common
+    case of a run killed on a laptop or CI runner and started again.
+    """
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if owner == runner_id():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid_text) == os.getpid()  # same pid, other token: an earlier life of this pid
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Meta(Base):
+    __tablename__ = "vidpipe_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class BatchRecord(Base):
+    __tablename__ = "batches"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    runner: Mapped[str] = mapped_column(String(200), default="")
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_name: Mapped[str] = mapped_column(String(64), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    input_hash: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    job: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    providers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    models: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    storyboard: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    storyboard_prompt: Mapped[str | None] = mapped_column(Text)
+    output_path: Mapped[str | None] = mapped_column(Text)
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
+    output_duration: Mapped[float | None] = mapped_column(Float)
+    cost_estimate_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_actual_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+    stopped_after: Mapped[str | None] = mapped_column(String(20))
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scenes: Mapped[list[Scene]] = relationship(
+        back_populates="project", order_by="Scene.index", cascade="all, delete-orphan"
+    )
+
+
+class Scene(Base):
+    __tablename__ = "scenes"
+    __table_args__ = (UniqueConstraint("project_id", "index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    index: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(30), default="pending")
+    description: Mapped[str] = mapped_column(Text, default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prompts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    duration: Mapped[int] = mapped_column(Integer, default=4)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    project: Mapped[Project] = relationship(back_populates="scenes")
+    keyframes: Mapped[list[Keyframe]] = relationship(
+        back_populates="scene", cascade="all, delete-orphan", order_by="Keyframe.kind.desc()"
+    )
+    clip: Mapped[VideoClip | None] = relationship(
+        back_populates="scene", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class Keyframe(Base):
+    __tablename__ = "keyframes"
+    __table_args__ = (UniqueConstraint("scene_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scene_id: Mapped[int] = mapped_column(ForeignKey("scenes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # start | end
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(20))  # generated | cached | inherited | override
+    generation_key: Mapped[str | None] = mapped_column(String(64))
+    prompt: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    scene: Mapped[Scene] = relationship(back_populates="keyframes")
+
+
+class VideoClip(Base):
+    __tablename__ = "video_clips"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scene_id: Mapped[int] = mapped_column(
+        ForeignKey("scenes.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="submitted")
+    generation_key: Mapped[str] = mapped_column(String(64))
+    operation_id: Mapped[str | None] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    duration: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(20), default="generated")
+    error_message: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    scene: Mapped[Scene] = relationship(back_populates="clip")
+
+
+class PipelineRun(Base):
+    __tablename__ = "pipeline_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
+    runner: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    provider_calls: Mapped[int] = mapped_column(Integer, default=0)
+    cached_calls: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class Generation(Base):
+    """One provider call, keyed by the hash of everything that determines its result."""
+
+    __tablename__ = "generations"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    capability: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # submitted | complete | rai_filtered
+    operation_id: Mapped[str | None] = mapped_column(Text)
+    result_path: Mapped[str | None] = mapped_column(Text)
+    result_sha256: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    project_id: Mapped[str | None] = mapped_column(String(40))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,7 @@
+"""`python -m vidpipe.testing.vertex_emulator`: serve the emulator until SIGTERM."""
+
+import sys
+
+from vidpipe.testing.vertex_emulator.server import main
+
+sys.exit(main())
