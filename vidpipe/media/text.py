@@ -1,17 +1,95 @@
-"""Text for pictures: fonts, measuring, wrapping and fitting lines into a width."""
+"""Text for pictures: fonts, measuring, wrapping and fitting lines into a width.
+
+Captions come from prompts in any language, so text is drawn in a font that covers
+accented Latin and CJK (:func:`unicode_font`). Pillow's built-in font has no CJK glyphs
+and draws a box for each (``東京`` → ``☐☐``); a system font is looked up instead. CI
+installs one (Debian ``fonts-wqy-microhei``); without any, text falls back to Pillow's
+font and non-Latin letters show as boxes.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from functools import lru_cache
 
 from PIL import ImageFont
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
+#: Text a caption font must draw without a replacement box.
+COVERAGE_PROBE = "café 東京"
+
+#: Fonts tried first, in order (Debian paths); then whatever fontconfig knows for Japanese.
+_CANDIDATES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+)
+
+
+def missing_glyphs(font: Font, text: str) -> list[str]:
+    """The characters of `text` that `font` draws as its replacement glyph (a box).
+
+    A font draws every character it lacks with the same ``.notdef`` glyph, so a character
+    whose mask equals that of a private-use code point (which no font here defines) is
+    missing.
+    """
+    notdef = font.getmask("\ue000")
+    blank = (bytes(notdef), notdef.size)
+    out = []
+    for ch in dict.fromkeys(text):
+        if ch.isspace():
+            continue
+        mask = font.getmask(ch)
+        if (bytes(mask), mask.size) == blank:
+            out.append(ch)
+    return out
+
+
+def _fontconfig_files() -> list[str]:
+    """Font files fontconfig offers for Japanese text (empty without fontconfig)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return []
+    try:
+        listed = subprocess.run(
+            [fc_list, ":lang=ja", "file"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(line.strip().rstrip(":") for line in listed.splitlines() if line.strip())
+
+
+@lru_cache(maxsize=1)
+def unicode_font_path() -> str | None:
+    """The first installed font that draws :data:`COVERAGE_PROBE` without boxes, or None."""
+    for path in [*_CANDIDATES, *_fontconfig_files()]:
+        if not os.path.isfile(path):
+            continue
+        try:
+            font = ImageFont.truetype(path, 20)
+        except OSError:
+            continue
+        if not missing_glyphs(font, COVERAGE_PROBE):
+            return path
+    return None
+
 
 @lru_cache(maxsize=32)
+def unicode_font(size: int) -> Font:
+    """A font of `size` pixels covering accented Latin and CJK, else Pillow's built-in font."""
+    path = unicode_font_path()
+    if path is None:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(path, size)
+
+
 def load_font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
+    """The font every picture's text is drawn in."""
+    return unicode_font(size)
 
 
 def text_width(font: Font, text: str) -> float:

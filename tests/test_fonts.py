@@ -1,0 +1,17 @@
+"""Captions in any language: the text font covers accented Latin and CJK."""
+
+from __future__ import annotations
+
+from PIL import ImageFont
+
+from vidpipe.media.text import missing_glyphs, unicode_font
+
+
+def test_unicode_font_draws_accents_and_cjk_without_boxes():
+    font = unicode_font(24)
+    assert missing_glyphs(font, "café 東京 Ñandú Łódź") == []
+
+
+def test_missing_glyphs_finds_what_a_latin_font_lacks():
+    # Pillow's built-in font (what captions used) draws `café` as `caf☐`: the check sees it.
+    assert missing_glyphs(ImageFont.load_default(size=24), "café 東京") == ["é", "東", "京"]
