@@ -122,9 +122,9 @@ def test_every_input_changes_the_storyboard() -> None:
 def test_the_story_is_split_across_scenes_in_order() -> None:
     scenes = plan(IDEA, scenes=3, style="cinematic", clip_duration=4, seed=1)["scenes"]
     assert [s["scene_description"] for s in scenes] == [
-        "Opening: A lighthouse keeper climbs the spiral stairs at dusk as a storm rolls in",
-        "Development: She lights the great lamp",
-        "Resolution: The beam sweeps across the dark sea and finds a small boat",
+        "Opening: A lighthouse keeper climbs the spiral stairs at dusk as a storm rolls in.",
+        "Development: She lights the great lamp.",
+        "Resolution: The beam sweeps across the dark sea and finds a small boat.",
     ]
     assert scenes[-1]["transition_notes"] == "Final shot: hold on the last frame."
     assert scenes[0]["transition_notes"].startswith("Cut on the shared frame into the development:")
@@ -141,3 +141,12 @@ def test_known_and_unknown_styles() -> None:
     invented = plan("A detective", scenes=1, style="risograph zine", seed=1)["style_guide"]
     assert invented["visual_style"] == "risograph zine, applied consistently to every frame"
     assert invented == plan("Other idea", scenes=2, style="risograph zine", seed=9)["style_guide"]
+
+
+def test_sentence_boundaries_survive_into_scene_captions() -> None:
+    idea = "A barista pours. The café opens! 東京の朝。猫が来る。A cup steams"
+    scenes = plan(idea, scenes=2, style="cinematic", clip_duration=4, seed=1)["scenes"]
+    assert [s["scene_description"] for s in scenes] == [
+        "Opening: A barista pours. The café opens!",
+        "Resolution: 東京の朝。猫が来る。A cup steams",
+    ]

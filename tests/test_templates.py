@@ -166,7 +166,7 @@ def test_an_undefined_variable_names_template_line_and_variable(project: Project
     refused(
         project.cli("validate"),
         "templates/storyboard.j2:2: undefined variable 'mood'; "
-        "templates see job, vars and, in scene templates, scene, prev_scene, next_scene, "
+        "templates see job, vars, assets and, in scene templates, scene, prev_scene, next_scene, "
         "scene_count, style_guide (job a, jobs/a.yaml)",
     )
 

@@ -4,8 +4,10 @@ Search order for a template name: the job file's folder, the project's `template
 the templates built into vidpipe. A name may be a path relative to those folders; it may
 not leave the project. Errors name the template, its line and what went wrong.
 
-Context: `job` (every resolved job field), `vars`, and for scene templates `scene`,
-`prev_scene`, `next_scene` (None at the ends), `scene_count` and `style_guide`.
+Context: `job` (every resolved job field), `vars`, `assets` (every declared asset by name:
+`name`, `kind`, `description`, `images`), and for scene templates `scene` (its `assets` is
+the list of asset names the scene shows), `prev_scene`, `next_scene` (None at the ends),
+`scene_count` and `style_guide`.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ class Prompts:
 
 
 _CONTEXT = (
-    "job, vars and, in scene templates, scene, prev_scene, next_scene, scene_count, style_guide"
+    "job, vars, assets and, in scene templates, scene, prev_scene, next_scene, scene_count, "
+    "style_guide"
 )
 
 
@@ -307,8 +310,12 @@ def prompts_for(job: Any) -> Prompts:
 
 
 def base_context(job: Any) -> dict[str, Any]:
-    """What every template sees: `job` (resolved fields) and `vars`."""
-    return {"job": dict(job.data), "vars": dict(job.vars)}
+    """What every template sees: `job` (resolved fields), `vars` and `assets`."""
+    return {
+        "job": dict(job.data),
+        "vars": dict(job.vars),
+        "assets": dict(job.data.get("assets") or {}),
+    }
 
 
 def storyboard_prompt(job: Any, prompts: Prompts | None = None) -> Rendered:
@@ -321,9 +328,12 @@ def scenes_after_overrides(job: Any, storyboard: Mapping[str, Any]) -> list[dict
     scenes = []
     for i, raw in enumerate(storyboard["scenes"][: job.scenes]):
         scene = {k: raw.get(k, "") for k in SCENE_FIELDS}
+        scene["assets"] = list(dict.fromkeys(raw.get("assets") or []))
         override = job.override(i)
         if override is not None:
             scene.update(override.fields)
+            if override.assets is not None:
+                scene["assets"] = list(override.assets)
         scene["index"] = i
         scene["scene_index"] = i
         scene["duration"] = job.clip_seconds(i)

@@ -23,6 +23,7 @@ from typing import Any
 
 from vidpipe.artifacts import verified
 from vidpipe.engine.project import ProjectRun
+from vidpipe.engine.references import video_reference_problems
 from vidpipe.engine.runtime import Outcome, Runtime, estimate, input_hash
 from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
 from vidpipe.prompts import check_templates, prompts_for
@@ -146,6 +147,8 @@ def prepare(
             capabilities = {step for step, p in job.providers.items() if p == name}
             if capabilities:
                 problems.extend(provider.preflight(job, capabilities))  # type: ignore[arg-type]
+            if "video" in capabilities:
+                problems.extend(video_reference_problems(job, provider))
     if problems:
         raise JobFileError(problems)
     jobs = select_jobs(jobs, options.select, options.shard)

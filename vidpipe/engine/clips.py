@@ -10,17 +10,18 @@ instead of paying for a second submission.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
 from vidpipe.engine.cache import generation_key
 from vidpipe.engine.calls import Calls, Stop
+from vidpipe.engine.references import VIDEO_REFERENCES_MAX, cap
 from vidpipe.engine.runtime import Runtime
 from vidpipe.engine.states import ClipState, FrameSource, SceneState
-from vidpipe.errors import ProviderError
-from vidpipe.providers import Provider, VideoRequest, VideoStatus
+from vidpipe.errors import ProviderError, VidpipeError
+from vidpipe.providers import Provider, ReferenceImage, VideoRequest, VideoStatus
 from vidpipe.spec.jobs import Job
 from vidpipe.store import utcnow
 
@@ -52,33 +53,65 @@ class ClipOperations:
         self.ops: dict[int, _Op] = {}
         #: scene index → final clip state (complete, or a gap, or failed)
         self.done: dict[int, ClipState] = {}
+        #: scene index → the asset references its clip request carries (reference mode)
+        self.sent: dict[int, dict[str, object] | None] = {}
 
     def pending(self, index: int) -> bool:
         """Whether scene `index`'s clip is finished or under way in this run."""
         return index in self.done or index in self.ops
 
     def request(
-        self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
+        self,
+        index: int,
+        prompt: str,
+        start: tuple[Path, str],
+        end: tuple[Path, str],
+        refs: Sequence[ReferenceImage] = (),
     ) -> VideoRequest:
+        """Scene `index`'s clip request: from its frames, or in reference mode its assets'."""
+        model = self.provider.model("video", self.job.models.get("video"))
+        first: bytes | None = None
+        last: bytes | None = None
+        references: tuple[ReferenceImage, ...] = ()
+        self.sent[index] = None
+        if self.job.video_mode(index) == "assets":
+            # Reference images replace both frames: the model takes one or the other.
+            if not refs:
+                raise VidpipeError(
+                    f"scene {index} makes its clip from asset references (video: {{references: "
+                    "assets}), but the scene shows no asset; list its assets in the storyboard "
+                    "or scene_overrides, or use references: frames"
+                )
+            chosen = cap(refs, VIDEO_REFERENCES_MAX)
+            references = chosen.sent
+            self.sent[index] = chosen.record(f"scene {index} clip", model, VIDEO_REFERENCES_MAX)
+        else:
+            first, last = start[0].read_bytes(), end[0].read_bytes()
         return VideoRequest(
-            model=self.provider.model("video", self.job.models.get("video")),
+            model=model,
             prompt=prompt,
-            first_frame=start[0].read_bytes(),
-            last_frame=end[0].read_bytes(),
+            first_frame=first,
+            last_frame=last,
             duration=self.job.clip_seconds(index),
             aspect_ratio=self.job.aspect_ratio,
             resolution=self.job.resolution,
             generate_audio=self.job.generate_audio,
             negative_prompt=self.job.negative_prompt,
             seed=self.job.seed,
+            references=references,
         )
 
     def submit(
-        self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
+        self,
+        index: int,
+        prompt: str,
+        start: tuple[Path, str],
+        end: tuple[Path, str],
+        refs: Sequence[ReferenceImage] = (),
     ) -> None:
         """Start scene `index`'s clip, unless it is recorded, cached or already under way."""
         store = self.rt.store
-        request = self.request(index, prompt, start, end)
+        request = self.request(index, prompt, start, end, refs)
         key = generation_key(self.provider.name, "video", self.provider.key_fields(request))
         clip = store.clip(self.project_id, index)
         if clip is not None and clip.generation_key == key:
@@ -138,6 +171,7 @@ class ClipOperations:
             operation_id=operation_id,
             attempts=attempts,
             polls=0,
+            reference_images=self.sent.get(index),
             path=None,
             sha256=None,
             error_message=None,
@@ -255,6 +289,7 @@ class ClipOperations:
             duration=info.duration,
             source=source,
             error_message=None,
+            reference_images=self.sent.get(index),
             completed_at=utcnow(),
             **({"operation_id": operation_id} if operation_id else {}),
         )

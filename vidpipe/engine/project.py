@@ -31,6 +31,7 @@ from vidpipe.artifacts import (
 from vidpipe.engine.cache import generation_key
 from vidpipe.engine.calls import Calls, Stop
 from vidpipe.engine.clips import ClipOperations
+from vidpipe.engine.references import References, cap
 from vidpipe.engine.runtime import Outcome, Runtime, estimate
 from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneState
 from vidpipe.errors import (
@@ -52,6 +53,7 @@ from vidpipe.prompts import (
 from vidpipe.providers import (
     ImageRequest,
     Provider,
+    ReferenceImage,
     StoryboardRequest,
 )
 from vidpipe.spec.jobs import Job
@@ -78,6 +80,7 @@ class ProjectRun:
         self.timings: dict[str, float] = dict(project.timings or {})
         self.calls = Calls(runtime, job.name, project.id, self.outcome)
         self.clips = ClipOperations(runtime, job, project.id, self.layout, self.calls)
+        self.refs = References(runtime, job, self.layout, self.calls)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ class ProjectRun:
         if until == "keyframes":
             return self._stopped("keyframes")
         self._status(ProjectState.GENERATING_VIDEO)
-        self._clips(prompts)
+        self._clips(scenes, prompts)
         if until == "clips":
             return self._stopped("clips")
         self._status(ProjectState.STITCHING)
@@ -167,7 +170,11 @@ class ProjectRun:
 
     def _storyboard(self) -> dict[str, Any]:
         rendered = storyboard_prompt(self.job, self.prompts)
-        if self.project.storyboard and self.project.storyboard_prompt == rendered.text:
+        if (
+            self.project.storyboard
+            and self.project.storyboard_prompt == rendered.text
+            and not self._storyboard_problem(self.project.storyboard)
+        ):
             return self.project.storyboard
         self._status(ProjectState.STORYBOARDING)
         self._progress("storyboard", 0, 1)
@@ -183,10 +190,14 @@ class ProjectRun:
             aspect_ratio=self.job.aspect_ratio,
             clip_duration=self.job.clip_duration,
             seed=self.job.seed,
+            assets=tuple(
+                {"name": a.name, "kind": a.kind, "description": a.description}
+                for a in sorted(self.job.assets.values(), key=lambda a: a.name)
+            ),
         )
         key = generation_key(provider.name, "storyboard", provider.key_fields(request))
         hit = self.calls.lookup("storyboard", key)
-        if hit is not None and hit.result is not None:
+        if hit is not None and hit.result is not None and not self._storyboard_problem(hit.result):
             data = hit.result
         else:
             data = self._ask_storyboard(provider, request, key)
@@ -209,7 +220,7 @@ class ProjectRun:
             except InvalidAnswer as exc:
                 problem = str(exc)
                 continue
-            problem = storyboard_problem(answer.data, self.job.scenes)
+            problem = self._storyboard_problem(answer.data)
             if not problem:
                 self.calls.record(
                     key,
@@ -224,6 +235,9 @@ class ProjectRun:
             f"the storyboard model gave no valid storyboard in {STORYBOARD_ATTEMPTS} attempts: {problem}"
         )
 
+    def _storyboard_problem(self, data: Any) -> str:
+        return storyboard_problem(data, self.job.scenes, self.job.assets)
+
     def _scenes(self, storyboard: Mapping[str, Any]) -> list[dict[str, Any]]:
         scenes = scenes_after_overrides(self.job, storyboard)
         existing = self.rt.store.scenes(self.project.id)
@@ -231,7 +245,12 @@ class ProjectRun:
             {
                 "index": s["index"],
                 "description": s["scene_description"],
-                "fields": {k: v for k, v in s.items() if k not in ("index", "duration")},
+                # Without an empty asset list, scenes recorded before assets existed stay equal.
+                "fields": {
+                    k: v
+                    for k, v in s.items()
+                    if k not in ("index", "duration") and (k != "assets" or v)
+                },
                 "duration": s["duration"],
                 "status": SceneState.PENDING,
             }
@@ -260,6 +279,7 @@ class ProjectRun:
             self._progress("keyframes", i, n)
             recorded = {k.kind: k for k in rows[i].keyframes}
             override = self.job.override(i)
+            refs = self.refs.for_scene(scene)
             if rows[i].status in (SceneState.PENDING, SceneState.FAILED):
                 self.rt.store.update_scene(
                     self.project.id, i, status=SceneState.KEYFRAMES_GENERATING, error_message=None
@@ -282,18 +302,32 @@ class ProjectRun:
                 )
             else:
                 start_file = self._generated_frame(
-                    i, "start", prompts[i].start.text, None, scene, guide, recorded.get("start")
+                    i,
+                    "start",
+                    prompts[i].start.text,
+                    None,
+                    scene,
+                    guide,
+                    recorded.get("start"),
+                    refs,
                 )
             if override and override.end_image:
                 end_file = self._override_frame(i, "end", override.end_image, recorded.get("end"))
             else:
                 end_file = self._generated_frame(
-                    i, "end", prompts[i].end.text, start_file, scene, guide, recorded.get("end")
+                    i,
+                    "end",
+                    prompts[i].end.text,
+                    start_file,
+                    scene,
+                    guide,
+                    recorded.get("end"),
+                    refs,
                 )
             previous_end = end_file
             self.rt.store.update_scene(self.project.id, i, status=SceneState.KEYFRAMES_DONE)
             if submit_clips:
-                self.clips.submit(i, prompts[i].motion.text, start_file, end_file)
+                self.clips.submit(i, prompts[i].motion.text, start_file, end_file, refs)
                 self.clips.poll_due()
         self._progress("keyframes", n, n)
         self._timed("keyframes", start)
@@ -326,6 +360,7 @@ class ProjectRun:
             source=source,
             generation_key=key,
             prompt=prompt,
+            reference_images=None,
         )
 
     def _trusted(self, recorded: Any, key: str | None) -> tuple[Path, str] | None:
@@ -361,6 +396,7 @@ class ProjectRun:
             source=FrameSource.OVERRIDE,
             generation_key=digest,
             prompt=None,
+            reference_images=None,
         )
         return target, sha
 
@@ -373,16 +409,23 @@ class ProjectRun:
         scene: Mapping[str, Any],
         guide: Mapping[str, Any],
         recorded: Any,
+        refs: list[ReferenceImage],
     ) -> tuple[Path, str]:
         provider = self.rt.provider_for(self.job, "image")
+        model = provider.model("image", self.job.models.get("image"))
+        # The start frame an end frame is drawn from comes first and takes one place.
+        limit = provider.max_input_images(model)
+        room = None if limit is None else limit - (1 if reference else 0)
+        chosen = cap(refs, room)
         request = ImageRequest(
-            model=provider.model("image", self.job.models.get("image")),
+            model=model,
             prompt=prompt,
             aspect_ratio=self.job.aspect_ratio,
             role="start" if kind == "start" else "end",
             resolution=self.job.resolution,
             seed=self.job.seed,
             reference=reference[0].read_bytes() if reference else None,
+            references=chosen.sent,
             hints={
                 "caption": scene["scene_description"],
                 "palette": list(guide.get("color_palette", [])),
@@ -391,6 +434,7 @@ class ProjectRun:
                 "index": index,
             },
         )
+        sent = chosen.record(f"scene {index} {kind} frame", model, limit)
         key = generation_key(provider.name, "image", provider.key_fields(request))
         trusted = self._trusted(recorded, key)
         if trusted:
@@ -423,12 +467,13 @@ class ProjectRun:
             source=source,
             generation_key=key,
             prompt=prompt,
+            reference_images=sent,
         )
         return target, sha
 
     # -- clips ----------------------------------------------------------------------------
 
-    def _clips(self, prompts: list[ScenePrompts]) -> None:
+    def _clips(self, scenes: list[dict[str, Any]], prompts: list[ScenePrompts]) -> None:
         start = time.monotonic()
         n = len(prompts)
         # Scenes whose clips were not submitted during keyframing (--until keyframes earlier).
@@ -436,7 +481,11 @@ class ProjectRun:
             if not self.clips.pending(scene.index):
                 frames = {k.kind: (self.layout.load(k.path), k.sha256) for k in scene.keyframes}
                 self.clips.submit(
-                    scene.index, prompts[scene.index].motion.text, frames["start"], frames["end"]
+                    scene.index,
+                    prompts[scene.index].motion.text,
+                    frames["start"],
+                    frames["end"],
+                    self.refs.for_scene(scenes[scene.index]),
                 )
         self.clips.wait(lambda done: self._progress("clips", done, n))
         self._progress("clips", n, n)
@@ -467,8 +516,11 @@ class ProjectRun:
         return round(sum(self.rt.store.project_cost(self.project.id).values()), 6)
 
 
-def storyboard_problem(data: Any, scenes: int) -> str:
-    """Why a storyboard answer is unusable ('' if it is fine)."""
+def storyboard_problem(data: Any, scenes: int, assets: Mapping[str, Any] | None = None) -> str:
+    """Why a storyboard answer is unusable ('' if it is fine).
+
+    A scene may only name declared `assets`; naming another is a reason to ask again.
+    """
     from jsonschema import Draft202012Validator
 
     errors = sorted(
@@ -481,4 +533,13 @@ def storyboard_problem(data: Any, scenes: int) -> str:
         return f"answer does not match the storyboard schema at {where}: {first.message}"
     if len(data["scenes"]) != scenes:
         return f"answer has {len(data['scenes'])} scenes, the job asks for {scenes}"
+    known = assets or {}
+    for i, scene in enumerate(data["scenes"]):
+        unknown = [n for n in scene.get("assets") or [] if n not in known]
+        if unknown:
+            declared = ", ".join(sorted(known)) or "none"
+            return (
+                f"scene {i} names asset {unknown[0]!r}, which the job does not declare "
+                f"(declared assets: {declared})"
+            )
     return ""

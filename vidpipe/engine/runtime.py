@@ -93,6 +93,12 @@ def input_hash(job: Job, runtime: Runtime, prompts: Prompts | None = None) -> st
             for o in job.overrides
         },
     }
+    if job.assets:
+        # Replacing an asset's image makes a new project; its cache keys say what to redo.
+        payload["assets"] = {
+            name: [sha256_file(p) for p in asset.images_for(job.aspect_ratio)]
+            for name, asset in sorted(job.assets.items())
+        }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -106,6 +106,15 @@ def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> byt
     return contact_sheet(rows, title=f"{project.job_name} · {project.id}")
 
 
+def _sent(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The reference images a request carried: asset, path, sha256."""
+    return [dict(r) for r in record.get("sent") or []]
+
+
+def _clip_refs(scene: Scene) -> dict[str, Any] | None:
+    return scene.clip.reference_images if scene.clip is not None else None
+
+
 def build_manifest(
     store: Store,
     config: Config,
@@ -125,11 +134,17 @@ def build_manifest(
                 "path": config.display(layout.load(k.path)),
                 "sha256": k.sha256,
                 "source": k.source,
+                **({"references": _sent(k.reference_images)} if k.reference_images else {}),
             }
             for k in scene.keyframes
         }
+        warnings = [
+            r["warning"]
+            for r in [*(k.reference_images for k in scene.keyframes), _clip_refs(scene)]
+            if r and r.get("warning")
+        ]
         clip = scene.clip
-        clip_out = None
+        clip_out: dict[str, Any] | None = None
         if clip is not None:
             clip_out = {
                 "path": config.display(layout.load(clip.path)) if clip.path else None,
@@ -139,6 +154,8 @@ def build_manifest(
                 "source": clip.source,
                 "attempts": clip.attempts,
             }
+            if clip.reference_images:
+                clip_out["references"] = _sent(clip.reference_images)
             if clip.status in GAP_STATES:
                 gaps.append(
                     {"index": scene.index, "reason": clip.status, "detail": clip.error_message}
@@ -149,8 +166,10 @@ def build_manifest(
                 "description": scene.description,
                 "status": scene.status,
                 "prompts": dict(scene.prompts or {}),
+                "assets": list((scene.fields or {}).get("assets") or []),
                 "keyframes": keyframes,
                 "clip": clip_out,
+                **({"warnings": warnings} if warnings else {}),
             }
         )
     by_step = store.project_cost(project.id)

@@ -41,6 +41,26 @@ CAPABILITIES: tuple[Capability, ...] = ("storyboard", "image", "video")
 
 
 @dataclass(frozen=True)
+class ReferenceImage:
+    """One reference image of an asset, sent with an image or video request.
+
+    The cache key holds the asset's name and the image's sha256 (not its path), so
+    replacing an asset's image regenerates what used it and moving the file does not.
+    """
+
+    asset: str
+    kind: str
+    data: bytes
+    #: Where it came from, relative to the project root (for manifests and logs).
+    path: str = ""
+    mime_type: str = "image/png"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
 class StoryboardRequest:
     """Ask for a storyboard: the rendered prompt plus the job facts a planner may use."""
 
@@ -53,30 +73,42 @@ class StoryboardRequest:
     aspect_ratio: str
     clip_duration: int
     seed: int | None = None
+    #: The declared assets ({name, kind, description}) a storyboard may name per scene.
+    assets: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class ImageRequest:
-    """Ask for one keyframe. `reference` is the start frame when drawing an end frame."""
+    """Ask for one keyframe (or, with role `sheet`, an asset's reference sheet).
+
+    `reference` is the start frame when drawing an end frame; `references` are the
+    scene's asset images, in priority order, already capped at the model's input limit
+    (the start frame counts toward it).
+    """
 
     model: str
     prompt: str
     aspect_ratio: str
-    role: Literal["start", "end"]
+    role: Literal["start", "end", "sheet"]
     resolution: str | None = None
     seed: int | None = None
     reference: bytes | None = None
+    references: tuple[ReferenceImage, ...] = ()
     #: Storyboard facts (caption, palette, framing) for providers that draw instead of generate.
     hints: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """Ask for one clip that moves from `first_frame` to `last_frame`."""
+    """Ask for one clip that moves from `first_frame` to `last_frame`.
+
+    In reference mode (`video: {references: assets}`) there are no frames: the clip is
+    made from `references`, the scene's asset images (Veo 3.1 `referenceImages`).
+    """
 
     model: str
     prompt: str
-    first_frame: bytes
+    first_frame: bytes | None
     last_frame: bytes | None
     duration: int
     aspect_ratio: str
@@ -84,6 +116,12 @@ class VideoRequest:
     generate_audio: bool | None = None
     negative_prompt: str | None = None
     seed: int | None = None
+    references: tuple[ReferenceImage, ...] = ()
+
+
+#: Request fields added after 0.1: left out of cache keys while empty, so the keys of
+#: every generation made before them stay valid.
+_LATER_FIELDS = frozenset({"references", "assets"})
 
 
 @dataclass(frozen=True)
@@ -154,6 +192,18 @@ class Provider:
             return Usage(images=1)
         return Usage(video_seconds=job.clip_seconds(scene), audio=bool(job.generate_audio))
 
+    def max_input_images(self, model: str) -> int | None:
+        """How many input images (start frame plus references) `model` takes; None: no limit.
+
+        Providers with a model catalog answer from it; keyframe requests are capped here and
+        what does not fit is dropped with a warning in the manifest.
+        """
+        return None
+
+    def reference_video_problem(self, model: str, duration: int) -> str | None:
+        """Why `model` cannot make a clip of `duration` s from asset references (None: it can)."""
+        return None
+
     def check_ready(self, capabilities: set[Capability]) -> None:
         """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing."""
 
@@ -184,7 +234,12 @@ class Provider:
         out: dict[str, Any] = {}
         for f in fields(request):
             value = getattr(request, f.name)
+            if f.name in _LATER_FIELDS and not value:
+                continue
             if isinstance(value, bytes):
                 value = hashlib.sha256(value).hexdigest()
+            elif f.name == "references":
+                # The asset each image belongs to and its bytes' hash: what a plan names.
+                value = [{"asset": r.asset, "sha256": r.sha256} for r in value]
             out[f.name] = value
         return out

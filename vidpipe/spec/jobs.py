@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe.errors import JobFileError, Problem
+from vidpipe.spec.assets import Asset, declared, declared_list, project_assets
 from vidpipe.spec.config import Config
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import Path_, SourceMap, YamlProblem, load_file
@@ -59,6 +60,10 @@ class SceneOverride:
     duration: int | None = None
     start_image: Path | None = None
     end_image: Path | None = None
+    #: The assets the scene shows, replacing the storyboard's list (None: keep it).
+    assets: tuple[str, ...] | None = None
+    #: `frames` or `assets` for this scene's clip (None: the job's choice).
+    video_references: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,10 @@ class Job:
     own_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     matrix_origin: Mapping[str, Path_] = field(default_factory=dict, compare=False, repr=False)
     defaults_source: SourceMap | None = field(default=None, compare=False, repr=False)
+    #: Every asset the job may show, by name (assets/, defaults, then the job's own).
+    assets: Mapping[str, Asset] = field(default_factory=dict)
+    #: How clips are made unless a scene says otherwise: from `frames` or from `assets`.
+    video_references: str = "frames"
 
     @property
     def folder(self) -> Path:
@@ -123,6 +132,13 @@ class Job:
             if item.index == index:
                 return item
         return None
+
+    def video_mode(self, index: int) -> str:
+        """`assets` when scene `index`'s clip is made from asset references, else `frames`."""
+        item = self.override(index)
+        if item is not None and item.video_references:
+            return item.video_references
+        return self.video_references
 
     def clip_seconds(self, index: int) -> int:
         """Duration of scene `index`'s clip (a scene override may change it)."""
@@ -181,6 +197,9 @@ def load_jobs(
         problems.append(Problem(", ".join(paths) or "jobs/", None, None, "no job files found"))
     jobs: list[Job] = []
     defaults = _checked_defaults(config, problems)
+    catalog = project_assets(
+        config, defaults.pop("assets", None) or {}, _image_check(config), problems
+    )
     if known_providers is None:
         from vidpipe.providers import available
 
@@ -196,7 +215,7 @@ def load_jobs(
     else:
         problems.extend(_default_provider_problems(config, defaults, known))
     for path in files:
-        loaded, found = load_job_file(path, config, defaults, flags, known, cwd)
+        loaded, found = load_job_file(path, config, defaults, flags, known, cwd, catalog)
         jobs.extend(loaded)
         problems.extend(found)
     problems.extend(_duplicate_names(jobs))
@@ -258,8 +277,12 @@ def load_job_file(
     flags: Mapping[str, Any],
     known_providers: set[str],
     cwd: Path,
+    catalog: Mapping[str, Asset] | None = None,
 ) -> tuple[list[Job], list[Problem]]:
-    """Load one job file into one job, or several when it has a `matrix`."""
+    """Load one job file into one job, or several when it has a `matrix`.
+
+    `catalog` holds the project's assets (assets/ and `defaults: assets:`).
+    """
     shown = _display(path, cwd)
     try:
         doc = load_file(path, shown)
@@ -303,7 +326,16 @@ def load_job_file(
             f"-{_slug(v, i)}" for i, v in zip(_indexes(matrix, chosen), combo, strict=True)
         )
         job, found = _resolve(
-            path, shown, layered, own, suffix, chosen, config, known_providers, source
+            path,
+            shown,
+            layered,
+            own,
+            suffix,
+            chosen,
+            config,
+            known_providers,
+            source,
+            catalog or {},
         )
         problems.extend(found)
         if job is not None:
@@ -358,8 +390,15 @@ def _resolve(
     config: Config,
     known_providers: set[str],
     source: SourceMap,
+    catalog: Mapping[str, Asset],
 ) -> tuple[Job | None, list[Problem]]:
     problems: list[Problem] = []
+    assets = {
+        **catalog,
+        **declared(
+            own.get("assets") or {}, path, source, ("assets",), _image_check(config), problems
+        ),
+    }
 
     def at(*key: str | int) -> Path_:
         # A value the file does not write (a default, a matrix value) is located at its origin.
@@ -467,6 +506,16 @@ def _resolve(
                 images[kind] = _image(
                     config, path, item[kind], source, at("scene_overrides", i, kind), problems
                 )
+        scene_assets = item.get("assets")
+        if scene_assets is not None:
+            for j, asset_name in enumerate(scene_assets):
+                if asset_name not in assets:
+                    problems.append(
+                        source.problem(
+                            at("scene_overrides", i, "assets", j),
+                            f"unknown asset {asset_name!r}; declared assets: {declared_list(assets)}",
+                        )
+                    )
         overrides.append(
             SceneOverride(
                 index=index,
@@ -474,6 +523,8 @@ def _resolve(
                 duration=item.get("duration"),
                 start_image=images["start_image"],
                 end_image=images["end_image"],
+                assets=tuple(dict.fromkeys(scene_assets)) if scene_assets is not None else None,
+                video_references=(item.get("video") or {}).get("references"),
             )
         )
     if problems:
@@ -503,6 +554,14 @@ def _resolve(
         "output": config.display(output) if output else None,
         "matrix": dict(chosen),
     }
+    video_references = (data.get("video") or {}).get("references", "frames")
+    # Only when used, so the input record (and hash) of jobs without assets stays as it was.
+    if assets:
+        resolved["assets"] = {
+            n: a.data(config, data["aspect_ratio"]) for n, a in sorted(assets.items())
+        }
+    if data.get("video"):
+        resolved["video"] = {"references": video_references}
     job = Job(
         name=name,
         path=path,
@@ -531,8 +590,21 @@ def _resolve(
         own_keys=frozenset(own),
         matrix_origin={k: ("matrix", k, own["matrix"][k].index(v)) for k, v in chosen.items()},
         defaults_source=config.source,
+        assets=assets,
+        video_references=video_references,
     )
     return job, []
+
+
+def _image_check(config: Config) -> Any:
+    """Checks an image path written in a file (job, asset file or vidpipe.yaml)."""
+
+    def check(
+        declaring_file: Path, value: str, source: SourceMap, loc: Path_, problems: list[Problem]
+    ) -> Path | None:
+        return _image(config, declaring_file, value, source, loc, problems)
+
+    return check
 
 
 def _template_exists(root: Path, job_folder: Path, name: str) -> bool:

@@ -21,7 +21,14 @@ from vidpipe.spec.yamlsource import Path_, SourceMap
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    """The parsed schema `vidpipe/schemas/<name>.schema.json`."""
+    """The parsed schema `vidpipe/schemas/<name>.schema.json`.
+
+    `asset` (one file of a project's `assets/`) is the job schema's `$defs/asset`, so an
+    asset means the same in a job file, in `defaults:` and in its own file.
+    """
+    if name == "asset":
+        job = load_schema("job")
+        return {"$schema": job["$schema"], "$defs": job["$defs"], "$ref": "#/$defs/asset"}
     text = resources.files("vidpipe").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema

@@ -29,7 +29,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -157,6 +157,8 @@ class Keyframe(Base):
     source: Mapped[str] = mapped_column(String(20))  # generated | cached | inherited | override
     generation_key: Mapped[str | None] = mapped_column(String(64))
     prompt: Mapped[str | None] = mapped_column(Text)
+    #: Asset reference images sent with the request: {sent: [{asset, path, sha256}], dropped, warning}.
+    reference_images: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     scene: Mapped[Scene] = relationship(back_populates="keyframes")
 
@@ -177,6 +179,8 @@ class VideoClip(Base):
     polls: Mapped[int] = mapped_column(Integer, default=0)
     source: Mapped[str] = mapped_column(String(20), default="generated")
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: Asset reference images the clip was made from (`video: {references: assets}`).
+    reference_images: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
     scene: Mapped[Scene] = relationship(back_populates="clip")

@@ -50,6 +50,8 @@ class Script:
     running: dict[str, int] = field(default_factory=dict)
     polls_until_done: int = 0
     video_state: Callable[[VideoRequest, int], str] | None = None
+    #: Rewrites each storyboard answer (to script an invalid one).
+    storyboard_edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def calls(self, capability: str) -> list[Call]:
@@ -62,6 +64,7 @@ class Script:
         self.running.clear()
         self.polls_until_done = 0
         self.video_state = None
+        self.storyboard_edit = None
 
 
 SCRIPT = Script()
@@ -99,7 +102,10 @@ class FakeProvider(Provider):
             style=request.style,
             clip_duration=request.clip_duration,
             seed=request.seed,
+            assets=request.assets,
         )
+        if SCRIPT.storyboard_edit is not None:
+            data = SCRIPT.storyboard_edit(data)
         return StoryboardAnswer(data=data, usage=Usage(input_tokens=100, output_tokens=200))
 
     def image(self, request: ImageRequest) -> ImageAnswer:
@@ -140,9 +146,12 @@ class FakeProvider(Provider):
 
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "c.mp4"
+            first = request.first_frame or (
+                request.references[0].data if request.references else _png((0, 0, 0))
+            )
             render_clip(
-                request.first_frame,
-                request.last_frame or request.first_frame,
+                first,
+                request.last_frame or first,
                 out,
                 duration=float(request.duration),
                 width=64,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,8 +145,15 @@ def plan(
     style: str = "cinematic",
     clip_duration: int = 4,
     seed: int | None = None,
+    assets: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Any]:
-    """A storyboard dict valid against `schemas/storyboard.schema.json`."""
+    """A storyboard dict valid against `schemas/storyboard.schema.json`.
+
+    Each scene shows the `assets` ({name, kind, description}) its part of the idea names
+    (``coffee-cup`` as "coffee cup"); one the idea never names is shown where a producer
+    would expect it: a character, product, location or style in every scene, a logo in
+    the last one.
+    """
     rng = random.Random(_stable_seed(idea, style, scenes, clip_duration, seed))
     guide = style_guide(style)
     beats = _beats(idea, scenes)
@@ -160,8 +168,12 @@ def plan(
         start = previous_end or f"{shots[i].capitalize()} of {_clause(beat.text)}. {look}."
         end = f"{shots[i].capitalize()}, {change}: {_clause(beat.text)} at the end of the moment. {look}."
         nxt = beats[i + 1] if i + 1 < len(beats) else None
+        scene: dict[str, Any] = {}
+        if assets:
+            scene["assets"] = _assets_in(beat.text, idea, assets, last=i == len(beats) - 1)
         out.append(
-            {
+            scene
+            | {
                 "scene_index": i,
                 "scene_description": f"{beat.role.capitalize()}: {beat.text}",
                 "start_frame_prompt": start,
@@ -221,10 +233,46 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
+_STOPS = ".!?;。！？"
+
+
 def _sentences(idea: str) -> list[str]:
+    """The idea's sentences, each keeping its own final stop (captions show where they end)."""
     text = " ".join(idea.split())
-    parts = re.split(r"(?<=[.!?;])\s+|\s+(?:and then|then)\s+", text)
-    return [p.strip(" .;") for p in parts if p.strip(" .;")]
+    parts = re.split(r"(?<=[.!?;])\s+|(?<=[。！？])\s*|\s+(?:and then|then)\s+", text)
+    return [p.strip() for p in parts if p.strip(" " + _STOPS)]
+
+
+def _joined(sentences: Sequence[str]) -> str:
+    """Sentences as one text: a sentence without a stop gets one before the next begins."""
+    out = []
+    for k, sentence in enumerate(sentences):
+        last = k == len(sentences) - 1
+        if not last and sentence[-1] not in _STOPS:
+            sentence += "。" if re.search(r"[\u3000-\u9fff]$", sentence) else "."
+        out.append(sentence)
+    return "".join(
+        s if k == 0 or out[k - 1][-1] in "。！？" else " " + s for k, s in enumerate(out)
+    )
+
+
+def _words_of(name: str) -> str:
+    return re.sub(r"[-_]+", " ", name).lower()
+
+
+def _assets_in(
+    text: str, idea: str, assets: Sequence[Mapping[str, str]], *, last: bool
+) -> list[str]:
+    here, everywhere = text.lower(), idea.lower()
+    out = []
+    for asset in assets:
+        words = _words_of(asset["name"])
+        if words in everywhere:
+            if words in here:
+                out.append(asset["name"])
+        elif asset["kind"] != "logo" or last:
+            out.append(asset["name"])
+    return out
 
 
 def _beats(idea: str, n: int) -> list[_Beat]:
@@ -233,7 +281,7 @@ def _beats(idea: str, n: int) -> list[_Beat]:
     if len(sentences) >= n:
         # Group consecutive sentences so every scene gets a contiguous part of the script.
         bounds = [round(i * len(sentences) / n) for i in range(n + 1)]
-        texts = [" ".join(sentences[bounds[i] : bounds[i + 1]]) for i in range(n)]
+        texts = [_joined(sentences[bounds[i] : bounds[i + 1]]) for i in range(n)]
     else:
         texts = []
         for i in range(n):
@@ -264,7 +312,9 @@ _ELABORATIONS = {
 
 
 def _elaborate(sentence: str, role: str, i: int, n: int) -> str:
-    return _ELABORATIONS[role].format(s=sentence, k=i + 1, n=n)
+    text = _ELABORATIONS[role].format(s=sentence.rstrip(_STOPS), k=i + 1, n=n)
+    # The stop the sentence ended with ends the elaborated one too.
+    return text + sentence[-1] if sentence[-1] in _STOPS and sentence[-1] != ";" else text
 
 
 def _shot(i: int, n: int, rng: random.Random) -> str:
@@ -277,7 +327,7 @@ def _shot(i: int, n: int, rng: random.Random) -> str:
 
 def _clause(text: str) -> str:
     """A sentence as a clause: no final stop, lower-case start (unless an acronym or a name)."""
-    text = text.strip().rstrip(".!?;")
+    text = text.strip().rstrip(_STOPS)
     first = text.split(" ", 1)[0]
     if first in ("A", "An", "The", "She", "He", "They", "It", "We", "I") and first != "I":
         return first.lower() + text[len(first) :]

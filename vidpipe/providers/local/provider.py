@@ -148,13 +148,20 @@ class LocalProvider(Provider):
             style=request.style,
             clip_duration=request.clip_duration,
             seed=request.seed,
+            assets=request.assets,
         )
         return StoryboardAnswer(data=data, usage=Usage())
 
     def image(self, request: ImageRequest) -> ImageAnswer:
+        from vidpipe.providers.local.assets import composite, draw_sheet
         from vidpipe.providers.local.panels import derive_end_frame, draw_keyframe
 
         hints = request.hints
+        if request.role == "sheet":
+            png = draw_sheet(
+                str(hints.get("asset", "")), str(hints.get("kind", "")), str(hints.get("caption"))
+            )
+            return ImageAnswer(png=png, usage=Usage(images=1))
         size = frame_size(request.aspect_ratio, request.resolution)
         seed = _seed(request.seed or 0, hints.get("index", 0))
         caption = str(hints.get("caption") or request.prompt.split("\n")[0])
@@ -179,7 +186,7 @@ class LocalProvider(Provider):
                 size=size,
                 seed=seed,
             )
-        return ImageAnswer(png=png, usage=Usage(images=1))
+        return ImageAnswer(png=composite(png, request.references), usage=Usage(images=1))
 
     def submit_video(self, request: VideoRequest) -> str:
         # Rendering happens on poll; the id is derived from the request so a resumed run
@@ -191,11 +198,17 @@ class LocalProvider(Provider):
         from vidpipe.providers.local.animatic import render_clip
 
         width, height = frame_size(request.aspect_ratio, request.resolution)
+        first = request.first_frame
+        if first is None:
+            # Reference mode: the clip moves over the assets' images, side by side.
+            from vidpipe.providers.local.assets import collage
+
+            first = collage(request.references, (width, height))
         with tempfile.TemporaryDirectory(prefix="vidpipe-local-") as tmp:
             out = Path(tmp) / "clip.mp4"
             render_clip(
-                request.first_frame,
-                request.last_frame or request.first_frame,
+                first,
+                request.last_frame or first,
                 out,
                 duration=float(request.duration),
                 width=width,
