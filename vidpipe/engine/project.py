@@ -434,7 +434,11 @@ class ProjectRun:
                 "index": index,
             },
         )
-        sent = chosen.record(f"scene {index} {kind} frame", model, limit)
+        sent = (
+            chosen.record(f"scene {index} {kind} frame", model, limit)
+            if chosen.sent or chosen.dropped
+            else None
+        )
         key = generation_key(provider.name, "image", provider.key_fields(request))
         trusted = self._trusted(recorded, key)
         if trusted:

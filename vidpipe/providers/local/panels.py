@@ -469,6 +469,8 @@ def derive_end_frame(
     added = _add_elements(img, plan, scheme, (hero, [*lit, *lamps]), had, horizon)
 
     meta_out = dict(meta)
+    # Pasted assets moved with the picture; the provider pastes this scene's own again.
+    meta_out.pop("assets", None)
     meta_out.update(
         v=1,
         bar=bar.height,
