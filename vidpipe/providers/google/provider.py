@@ -94,6 +94,22 @@ VEO3_DURATIONS = (4, 6, 8)
 VEO_RESOLUTIONS = {"veo-2": ("720p",)}
 VEO3_RESOLUTIONS = ("720p", "1080p")
 VEO_WITHOUT_LAST_FRAME = ("veo-3.0",)
+#: Veo reference-to-video (`referenceImages`): Veo 3.1 but not its Lite model, 8 s clips.
+VEO_REFERENCE_FAMILIES = ("veo-3.1",)
+VEO_REFERENCE_DURATION = 8
+
+
+def image_input_limit(model: str) -> int:
+    """Input images an image model takes (start frame plus references).
+
+    A stand-in until the model catalog holds these limits: Imagen takes none,
+    gemini-2.5-flash-image 3, the Gemini 3 image models 14.
+    """
+    if model.startswith("imagen-"):
+        return 0
+    if model.startswith("gemini-2"):
+        return 3
+    return 14
 
 
 class GoogleProvider(Provider):
@@ -301,6 +317,19 @@ class GoogleProvider(Provider):
             )
         return problems
 
+    def max_input_images(self, model: str) -> int | None:
+        return image_input_limit(model)
+
+    def reference_video_problem(self, model: str, duration: int) -> str | None:
+        if veo_family(model) not in VEO_REFERENCE_FAMILIES or "lite" in model:
+            return (
+                f"{model} cannot make clips from reference images; use "
+                "veo-3.1-generate-001 or veo-3.1-fast-generate-001"
+            )
+        if duration != VEO_REFERENCE_DURATION:
+            return f"{model} makes clips from reference images of 8 seconds only, not {duration}"
+        return None
+
     def _audio(self, model: str, requested: bool | None) -> bool | None:
         """Veo 3 makes sound unless told not to; Veo 2 has no audio option."""
         if veo_family(model) == "veo-2":
@@ -365,6 +394,9 @@ class GoogleProvider(Provider):
         contents: list[Any] = []
         if request.reference is not None:
             contents.append(types.Part.from_bytes(data=request.reference, mime_type="image/png"))
+        # Asset references follow the start frame, in the engine's priority order.
+        for ref in request.references:
+            contents.append(types.Part.from_bytes(data=ref.data, mime_type=ref.mime_type))
         contents.append(request.prompt)
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
@@ -431,7 +463,18 @@ class GoogleProvider(Provider):
     def submit_video(self, request: VideoRequest) -> str:
         from google.genai import types
 
+        if request.references and (request.first_frame or request.last_frame):
+            # The service refuses the combination; never pay for finding that out.
+            raise ProviderError("Veo takes reference images or first/last frames, not both")
         config = types.GenerateVideosConfig(
+            reference_images=[
+                types.VideoGenerationReferenceImage(
+                    image=types.Image(image_bytes=ref.data, mime_type=ref.mime_type),
+                    reference_type=types.VideoGenerationReferenceType.ASSET,
+                )
+                for ref in request.references
+            ]
+            or None,
             number_of_videos=1,
             duration_seconds=request.duration,
             aspect_ratio=request.aspect_ratio,
@@ -446,7 +489,9 @@ class GoogleProvider(Provider):
         )
         source = types.GenerateVideosSource(
             prompt=request.prompt,
-            image=types.Image(image_bytes=request.first_frame, mime_type="image/png"),
+            image=types.Image(image_bytes=request.first_frame, mime_type="image/png")
+            if request.first_frame
+            else None,
         )
         operation = self._call(
             "video",

@@ -42,6 +42,21 @@ EDIT_TINT_ALPHA = 0.35
 
 VEO_ASPECT_RATIOS = ("16:9", "9:16")
 VEO_DURATIONS = {"veo-2": (5, 6, 7, 8), "veo-3": (4, 6, 8)}
+#: Veo `referenceImages`: at most this many, `referenceType: asset`, 8 s, Veo 3.1 (not Lite).
+VEO_MAX_REFERENCE_IMAGES = 3
+#: Input images a Gemini image model takes per request (the rest: 14 for Gemini 3).
+GEMINI_IMAGE_INPUTS = {"gemini-2.5-flash-image": 3}
+GEMINI3_IMAGE_INPUTS = 14
+
+
+def gemini_image_inputs(model: str) -> int:
+    """How many input images the emulated Gemini image model accepts."""
+    for prefix, limit in GEMINI_IMAGE_INPUTS.items():
+        if model.startswith(prefix):
+            return limit
+    return GEMINI3_IMAGE_INPUTS
+
+
 DEFAULT_RAI_REASON = (
     "Unable to generate videos because the prompt or input image violates Vertex AI's "
     "Responsible AI practices (emulated). Support codes: 58061214"
@@ -332,6 +347,11 @@ def _input_images(body: Any) -> list[tuple[str, bytes]]:
             img = inst.get(key) if isinstance(inst, dict) else None
             if isinstance(img, dict) and img.get("bytesBase64Encoded"):
                 out.append((key, _b64decode(img["bytesBase64Encoded"])))
+        refs = inst.get("referenceImages") if isinstance(inst, dict) else None
+        for ref in refs if isinstance(refs, list) else []:
+            img = ref.get("image") if isinstance(ref, dict) else None
+            if isinstance(img, dict) and img.get("bytesBase64Encoded"):
+                out.append(("referenceImages", _b64decode(img["bytesBase64Encoded"])))
     return out
 
 
