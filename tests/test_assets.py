@@ -272,3 +272,22 @@ def test_video_references_send_asset_images_instead_of_frames(
         assert [r.data for r in call.request.references] == [cup]
     clip = manifest(project, "ref")["scenes"][0]["clip"]
     assert clip["references"][0]["asset"] == "cup"
+
+
+def test_a_database_from_before_assets_is_migrated(project: Project) -> None:
+    import sqlite3
+
+    project.job("a", "prompt: A boat.\nscenes: 1\n")
+    assert project.cli("run").exit_code == 0
+    with sqlite3.connect(project.root / "vidpipe.db") as conn:
+        conn.execute("ALTER TABLE keyframes DROP COLUMN reference_images")
+        conn.execute("ALTER TABLE video_clips DROP COLUMN reference_images")
+        conn.execute("UPDATE vidpipe_meta SET value = '1' WHERE key = 'schema_version'")
+    status = project.cli("status", "a", "--json")
+    assert status.exit_code == 0, status.output
+    with sqlite3.connect(project.root / "vidpipe.db") as conn:
+        version = conn.execute(
+            "SELECT value FROM vidpipe_meta WHERE key = 'schema_version'"
+        ).fetchone()
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(keyframes)")]
+    assert version == ("2",) and "reference_images" in columns

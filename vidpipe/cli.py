@@ -382,6 +382,16 @@ def status(app: App, job_or_id: str, as_json: bool) -> None:
         click.echo(
             f"  scene {scene['index']:>2}  {scene['status']:<20} clip {clip.get('status') or '-':<13} {scene['description'][:60]}"
         )
+        refs = [
+            r for part in (*scene["keyframes"].values(), clip) for r in part.get("references") or []
+        ]
+        if scene.get("assets") or refs:
+            images = ", ".join(dict.fromkeys(f"{r['path']} ({r['sha256'][:12]})" for r in refs))
+            click.echo(
+                f"            assets: {', '.join(scene.get('assets') or []) or '-'}; sent: {images or '-'}"
+            )
+        for warning in scene.get("warnings") or []:
+            click.echo(f"            warning: {warning}")
     cost = data["cost"]
     click.echo(f"cost: ${cost['actual_usd']:.2f} actual, ${cost['estimate_usd']:.2f} estimated")
     if data["output"]:

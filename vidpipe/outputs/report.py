@@ -147,7 +147,7 @@ def _gallery_job(
     import os
 
     out = dict(job)
-    out.update(video=None, sheet=None, poster=None, gaps=[], video_duration=None)
+    out.update(video=None, sheet=None, poster=None, gaps=[], video_duration=None, assets=[])
     project = store.project(job["project_id"]) if job.get("project_id") else None
     if job.get("output") and job["status"] == "complete":
         video = config.root / job["output"]
@@ -160,6 +160,7 @@ def _gallery_job(
             if manifest.is_file():
                 data = json.loads(manifest.read_text("utf-8"))
                 out["gaps"] = data.get("gaps", [])
+                out["assets"] = _assets_by_scene(data.get("scenes") or [])
                 out["video_duration"] = (data.get("output") or {}).get("duration")
                 first = (data.get("scenes") or [{}])[0].get("keyframes", {}).get("start")
                 if first and (config.root / first["path"]).is_file():
@@ -169,6 +170,27 @@ def _gallery_job(
         sheet = config.artifacts_dir / project.job_name / project.id / "output" / "storyboard.png"
         if sheet.is_file():
             out["sheet"] = _data_uri(sheet)
+    return out
+
+
+def _assets_by_scene(scenes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per scene that shows assets: their names, the reference images sent, warnings."""
+    out = []
+    for scene in scenes:
+        sent = [
+            ref
+            for part in (*scene.get("keyframes", {}).values(), scene.get("clip") or {})
+            for ref in part.get("references") or []
+        ]
+        if scene.get("assets") or sent:
+            out.append(
+                {
+                    "index": scene["index"],
+                    "assets": scene.get("assets") or [],
+                    "images": sorted({r["path"] for r in sent}),
+                    "warnings": scene.get("warnings") or [],
+                }
+            )
     return out
 
 
