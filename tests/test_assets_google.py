@@ -45,8 +45,9 @@ def test_replacing_a_logo_regenerates_the_last_end_frame_and_clip_of_each_job(
     logo = logo_png(project.root / "assets" / "brand.png", (20, 60, 200))
     project.write("assets/brand.yaml", "kind: logo\nimages: [brand.png]\n")
     extra = "scene_overrides:\n  - {index: 1, assets: [brand]}\n"
-    google_job(project, "one", scenes=2, extra=extra)
-    google_job(project, "two", scenes=2, extra=extra)
+    # Different styles: the two jobs' prompts, frames and clips differ (no shared keys).
+    google_job(project, "one", scenes=2, extra=extra + "style: watercolor\n")
+    google_job(project, "two", scenes=2, extra=extra + "style: film noir\n")
     assert run(project, emu).exit_code == 0
     emu.reset()
     logo_png(logo, (200, 60, 20))
