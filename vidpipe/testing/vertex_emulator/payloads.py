@@ -332,6 +332,26 @@ def _request_text(body: Any, include_system: bool = False) -> str:
     return "\n".join(texts)
 
 
+def validate_reference_images(
+    model: str, inst: dict[str, Any], params: dict[str, Any], refs: Any
+) -> None:
+    """Veo 3.1 reference-to-video: what the service refuses."""
+    if not model.startswith("veo-3.1") or "lite" in model:
+        raise _HttpError(400, f"referenceImages is not supported by {model}.")
+    if not isinstance(refs, list) or len(refs) > VEO_MAX_REFERENCE_IMAGES:
+        raise _HttpError(400, f"At most {VEO_MAX_REFERENCE_IMAGES} referenceImages are supported.")
+    # The REST docs write `asset`; the SDK sends the enum name `ASSET`.
+    if any(not isinstance(r, dict) or str(r.get("referenceType")).lower() != "asset" for r in refs):
+        raise _HttpError(400, "referenceImages[].referenceType must be asset.")
+    for key in ("image", "lastFrame", "video"):
+        if inst.get(key):
+            raise _HttpError(400, f"referenceImages cannot be combined with {key}.")
+    if not inst.get("prompt"):
+        raise _HttpError(400, "referenceImages need a prompt.")
+    if params.get("durationSeconds", 8) != 8:
+        raise _HttpError(400, "referenceImages need durationSeconds 8.")
+
+
 def _input_images(body: Any) -> list[tuple[str, bytes]]:
     """(role, bytes) of images in a body: inline parts, and Veo/Imagen instance images."""
     out: list[tuple[str, bytes]] = []

@@ -31,7 +31,6 @@ from vidpipe.testing.vertex_emulator.payloads import (
     GOOGLE_STATUS,
     VEO_ASPECT_RATIOS,
     VEO_DURATIONS,
-    VEO_MAX_REFERENCE_IMAGES,
     VIDEO_RESPONSE_TYPE,
     _b64,
     _b64decode,
@@ -45,6 +44,7 @@ from vidpipe.testing.vertex_emulator.payloads import (
     gemini_image_inputs,
     make_image,
     make_mp4,
+    validate_reference_images,
     video_size_for,
 )
 
@@ -662,7 +662,7 @@ class VertexEmulator:
             return
         refs = inst.get("referenceImages")
         if refs:
-            self._validate_references(model, inst, params, refs)
+            validate_reference_images(model, inst, params, refs)
         aspect = params.get("aspectRatio", "16:9")
         if aspect not in VEO_ASPECT_RATIOS:
             raise _HttpError(400, f"Unsupported aspect ratio: {aspect}. Supported: 16:9, 9:16.")
@@ -675,30 +675,6 @@ class VertexEmulator:
             )
         if inst.get("lastFrame") and model.startswith("veo-3.0"):
             raise _HttpError(400, "Frame interpolation is not allowlisted for this model.")
-
-    @staticmethod
-    def _validate_references(
-        model: str, inst: dict[str, Any], params: dict[str, Any], refs: Any
-    ) -> None:
-        """Veo 3.1 reference-to-video: what the service refuses."""
-        if not model.startswith("veo-3.1") or "lite" in model:
-            raise _HttpError(400, f"referenceImages is not supported by {model}.")
-        if not isinstance(refs, list) or len(refs) > VEO_MAX_REFERENCE_IMAGES:
-            raise _HttpError(
-                400, f"At most {VEO_MAX_REFERENCE_IMAGES} referenceImages are supported."
-            )
-        # The REST docs write `asset`; the SDK sends the enum name `ASSET`.
-        if any(
-            not isinstance(r, dict) or str(r.get("referenceType")).lower() != "asset" for r in refs
-        ):
-            raise _HttpError(400, "referenceImages[].referenceType must be asset.")
-        for key in ("image", "lastFrame", "video"):
-            if inst.get(key):
-                raise _HttpError(400, f"referenceImages cannot be combined with {key}.")
-        if not inst.get("prompt"):
-            raise _HttpError(400, "referenceImages need a prompt.")
-        if params.get("durationSeconds", 8) != 8:
-            raise _HttpError(400, "referenceImages need durationSeconds 8.")
 
     def _predict_long_running(self, rec: RecordedRequest) -> dict[str, Any]:
         body = rec.body if isinstance(rec.body, dict) else {}
