@@ -253,6 +253,13 @@ class Batch:
         leases = _Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
+        meter = getattr(self.progress, "meter", None)
+        if meter is not None:
+            planned: dict[str, int] = {}
+            for job in self.prepared.jobs:
+                for step, count in estimate(job, self.runtime).calls.items():
+                    planned[step] = planned.get(step, 0) + count
+            meter.plan(planned, jobs=len(self.prepared.jobs), workers=workers)
         # (not before, job): a job another runner holds goes back in the queue for later.
         queue: list[tuple[float, Job]] = [(0.0, job) for job in self.prepared.jobs]
         retry_after = min(2.0, self.config.lease_seconds / 4)
@@ -437,7 +444,9 @@ def run_batch(
         (warn or _stderr)(warning)
     from vidpipe.batch.progress import make_progress
 
-    progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
+    progress = progress or make_progress(
+        len(prepared.jobs), quiet=options.quiet, max_cost=options.max_cost
+    )
     store = Store(config.database)
     batch_id = store.start_batch(_args(options))
     batch = Batch(

@@ -4,6 +4,7 @@ every other module goes through (`db.Store`)."""
 from vidpipe.store.db import Store
 from vidpipe.store.models import (
     BatchRecord,
+    CallRecord,
     Generation,
     Keyframe,
     PipelineRun,
@@ -18,6 +19,7 @@ from vidpipe.store.models import (
 
 __all__ = [
     "BatchRecord",
+    "CallRecord",
     "Generation",
     "Keyframe",
     "PipelineRun",

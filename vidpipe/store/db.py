@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from vidpipe.store.models import (
     SCHEMA_VERSION,
     Base,
     BatchRecord,
+    CallRecord,
     Generation,
     Keyframe,
     Meta,
@@ -160,6 +161,16 @@ class Store:
                 .order_by(BatchRecord.started_at.desc(), BatchRecord.id.desc())
                 .limit(1)
             ).first()
+
+    def batches(self, limit: int | None = None) -> list[BatchRecord]:
+        """Batches, newest first."""
+        with self.session() as s:
+            query = select(BatchRecord).order_by(
+                BatchRecord.started_at.desc(), BatchRecord.id.desc()
+            )
+            if limit:
+                query = query.limit(limit)
+            return list(s.scalars(query).all())
 
     # -- projects -------------------------------------------------------------------------
 
@@ -404,6 +415,25 @@ class Store:
             row = s.get(Generation, key)
             if row is not None:
                 s.delete(row)
+
+    # -- the call log ---------------------------------------------------------------------
+
+    def log_call(self, **values: Any) -> None:
+        """Note one generation a project used: made and paid for, or taken from the cache."""
+        with self.session() as s:
+            s.add(CallRecord(**values))
+
+    def calls(
+        self, *, since: datetime | None = None, batch_ids: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        """The call log, oldest first; from `since` on, or of these batches only."""
+        with self.session() as s:
+            query = select(CallRecord).order_by(CallRecord.at, CallRecord.id)
+            if since is not None:
+                query = query.where(CallRecord.at >= since)
+            if batch_ids is not None:
+                query = query.where(CallRecord.batch_id.in_(list(batch_ids)))
+            return list(s.scalars(query).all())
 
     def project_cost(self, project_id: str) -> dict[str, float]:
         """Actual spend of a project by capability (cache hits cost nothing)."""
