@@ -137,23 +137,42 @@ def _output(config: Config, project: Project) -> str | None:
     )
 
 
-def list_projects(config: Config, *, status: str | None = None) -> list[dict[str, Any]]:
-    """Projects, newest first (`vidpipe list --json`)."""
+def list_projects(
+    config: Config, *, status: str | None = None, all_versions: bool = False
+) -> list[dict[str, Any]]:
+    """Projects, newest first (`vidpipe list --json`): the newest project of each job, or
+    with `all_versions` every project. `status` keeps those in that state."""
     store = open_store(config)
     if store is None:
         return []
-    rows = [
+    try:
+        projects = list(store.projects())
+    finally:
+        store.close()
+    versions: dict[str, int] = {}
+    for p in projects:
+        versions[p.job_name] = versions.get(p.job_name, 0) + 1
+    if not all_versions:
+        seen: set[str] = set()
+        newest = []
+        for p in projects:
+            if p.job_name not in seen:
+                seen.add(p.job_name)
+                newest.append(p)
+        projects = newest
+    return [
         {
             "project_id": p.id,
             "job": p.job_name,
             "status": p.status,
             "created_at": p.created_at.isoformat(timespec="seconds") + "Z",
             "output": _output(config, p),
+            "cost_usd": round(p.cost_actual_usd or 0.0, 6),
+            "versions": versions[p.job_name],
         }
-        for p in store.projects(status=status)
+        for p in projects
+        if status is None or p.status == status
     ]
-    store.close()
-    return rows
 
 
 def _project(store: Store | None, ref: str) -> Project:
@@ -178,6 +197,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
             "provider_calls": r.provider_calls,
             "cached_calls": r.cached_calls,
             "cost_usd": r.cost_usd,
+            "batch_id": r.batch_id,
         }
         for r in store.runs(project.id)
     ]

@@ -448,7 +448,9 @@ def run_batch(
         len(prepared.jobs), quiet=options.quiet, max_cost=options.max_cost
     )
     store = Store(config.database)
-    batch_id = store.start_batch(_args(options))
+    # What the batch set out to do, kept from its start: `vidpipe batches` shows a batch
+    # still running (or whose runner died) with its selection and its jobs.
+    batch_id = store.start_batch({**_args(options), "jobs": [job.name for job in prepared.jobs]})
     batch = Batch(
         config, store, prepared, options, progress, stop=stopper.event if stopper else None
     )

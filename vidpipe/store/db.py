@@ -183,6 +183,20 @@ class Store:
                 query.order_by(Project.created_at.desc(), Project.id.desc()).limit(1)
             ).first()
 
+    def previous_project(self, project: Project) -> Project | None:
+        """The job's project made just before `project` (its previous version)."""
+        with self.session() as s:
+            return s.scalars(
+                select(Project)
+                .where(
+                    Project.job_name == project.job_name,
+                    (Project.created_at < project.created_at)
+                    | ((Project.created_at == project.created_at) & (Project.id < project.id)),
+                )
+                .order_by(Project.created_at.desc(), Project.id.desc())
+                .limit(1)
+            ).first()
+
     def project(self, project_id: str) -> Project | None:
         with self.session() as s:
             return s.get(Project, project_id)
