@@ -130,11 +130,13 @@ def init(directory: str, force: bool) -> None:
     """Scaffold a project: vidpipe.yaml, jobs/example.yaml and templates/."""
     from vidpipe.scaffold import scaffold
 
-    written, kept = scaffold(Path(directory), force=force)
+    written, kept, skipped = scaffold(Path(directory), force=force)
     for path in written:
         click.echo(f"created {path}")
     for path in kept:
         click.echo(f"kept    {path} (exists; --force overwrites)")
+    for path in skipped:
+        click.echo(f"skipped {path} (an existing project: init adds no files to it)")
     where = "" if directory == "." else f"cd {directory} && "
     click.echo(f"\nNext: {where}vidpipe validate && vidpipe run")
 

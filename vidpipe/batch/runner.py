@@ -126,16 +126,7 @@ def prepare(
     """Load, validate, select and pre-flight a batch. Raises InputError (exit 2) on any problem."""
     flags = {"provider": options.provider} if options.provider else {}
     jobs = load_jobs(list(options.paths), config, cwd=cwd, flags=flags)
-    problems: list[Problem] = []
-    for job in jobs:
-        try:
-            check_templates(job)
-        except TemplateProblem as exc:
-            problems.append(
-                Problem(
-                    exc.template, exc.line, None, f"{exc.detail} (job {job.name}, {job.display})"
-                )
-            )
+    problems: list[Problem] = _template_problems(jobs)
     if problems:
         raise JobFileError(problems)
     # Every job of the batch is checked, selected or not: --select and --shard choose what
@@ -156,6 +147,28 @@ def prepare(
             needed = {step for job in jobs for step, p in job.providers.items() if p == name}
             provider.check_ready(needed)  # type: ignore[arg-type]
     return Prepared(jobs=jobs, providers=providers)
+
+
+def _template_problems(jobs: Sequence[Job]) -> list[Problem]:
+    """Render every job's templates; one problem per distinct error, naming its jobs.
+
+    Jobs share templates, so one typo in `motion.j2` would otherwise be listed once per
+    job of the batch: it is reported once, with the jobs it affects.
+    """
+    affected: dict[tuple[str, int | None, str], list[Job]] = {}
+    for job in jobs:
+        try:
+            check_templates(job)
+        except TemplateProblem as exc:
+            affected.setdefault((exc.template, exc.line, exc.detail), []).append(job)
+    problems = []
+    for (template, line, detail), hit in affected.items():
+        if len(hit) == 1:
+            which = f"job {hit[0].name}, {hit[0].display}"
+        else:
+            which = f"{len(hit)} jobs: {', '.join(job.name for job in hit)}"
+        problems.append(Problem(template, line, None, f"{detail} ({which})"))
+    return problems
 
 
 def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:

@@ -85,7 +85,9 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
             ET.SubElement(case, "skipped", message=job["error"] or job["status"])
         props = ET.SubElement(case, "properties")
         for key in ("status", "project_id", "output", "cost_usd", "provider_calls", "cached_calls"):
-            ET.SubElement(props, "property", name=key, value=str(job.get(key)))
+            # A job without a project or an output has no such property (never "None").
+            if job.get(key) is not None:
+                ET.SubElement(props, "property", name=key, value=str(job[key]))
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)
