@@ -121,7 +121,9 @@ def test_init_in_an_existing_project_adds_no_files(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         lines = result.output.splitlines()
         assert "skipped jobs/example.yaml (an existing project: init adds no files to it)" in lines
-        assert "skipped templates/motion.j2 (an existing project: init adds no files to it)" in lines
+        assert (
+            "skipped templates/motion.j2 (an existing project: init adds no files to it)" in lines
+        )
         assert not (root / "jobs" / "example.yaml").exists()
         assert not (root / "templates" / "motion.j2").exists()
     assert sorted(p.name for p in (root / "jobs").iterdir()) == ["nightly.yaml"]

@@ -73,12 +73,12 @@ class Meter:
                 seconds += left * (total / count) / parallel
             return seconds
 
-    def summary(self) -> str:
-        """``$0.42 of $5.00 · ~3m10s left`` (the parts known so far)."""
+    def summary(self, *, finished: bool = False) -> str:
+        """``$0.42 of $5.00 · ~3m10s left`` (the parts known so far; no time once finished)."""
         with self.lock:
             spent, cap = self.spent, self.max_cost
         parts = [f"${spent:.2f}" + (f" of ${cap:.2f}" if cap is not None else "")]
-        eta = self.eta()
+        eta = None if finished else self.eta()
         if eta is not None:
             parts.append(f"~{_duration(eta)} left")
         return " · ".join(parts)
@@ -136,7 +136,7 @@ class LineProgress:
             self.done += 1
         self._print(
             f"[{self.done}/{self.total}] {job}: {status}{' - ' + detail if detail else ''}"
-            f"  ({self.meter.summary()})"
+            f"  ({self.meter.summary(finished=self.done >= self.total)})"
         )
 
     def close(self) -> None:
@@ -203,7 +203,8 @@ class BarProgress:
             if bar is not None:
                 self.free.append(bar.pos if isinstance(bar.pos, int) else abs(bar.pos))
                 bar.close()
-            self.batch.set_postfix_str(self.meter.summary(), refresh=False)
+            finished = self.batch.n + 1 >= (self.batch.total or 0)
+            self.batch.set_postfix_str(self.meter.summary(finished=finished), refresh=False)
             self.batch.update(1)
             self.batch.write(f"{job}: {status}{' - ' + detail if detail else ''}", file=self.stream)
 
