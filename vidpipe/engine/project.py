@@ -15,8 +15,6 @@ with keyframing.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -25,16 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from vidpipe import __version__
 from vidpipe.artifacts import (
     Layout,
     copy_atomic,
-    sha256_file,
     sweep_temporaries,
     verified,
     write_atomic,
 )
-from vidpipe.engine.cache import Cache, generation_key
+from vidpipe.engine.cache import Cache
 from vidpipe.errors import (
     Interrupted,
     InvalidAnswer,
@@ -43,19 +39,18 @@ from vidpipe.errors import (
     TemplateProblem,
     VidpipeError,
 )
-from vidpipe.pricing import PriceTable, estimate_job, usage_dict
+from vidpipe.plan.model import Plan
+from vidpipe.plan.requests import image_request, request_key, storyboard_request, video_request
+from vidpipe.pricing import PriceTable, usage_dict
 from vidpipe.prompts import (
-    Prompts,
     ScenePrompts,
     prompts_for,
     scene_prompts,
     scenes_after_overrides,
-    storyboard_prompt,
 )
 from vidpipe.providers import (
     CAPABILITIES,
     Capability,
-    ImageRequest,
     Provider,
     StoryboardRequest,
     VideoRequest,
@@ -129,25 +124,6 @@ class Outcome:
     source: str | None = None
 
 
-def input_hash(job: Job, runtime: Runtime, prompts: Prompts | None = None) -> str:
-    """Hash of everything that determines a job's result: a changed hash means a new project."""
-    prompts = prompts or prompts_for(job)
-    payload = {
-        "vidpipe": __version__.split(".")[0],
-        "job": job.data,
-        "templates": prompts.fingerprint(),
-        "models": runtime.models(job),
-        "overrides": {
-            str(o.index): {
-                k: sha256_file(p) for k, p in (("start", o.start_image), ("end", o.end_image)) if p
-            }
-            for o in job.overrides
-        },
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 @dataclass
 class _ClipOp:
     index: int
@@ -163,13 +139,12 @@ class _ClipOp:
 class ProjectRun:
     """Runs (or continues) one project of one job."""
 
-    def __init__(
-        self, runtime: Runtime, job: Job, project: Project, prompts: Prompts | None = None
-    ):
+    def __init__(self, runtime: Runtime, plan: Plan, project: Project):
         self.rt = runtime
-        self.job = job
+        self.plan = plan
+        self.job = job = plan.job
         self.project = project
-        self.prompts = prompts or prompts_for(job)
+        self.prompts = prompts_for(job)
         self.layout = Layout(runtime.config.artifacts_dir, job.name, project.id)
         self.outcome = Outcome(
             name=job.name, status="running", project_id=project.id, source=job.display
@@ -282,25 +257,15 @@ class ProjectRun:
     # -- storyboard -----------------------------------------------------------------------
 
     def _storyboard(self) -> dict[str, Any]:
-        rendered = storyboard_prompt(self.job, self.prompts)
+        rendered = self.plan.storyboard_prompt
         if self.project.storyboard and self.project.storyboard_prompt == rendered.text:
             return self.project.storyboard
         self._status("storyboarding")
         self._progress("storyboard", 0, 1)
         start = time.monotonic()
         provider = self.rt.provider_for(self.job, "storyboard")
-        request = StoryboardRequest(
-            model=provider.model("storyboard", self.job.models.get("storyboard")),
-            prompt=rendered.text,
-            schema=load_schema("storyboard"),
-            scene_count=self.job.scenes,
-            idea=self.job.prompt,
-            style=self.job.style,
-            aspect_ratio=self.job.aspect_ratio,
-            clip_duration=self.job.clip_duration,
-            seed=self.job.seed,
-        )
-        key = generation_key(provider.name, "storyboard", provider.key_fields(request))
+        request = storyboard_request(self.job, provider, rendered.text)
+        key = request_key(provider, "storyboard", request)
         hit = self.rt.cache.lookup(key)
         if hit is not None and hit.result is not None:
             self._hit("storyboard", key)
@@ -459,20 +424,16 @@ class ProjectRun:
     def _override_frame(
         self, index: int, kind: str, image: Path, recorded: Any
     ) -> tuple[Path, str]:
-        from PIL import Image
+        from vidpipe.media.still import keyframe_png
 
         target = self.layout.keyframe(index, kind)
-        digest = sha256_file(image)
+        frame = self.plan.frame(index, kind)
+        digest = frame.image_key
         trusted = self._trusted(recorded, digest)
         if trusted:
             return trusted
-        # Normalise to PNG so every keyframe file has one format.
-        with Image.open(image) as img:
-            import io
-
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, format="PNG")
-        sha = write_atomic(target, buf.getvalue())
+        # Every keyframe file is a PNG of the job's shape (fitted as the job says).
+        sha = write_atomic(target, keyframe_png(image, self.job.aspect_ratio, frame.fit))
         self.rt.store.put_keyframe(
             self.project.id,
             index,
@@ -496,23 +457,17 @@ class ProjectRun:
         recorded: Any,
     ) -> tuple[Path, str]:
         provider = self.rt.provider_for(self.job, "image")
-        request = ImageRequest(
-            model=provider.model("image", self.job.models.get("image")),
-            prompt=prompt,
-            aspect_ratio=self.job.aspect_ratio,
-            role="start" if kind == "start" else "end",
-            resolution=self.job.resolution,
-            seed=self.job.seed,
-            reference=reference[0].read_bytes() if reference else None,
-            hints={
-                "caption": scene["scene_description"],
-                "palette": list(guide.get("color_palette", [])),
-                "framing": f"{scene['start_frame_prompt'] if kind == 'start' else scene['end_frame_prompt']}",
-                "camera": guide.get("camera_style", ""),
-                "index": index,
-            },
+        request = image_request(
+            self.job,
+            provider,
+            index,
+            kind,
+            prompt,
+            scene,
+            guide,
+            reference[0].read_bytes() if reference else None,
         )
-        key = generation_key(provider.name, "image", provider.key_fields(request))
+        key = request_key(provider, "image", request)
         trusted = self._trusted(recorded, key)
         if trusted:
             return trusted
@@ -557,24 +512,14 @@ class ProjectRun:
         self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
     ) -> tuple[Provider, VideoRequest]:
         provider = self.rt.provider_for(self.job, "video")
-        return provider, VideoRequest(
-            model=provider.model("video", self.job.models.get("video")),
-            prompt=prompt,
-            first_frame=start[0].read_bytes(),
-            last_frame=end[0].read_bytes(),
-            duration=self.job.clip_seconds(index),
-            aspect_ratio=self.job.aspect_ratio,
-            resolution=self.job.resolution,
-            generate_audio=self.job.generate_audio,
-            negative_prompt=self.job.negative_prompt,
-            seed=self.job.seed,
-        )
+        first, last = start[0].read_bytes(), end[0].read_bytes()
+        return provider, video_request(self.job, provider, index, prompt, first, last)
 
     def _submit_clip(
         self, index: int, prompts: ScenePrompts, start: tuple[Path, str], end: tuple[Path, str]
     ) -> None:
         provider, request = self._video_request(index, prompts.motion.text, start, end)
-        key = generation_key(provider.name, "video", provider.key_fields(request))
+        key = request_key(provider, "video", request)
         clip = self.rt.store.clip(self.project.id, index)
         if clip is not None and clip.generation_key == key:
             if clip.status == "complete" and verified(
@@ -780,12 +725,12 @@ class ProjectRun:
 
         start = time.monotonic()
         self._progress("stitch", 0, 1)
-        estimate_usd = estimate(self.job, self.rt).cost_usd
-        self.rt.store.update_project(self.project.id, cost_estimate_usd=estimate_usd)
+        self.rt.store.update_project(self.project.id, cost_estimate_usd=self.plan.estimate.cost_usd)
         self.outcome.output = write_outputs(
             self.rt.store,
             self.rt.config,
             self.rt.store.project(self.project.id) or self.project,
+            self.plan,
             timings=self.timings,
         )
         self._timed("stitch", start)
@@ -816,8 +761,3 @@ def storyboard_problem(data: Any, scenes: int) -> str:
     if len(data["scenes"]) != scenes:
         return f"answer has {len(data['scenes'])} scenes, the job asks for {scenes}"
     return ""
-
-
-def estimate(job: Job, runtime: Runtime) -> Any:
-    """Planned calls and cost of a job (see :func:`vidpipe.pricing.estimate_job`)."""
-    return estimate_job(job, runtime.step_providers(job), runtime.prices)
