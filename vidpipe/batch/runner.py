@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidpipe.engine.project import Outcome, ProjectRun, Runtime
+from vidpipe.engine.project import ProjectRun
+from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.errors import InputError
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider

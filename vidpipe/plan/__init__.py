@@ -10,14 +10,13 @@
 
 from vidpipe.plan.assess import Assessment, Status, Step, assess, up_to_date
 from vidpipe.plan.compile import Compiled, compile_batch, compile_jobs, providers_for
-from vidpipe.plan.model import AFTER_STORYBOARD, Frame, FrameSource, Node, Plan
+from vidpipe.plan.model import AFTER_STORYBOARD, Frame, Node, Plan
 
 __all__ = [
     "AFTER_STORYBOARD",
     "Assessment",
     "Compiled",
     "Frame",
-    "FrameSource",
     "Node",
     "Plan",
     "Status",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from vidpipe.engine.states import FrameSource
 from vidpipe.pricing import Estimate
 from vidpipe.prompts import Rendered
 from vidpipe.spec.jobs import Job
@@ -16,20 +16,13 @@ from vidpipe.spec.jobs import Job
 AFTER_STORYBOARD = "depends on the storyboard"
 
 
-class FrameSource(StrEnum):
-    """Where a keyframe comes from."""
-
-    GENERATED = "generated"
-    OVERRIDE = "override"  # a `start_image` / `end_image` of the job
-    INHERITED = "inherited"  # scene N+1 starts on scene N's end frame
-
-
 @dataclass(frozen=True)
 class Frame:
     """One keyframe of the plan (start or end of a scene)."""
 
     index: int
     kind: str  # start | end
+    #: GENERATED, OVERRIDE or INHERITED (CACHED is a run's word for a generated frame).
     source: FrameSource
     #: For an override: the image, its digest (bytes and fit) and how it is fitted.
     image: Path | None = None
