@@ -305,11 +305,11 @@ def run(
         write_json(app.cwd / report_path, report)
     if junit_path:
         write_junit(app.cwd / junit_path, report)
-    _summary(report, quiet=quiet)
+    _summary(report, quiet=quiet, dry_run=dry_run)
     sys.exit(result.exit_code)
 
 
-def _summary(report: dict[str, Any], quiet: bool) -> None:
+def _summary(report: dict[str, Any], quiet: bool, dry_run: bool = False) -> None:
     if not quiet:
         for job in report["jobs"]:
             extra = job["output"] or job["error"] or ""
@@ -323,8 +323,9 @@ def _summary(report: dict[str, Any], quiet: bool) -> None:
     t = report["totals"]
     counts = ", ".join(f"{n} {s}" for s, n in sorted(t["by_status"].items()))
     jobs = f"{t['jobs']} job{'s' if t['jobs'] != 1 else ''}: {counts or 'none'}"
-    if t["by_status"] and set(t["by_status"]) == {"planned"}:
-        click.echo(f"{jobs}; planned cost ${t['estimate_usd']:.2f} of new generations (dry run)")
+    if dry_run:
+        planned = sum(j["estimate_usd"] for j in report["jobs"] if j["status"] == "planned")
+        click.echo(f"{jobs}; planned cost ${planned:.2f} of new generations (dry run)")
         return
     click.echo(
         f"{jobs}; {t['provider_calls']} provider calls, {t['cached_calls']} cached; ${t['cost_usd']:.2f}"

@@ -23,6 +23,7 @@ from typing import Any
 
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
+from vidpipe.engine.states import JobStatus
 from vidpipe.errors import InputError
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider
@@ -393,8 +394,7 @@ class Batch:
                 "skipped_budget",
                 project_id=project.id,
                 estimate_usd=expected,
-                error=f"planned ${expected:.2f} of new generations would exceed --max-cost "
-                f"${self.options.max_cost:.2f}",
+                error=budget_refusal(expected, self.options.max_cost or 0.0),
                 source=job.display,
             )
         self.progress.started(job.name)
@@ -410,17 +410,37 @@ class Batch:
         return outcome
 
 
-def plan_only(prepared: Prepared) -> list[Outcome]:
-    """`--dry-run`: every job `planned`, with its cost of new generations; no call."""
-    return [
-        Outcome(
-            plan.name,
-            "planned",
-            estimate_usd=prepared.new_cost.get(plan.name, plan.estimate.cost_usd),
-            source=plan.job.display,
+def budget_refusal(planned: float, max_cost: float) -> str:
+    """Why a job was not started for --max-cost (one wording for dry and real runs)."""
+    return f"planned ${planned:.2f} of new generations would exceed --max-cost ${max_cost:.2f}"
+
+
+def plan_only(prepared: Prepared, max_cost: float | None = None) -> list[Outcome]:
+    """`--dry-run`: each job `planned` with its cost of new generations; no call.
+
+    With `max_cost`, jobs are admitted in batch order exactly as a real run admits them,
+    and those that would not fit are `skipped_budget`.
+    """
+    out = []
+    committed = 0.0
+    for plan in prepared.plans:
+        planned = prepared.new_cost.get(plan.name, plan.estimate.cost_usd)
+        if max_cost is not None and committed + planned > max_cost + 1e-9:
+            out.append(
+                Outcome(
+                    plan.name,
+                    JobStatus.SKIPPED_BUDGET,
+                    estimate_usd=planned,
+                    error=budget_refusal(planned, max_cost),
+                    source=plan.job.display,
+                )
+            )
+            continue
+        committed += planned
+        out.append(
+            Outcome(plan.name, JobStatus.PLANNED, estimate_usd=planned, source=plan.job.display)
         )
-        for plan in prepared.plans
-    ]
+    return out
 
 
 def run_batch(
@@ -443,7 +463,7 @@ def run_batch(
             if known is not None:
                 known.close()
     if options.dry_run:
-        return BatchResult(None, plan_only(prepared))
+        return BatchResult(None, plan_only(prepared, options.max_cost))
     if not prepared.jobs:
         return BatchResult(None, [])  # an empty shard: nothing to do is not an error
     from vidpipe.batch.diskspace import check_disk

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -265,16 +265,26 @@ def assess(
         previous_end = frames["end"]
         clip_id = f"scene {i} clip"
         context = {"template motion": plan.templates["motion"], **scene_facts, **settings_facts}
+        labels = {"first_frame": frames["start"][1], "last_frame": frames["end"][1]}
         missing = [label for data, label in frames.values() if data is None]
         if missing:
-            steps.append(new(clip_id, tuple(f"{m} is new" for m in missing), context=context))
+            # The frames that are known still say something (a replaced start_image).
+            known = {
+                name: hashlib.sha256(data).hexdigest()
+                for name, (data, _label) in (
+                    ("first_frame", frames["start"]),
+                    ("last_frame", frames["end"]),
+                )
+                if data is not None
+            }
+            reasons = tuple(f"{m} is new" for m in missing)
+            steps.append(new(clip_id, reasons, inputs=known, context=context, labels=labels))
             continue
         start, end = frames["start"][0], frames["end"][0]
         assert start is not None and end is not None
         clip = video_request(job, video_provider, i, rendered[i].motion.text, start, end)
         key = request_key(video_provider, "video", clip)
         inputs = {k: _short(v) for k, v in video_provider.key_fields(clip).items()}
-        labels = {"first_frame": frames["start"][1], "last_frame": frames["end"][1]}
         hit = cache.result(key)
         if hit is not None and hit[0] is not None:
             steps.append(Step(clip_id, "video", i, Status.REUSE, key, 0.0, (), inputs, context))
@@ -331,7 +341,11 @@ _FRAME_FIELDS = {"first_frame": "start", "last_frame": "end", "reference": "star
 
 def _explain(step: Step, recorded: Mapping[str, Any] | None) -> Step:
     if step.reasons:
-        return step
+        # Some inputs do not exist yet (an upstream generation is new); name what is known
+        # to have changed among the others.
+        old = (recorded or {}).get(step.node)
+        known = _changes(step, old, only=step.inputs) if old and step.inputs else []
+        return replace(step, reasons=(*known, *step.reasons))
     if recorded is None:
         reasons: tuple[str, ...] = ("no earlier project of this job",)
     elif step.node not in recorded:
@@ -346,13 +360,14 @@ def _explain(step: Step, recorded: Mapping[str, Any] | None) -> Step:
     )  # fmt: skip
 
 
-def _changes(step: Step, old: Mapping[str, Any]) -> list[str]:
+def _changes(
+    step: Step, old: Mapping[str, Any], only: Mapping[str, str] | None = None
+) -> list[str]:
     scene = f"scene {step.scene}" if step.scene is not None else ""
     old_inputs: Mapping[str, str] = old.get("inputs") or {}
     old_context: Mapping[str, str] = old.get("context") or {}
-    changed = [
-        k for k in sorted({*step.inputs, *old_inputs}) if step.inputs.get(k) != old_inputs.get(k)
-    ]
+    names = sorted(only if only is not None else {*step.inputs, *old_inputs})
+    changed = [k for k in names if step.inputs.get(k) != old_inputs.get(k)]
     context = [k for k in step.context if k in old_context and step.context[k] != old_context[k]]
     specific = [k for k in context if not k.startswith("setting ")] or context
     out = []
