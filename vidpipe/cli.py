@@ -21,7 +21,6 @@ from vidpipe.errors import JobFileError, VidpipeError
 
 if TYPE_CHECKING:
     from vidpipe.spec.config import Config
-    from vidpipe.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,11 +41,6 @@ class App:
         if self.database:
             overrides["database"] = self.database
         return load_config(cwd=self.cwd, path=self.config_path, overrides=overrides)
-
-    def store(self, config: Config | None = None) -> Store:
-        from vidpipe.store import Store
-
-        return Store((config or self.config()).database)
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from vidpipe.engine.cache import Cache
 from vidpipe.pricing import PriceTable
-from vidpipe.providers import CAPABILITIES, Capability, Provider
+from vidpipe.providers import Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
 from vidpipe.store import Store
@@ -45,15 +45,6 @@ class Runtime:
 
     def provider_for(self, job: Job, step: str) -> Provider:
         return self.providers[job.providers[step]]
-
-    def step_providers(self, job: Job) -> dict[Capability, Provider]:
-        return {step: self.provider_for(job, step) for step in CAPABILITIES}
-
-    def models(self, job: Job) -> dict[str, str]:
-        return {
-            step: p.model(step, job.models.get(step))
-            for step, p in self.step_providers(job).items()
-        }
 
 
 @dataclass

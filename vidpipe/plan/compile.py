@@ -17,7 +17,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vidpipe import __version__
 from vidpipe.errors import JobFileError, Problem, TemplateProblem
@@ -171,15 +170,3 @@ def _frames(job: Job) -> list[Frame]:
             else:
                 frames.append(Frame(i, kind, FrameSource.GENERATED))
     return frames
-
-
-def plan_dict(plan: Plan) -> dict[str, Any]:
-    """The static plan as plain data (what `vidpipe plan --json` builds on)."""
-    return {
-        "name": plan.name,
-        "source": plan.job.display,
-        "digest": plan.digest,
-        "provider": dict(plan.providers),
-        "models": dict(plan.models),
-        "output": plan.output,
-    }
