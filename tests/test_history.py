@@ -187,14 +187,14 @@ def test_costs_and_batches_of_an_empty_project(project):
     assert not (project.root / "vidpipe.db").exists()  # reading creates no database
 
 
-def test_a_database_of_the_first_schema_carries_its_generations_over(project):
+def test_a_database_without_the_call_log_carries_its_generations_over(project):
     project.job("harbour", "prompt: Dawn over a quiet harbour.\nscenes: 2\n")
     assert project.cli("run", "-q").exit_code == 0
     db = project.root / "vidpipe.db"
-    # Turn it back into a schema-1 database: no call log.
+    # Turn it back into a schema-2 database: no call log.
     with sqlite3.connect(db) as conn:
         conn.execute("drop table call_log")
-        conn.execute("update vidpipe_meta set value = '1' where key = 'schema_version'")
+        conn.execute("update vidpipe_meta set value = '2' where key = 'schema_version'")
         made = conn.execute("select count(*) from generations where status='complete'").fetchone()
     data = json.loads(project.cli("costs", "--by", "job", "--json").stdout)
     assert data["rows"] == [
@@ -202,7 +202,7 @@ def test_a_database_of_the_first_schema_carries_its_generations_over(project):
     ]
     with sqlite3.connect(db) as conn:
         version = conn.execute("select value from vidpipe_meta").fetchone()[0]
-    assert version == "2"
+    assert version == "3"
 
 
 # --------------------------------------------------------------------------------------
@@ -250,7 +250,10 @@ def test_compare_previous_shows_both_versions_with_what_changed(project, tmp_pat
     assert f'data-project="{first["project_id"]}"' in card
     changes = re.search(r'<div class="changes">.*?<ul>(.*?)</ul>', card, flags=re.S)
     assert changes is not None
-    assert re.findall(r"<li>(.*?)</li>", changes.group(1)) == ["scene 1: motion prompt changed"]
+    # The plan's reason for the one new generation.
+    assert re.findall(r"<li>(.*?)</li>", changes.group(1)) == [
+        "scene 1's motion prompt changed (scene 1's video_motion_prompt)"
+    ]
     assert card.count("version cost") == 2
     # The previous version's half of the card is drawn: the right half of the first card
     # holds a player and a contact sheet, not the page's flat background.

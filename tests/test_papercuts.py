@@ -69,7 +69,7 @@ def test_an_invalid_stitch_crossfade_exits_2_and_changes_nothing(project):
     output = project.root / project.jobs_in_report()["harbour"]["output"]
     before = output.read_bytes()
     for value, message in (
-        ("nan", "Invalid value for '--crossfade': nan is not a number of seconds"),
+        ("nan", "Invalid value for '--crossfade': 'nan' is not a finite number"),
         ("-1", "Invalid value for '--crossfade': -1.0 is not in the range 0<=x<=10."),
         ("0.9", "a 0.9s crossfade is too long: it may be at most half the shortest clip"),
     ):

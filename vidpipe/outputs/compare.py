@@ -1,10 +1,11 @@
 """Two versions of a job side by side: what changed between its previous project and this one.
 
-:func:`recorded_changes` reads only what the two projects recorded — the resolved job,
-providers and models, the storyboard prompt and answer, each scene's fields and rendered
-prompts, and the override images' hashes — so it works for any two projects in the
-database, whatever the job file says today. It answers the same question as a compiled
-plan's reasons ("why is this generation new?"), from the other side.
+:func:`recorded_changes` reads only what the two projects recorded, so it works for any
+two projects in the database, whatever the job file says today. Projects made from a
+compiled plan record what determined each generation; the plan's own reasons
+(:func:`vidpipe.plan.assess.recorded_reasons`) then say what changed. For projects
+recorded before that, the settings, models, storyboard, scene prompts and override
+images are compared instead (:func:`settings_changes`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,21 @@ def recorded_changes(
     old: Project, new: Project, old_scenes: list[Scene], new_scenes: list[Scene]
 ) -> list[str]:
     """Why `new` is a different version of the job than `old`, in short sentences."""
+    if old.node_inputs and new.node_inputs:
+        from vidpipe.plan.assess import recorded_reasons
+
+        reasons = recorded_reasons(old.node_inputs, new.node_inputs)
+        if reasons:
+            return reasons
+    return settings_changes(old, new, old_scenes, new_scenes)
+
+
+def settings_changes(
+    old: Project, new: Project, old_scenes: list[Scene], new_scenes: list[Scene]
+) -> list[str]:
+    """What changed between two projects' recorded settings, models, storyboards and scenes."""
     reasons: list[str] = []
-    old_job, new_job = dict(old.job or {}), dict(new.job or {})
+    old_job, new_job = dict(old.settings or {}), dict(new.settings or {})
     for key in sorted(set(old_job) | set(new_job)):
         if key in _SCENE_LEVEL or old_job.get(key) == new_job.get(key):
             continue
@@ -73,7 +87,7 @@ def recorded_changes(
     if not reasons:
         reasons.append(
             "same recorded inputs: made again (--force), or templates changed"
-            if old.input_hash == new.input_hash
+            if old.plan_digest == new.plan_digest
             else "templates or vidpipe's version changed"
         )
     return reasons

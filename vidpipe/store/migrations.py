@@ -1,20 +1,32 @@
 """Schema migrations: small named functions, each run with its version record in one
 transaction (sqlite-utils' way).
+
+A fresh database gets the current schema from create_all and is stamped with the latest
+version, so a migration only ever runs against a database made by an older vidpipe.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from sqlalchemy import text
-
-# Migrations: small named functions, applied in order, each recorded with the new version.
-# A fresh database gets the current schema from create_all and is stamped with the latest
-# version, so a migration only ever runs against a database made by an older vidpipe.
+from sqlalchemy import Connection, text
 
 
-def add_call_log(conn: Any) -> None:
-    """Version 2: the call log behind `vidpipe costs` and `vidpipe batches`.
+def m002_projects_record_their_plan(conn: Connection) -> None:
+    """Projects are made from a compiled plan: `input_hash` becomes `plan_digest`, the
+    `job` copy of the settings becomes `settings` (what the plan was made from), and
+    `node_inputs` records what determined each generation, so `vidpipe plan` can say why
+    one is new."""
+    conn.execute(text("DROP INDEX IF EXISTS ix_projects_input_hash"))
+    conn.execute(text("ALTER TABLE projects RENAME COLUMN input_hash TO plan_digest"))
+    conn.execute(text("CREATE INDEX ix_projects_plan_digest ON projects (plan_digest)"))
+    conn.execute(text("ALTER TABLE projects RENAME COLUMN job TO settings"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN node_inputs JSON"))
+
+
+def m003_call_log(conn: Connection) -> None:
+    """The call log behind `vidpipe costs` and `vidpipe batches`: one row per generation a
+    project used, made or taken from the cache.
 
     Earlier databases kept only the cache (one row per key), so their history is carried
     over as one paid call per recorded generation, dated when it finished and credited to
@@ -36,4 +48,8 @@ def add_call_log(conn: Any) -> None:
     )
 
 
-MIGRATIONS: list[tuple[int, Any]] = [(2, add_call_log)]
+#: (version it brings the schema to, migration), in order.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (2, m002_projects_record_their_plan),
+    (3, m003_call_log),
+]
