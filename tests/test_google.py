@@ -34,6 +34,8 @@ from vidpipe.testing.vertex_emulator import RecordedRequest, VertexEmulator, ide
 Project = Any
 
 API_KEY = "AIzaTEST-SECRET-KEY-123"
+PROJECT = "vidpipe-test"
+LOCATION = "us-central1"
 FRAME = 1 / 24  # the emulator's clips are 24 fps
 
 
@@ -88,6 +90,8 @@ def genv(emu: VertexEmulator, **extra: Any) -> dict[str, str]:
     """The environment that points vidpipe's google provider at the emulator."""
     env = {
         "GOOGLE_API_KEY": API_KEY,
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "GOOGLE_CLOUD_LOCATION": LOCATION,
         "VIDPIPE_GOOGLE__BASE_URL": emu.url,
         "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
         "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
@@ -205,7 +209,11 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     scenes_schema = cfg["responseJsonSchema"]["properties"]["scenes"]
     assert (scenes_schema["minItems"], scenes_schema["maxItems"]) == (3, 3)
     assert not any(k.startswith("$") for k in cfg["responseJsonSchema"])
-    assert board.model == "gemini-2.5-flash"
+    assert board.model == "gemini-3.8-flash"
+    # An API key with a project: project URLs, each model at its catalog location (the
+    # Gemini 3 models at `global`, Veo at its region), the key in a header.
+    assert board.path.startswith(f"/v1beta1/projects/{PROJECT}/locations/global/")
+    assert board.headers["x-goog-api-key"] == API_KEY
 
     manifest = manifest_of(project, "vertical")
     assert manifest["status"] == "complete"
@@ -219,8 +227,10 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     # its scene's start frame (the exact bytes vidpipe recorded).
     images = image_calls(emu)
     assert len(images) == 4
-    assert all(r.model == "gemini-2.5-flash-image" for r in images)
-    assert all(r.body["generationConfig"]["imageConfig"]["aspectRatio"] == "9:16" for r in images)
+    assert all(r.model == "gemini-3.1-flash-image" for r in images)
+    assert all(r.location == "global" for r in images)
+    image_configs = [r.body["generationConfig"]["imageConfig"] for r in images]
+    assert all(c == {"aspectRatio": "9:16", "imageSize": "1K"} for c in image_configs)
     assert images[0].inline_images == []
     for scene, rec in enumerate(images[1:]):
         assert rec.inline_images == [frame_bytes(scene, "start")], f"end frame of scene {scene}"
@@ -244,6 +254,7 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     seen = set()
     for rec in submissions:
         assert rec.model == "veo-3.1-fast-generate-001"
+        assert rec.path.startswith(f"/v1beta1/projects/{PROJECT}/locations/{LOCATION}/")
         inst, params = rec.body["instances"][0], rec.body["parameters"]
         assert inst["image"]["bytesBase64Encoded"] and inst["lastFrame"]["bytesBase64Encoded"]
         assert params["durationSeconds"] == 4
@@ -725,7 +736,24 @@ PREFLIGHT_CASES = {
         "makes clips of 5, 6, 7, 8 seconds, not 4",
     ),
     "veo3-0": ("models: {video: veo-3.0-generate-001}", "cannot end a clip on a given last frame"),
-    "low-res": ("resolution: 360p", "renders 720p or 1080p, not 360p"),
+    "low-res": ("resolution: 360p", "renders 720p, 1080p or 4k, not 360p"),
+    "lite-4k": (
+        "models: {video: veo-3.1-lite-generate-001}\nresolution: 4k",
+        "veo-3.1-lite-generate-001 renders 720p or 1080p, not 4k",
+    ),
+    "veo2-sound": (
+        "models: {video: veo-2.0-generate-001}\nclip_duration: 6\ngenerate_audio: true",
+        "veo-2.0-generate-001 makes silent clips; remove generate_audio: true",
+    ),
+    "retired-storyboard": (
+        "models: {storyboard: gemini-2.5-flash}",
+        "gemini-2.5-flash was retired on 2026-10-20 and no longer answers; "
+        "use gemini-3.8-flash instead",
+    ),
+    "unknown-model": (
+        "models: {image: gemini-9-image}",
+        "gemini-9-image is not a google model in the catalog",
+    ),
 }
 
 
@@ -745,7 +773,7 @@ def test_preflight_refusals_make_no_request(
     for line in setting.splitlines():
         lines[line.split(":")[0]] = line
     path = project.job(case, "\n".join(lines.values()) + "\n")
-    if case == "veo3-0":
+    if case in ("veo3-0", "retired-storyboard", "unknown-model"):
         key = "models"
 
     for command in (("run",), ("validate",)):
@@ -771,7 +799,7 @@ def test_preflight_locates_values_from_vidpipe_yaml_defaults(
     config = project.root / "vidpipe.yaml"
     assert f"vidpipe.yaml:{line_of(config, 'resolution:')}:" in result.stderr
     assert f"vidpipe.yaml:{line_of(config, 'clip_duration:')}:" in result.stderr
-    assert "renders 720p or 1080p, not 360p" in result.stderr
+    assert "renders 720p, 1080p or 4k, not 360p" in result.stderr
     assert emu.requests == []
 
 
@@ -780,7 +808,7 @@ def test_missing_credentials_refused_before_any_request(
 ) -> None:
     google_job(project, "no-creds")
     env = genv(emu)
-    del env["GOOGLE_API_KEY"]
+    del env["GOOGLE_API_KEY"], env["GOOGLE_CLOUD_PROJECT"]
     result = project.cli("run", env=env)
     assert result.exit_code == 2, result.output
     no_traceback(result.output)
@@ -871,21 +899,51 @@ def test_batch_jobs_run_and_poll_concurrently(project: Project, emu: VertexEmula
 # Other models: Veo 2, Imagen
 
 
-def test_veo2_job_with_imagen_keyframes(project: Project, emu: VertexEmulator) -> None:
-    google_job(
+OLDER_MODELS = """\
+models:
+  # Still served to this project (an allowlist, say): brought back from retirement.
+  veo-2.0-generate-001: {status: ga, retires: null}
+  imagen-4.0-generate-001:
+    status: ga
+    retires: null
+    prices: {per_image: 0.05, source: "our contract", read: "2026-11-01"}
+"""
+
+
+def test_models_changed_in_vidpipe_yaml_are_checked_and_priced_from_there(
+    project: Project, emu: VertexEmulator
+) -> None:
+    from vidpipe.catalog import build
+
+    config = project.root / "vidpipe.yaml"
+    config.write_text(config.read_text() + OLDER_MODELS)
+    # The emulator, like the service for this project, serves them too.
+    emu.catalog = build(
+        {
+            "veo-2.0-generate-001": {"status": "ga", "retires": None},
+            "imagen-4.0-generate-001": {"status": "ga", "retires": None},
+        }
+    )
+    job = google_job(
         project,
         "older-models",
         scenes=2,
         extra="models: {image: imagen-4.0-generate-001, video: veo-2.0-generate-001}\n",
     )
-    (project.root / "jobs" / "older-models.yaml").write_text(
-        (project.root / "jobs" / "older-models.yaml")
-        .read_text()
-        .replace("clip_duration: 4", "clip_duration: 5")
-    )
+    # Checked against the catalog entry: Veo 2 makes 5 to 8 s clips.
+    refused = project.cli("validate", env=genv(emu))
+    assert refused.exit_code == 2
+    assert "veo-2.0-generate-001 makes clips of 5, 6, 7, 8 seconds, not 4" in refused.stderr
+    job.write_text(job.read_text().replace("clip_duration: 4", "clip_duration: 5"))
+
+    estimate = project.cli("estimate", "--json", env=genv(emu))
+    assert estimate.exit_code == 0, estimate.output
+    (planned,) = json.loads(estimate.stdout)["jobs"]
+    assert planned["by_step"]["image"] == pytest.approx(3 * 0.05)  # priced from vidpipe.yaml
+    assert planned["unpriced_models"] == []
+
     result = run(project, emu)
     assert result.exit_code == 0, result.output
-
     # Imagen draws every keyframe from its prompt (it cannot edit an image).
     predicts = emu.calls("predict")
     assert len(predicts) == 3 and image_calls(emu) == []
@@ -899,9 +957,11 @@ def test_veo2_job_with_imagen_keyframes(project: Project, emu: VertexEmulator) -
         assert rec.body["instances"][0]["lastFrame"]
     manifest = manifest_of(project, "older-models")
     assert manifest["models"]["video"] == "veo-2.0-generate-001"
-    assert abs(probe(project.root / manifest["output"]["path"]).duration - 10.0) <= FRAME + 1e-6
-    usage = Usage(video_seconds=5, audio=False)
-    clip = PriceTable({}).cost("google", "veo-2.0-generate-001", usage)
+    out = probe(project.root / manifest["output"]["path"])
+    assert abs(out.duration - 10.0) <= FRAME + 1e-6
+    assert out.audio_codec is None  # Veo 2 clips are video-only, and so is their stitch
+    assert manifest["cost"]["by_step"]["image"] == pytest.approx(3 * 0.05)
+    clip = PriceTable({}).cost("google", "veo-2.0-generate-001", Usage(video_seconds=5))
     assert manifest["cost"]["by_step"]["video"] == pytest.approx(2 * clip)
 
 
@@ -955,10 +1015,9 @@ def no_adc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(google.auth, "default", default)
 
 
-def test_credentials_and_default_location(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_credentials_and_locations(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     from vidpipe.errors import ConfigError
+    from vidpipe.providers.google.client import credentials
 
     provider = make_provider(project)
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
@@ -970,15 +1029,26 @@ def test_credentials_and_default_location(
     provider.check_ready({"storyboard"})
     provider.check_ready({"video"})
     assert calls == [["https://www.googleapis.com/auth/cloud-platform"]]  # looked up once
-    assert provider._credentials() == (None, "my-project", "us-central1")  # SPEC §5 default
+    assert credentials(provider.settings).project == "my-project"
+
+    # Each model goes where the catalog serves it; GOOGLE_CLOUD_LOCATION (or
+    # google.location) is for models the catalog gives no location.
+    def location(p: Any, step: str, model: str) -> str:
+        return str(p.clients.location_for(p.catalog, step, model))
+
+    assert location(provider, "video", "veo-3.1-generate-001") == "us-central1"
+    assert location(provider, "image", "gemini-3.1-flash-image") == "global"
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west4")
-    assert provider._credentials() == (None, "my-project", "europe-west4")
-    configured = make_provider(project, VIDPIPE_GOOGLE__LOCATION="asia-east1")
-    assert configured._credentials()[2] == "asia-east1"
+    assert location(provider, "storyboard", "a-model-of-our-own") == "europe-west4"
+    assert location(provider, "video", "veo-3.1-generate-001") == "us-central1"
+    # google.locations overrides the catalog per step.
+    moved = make_provider(project, VIDPIPE_GOOGLE__LOCATIONS__VIDEO="europe-west4")
+    assert location(moved, "video", "veo-3.1-generate-001") == "europe-west4"
+    assert location(moved, "image", "gemini-3.1-flash-image") == "global"
 
     monkeypatch.setenv("GOOGLE_API_KEY", API_KEY)
     no_adc(monkeypatch)
-    make_provider(project).check_ready({"video"})  # a key needs no ADC
+    make_provider(project).check_ready({"video"})  # a key with a project needs no ADC
 
 
 def test_project_without_adc_is_refused_before_any_request(
@@ -1008,7 +1078,11 @@ def test_project_mode_with_adc_end_to_end(
     assert result.exit_code == 0, result.output
     assert job_report(project, "adc")["status"] == "complete"
     model_calls = [r for r in emu.requests if r.rpc]
-    assert {(r.project, r.location) for r in model_calls} == {("my-project", "us-central1")}
+    assert {(r.rpc, r.project, r.location) for r in model_calls} == {
+        ("generateContent", "my-project", "global"),  # Gemini 3 models are served globally
+        ("predictLongRunning", "my-project", "us-central1"),
+        ("fetchPredictOperation", "my-project", "us-central1"),
+    }
     assert {r.headers.get("authorization") for r in model_calls} == {"Bearer adc-token"}
     assert all("x-goog-api-key" not in r.headers for r in model_calls)
     (op,) = emu.operations

@@ -157,6 +157,8 @@ def validate(app: App, paths: tuple[str, ...], provider: str | None) -> None:
     prepared = prepare(
         config, RunOptions(paths=paths, provider=provider), cwd=app.cwd, check_credentials=False
     )
+    for message in prepared.warnings:
+        click.secho(message, fg="yellow", err=True)
     for job in prepared.jobs:
         providers = sorted(set(job.providers.values()))
         click.echo(
@@ -338,6 +340,31 @@ def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bo
             )
         )
     click.echo(f"total: ${data['total_usd']:.2f} for {len(data['jobs'])} job(s)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every field and source).")
+@config_options
+@pass_app
+def models(app: App, as_json: bool) -> None:
+    """The model catalog: each model's step, limits, price and retirement.
+
+    Built-in models plus those added or changed under `models:` in vidpipe.yaml.
+    """
+    from vidpipe.api import list_models
+
+    rows = list_models(app.config())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = ("model", "provider", "step", "limits", "price (USD)", "status")
+    table = [header] + [
+        (r["id"], r["provider"], r["step"], r["limits"], r["price"], r["lifecycle"]) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 @cli.command("list")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe.artifacts import verified
+from vidpipe.catalog import lifecycle_problems
 from vidpipe.engine.project import Outcome, ProjectRun, Runtime, estimate, input_hash
 from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
 from vidpipe.prompts import check_templates, prompts_for
@@ -140,11 +141,15 @@ def prepare(
     # Every job of the batch is checked, selected or not: --select and --shard choose what
     # runs, not what is valid, so every shard of a CI matrix agrees on an invalid file.
     providers = providers_for(jobs, config)
+    warnings: list[str] = []
     for job in jobs:
         for name, provider in providers.items():
             capabilities = {step for step, p in job.providers.items() if p == name}
             if capabilities:
                 problems.extend(provider.preflight(job, capabilities))  # type: ignore[arg-type]
+        found, warned = lifecycle_problems(job, providers, config.catalog)
+        problems.extend(found)
+        warnings.extend(warned)
     if problems:
         raise JobFileError(problems)
     jobs = select_jobs(jobs, options.select, options.shard)
@@ -153,8 +158,14 @@ def prepare(
     if check_credentials:
         for name, provider in providers.items():
             needed = {step for job in jobs for step, p in job.providers.items() if p == name}
-            provider.check_ready(needed)  # type: ignore[arg-type]
-    return Prepared(jobs=jobs, providers=providers)
+            models = {
+                provider.model(step, job.models.get(step))  # type: ignore[arg-type]
+                for job in jobs
+                for step, p in job.providers.items()
+                if p == name
+            }
+            provider.check_ready(needed, models)  # type: ignore[arg-type]
+    return Prepared(jobs=jobs, providers=providers, warnings=sorted(set(warnings)))
 
 
 def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
@@ -425,6 +436,8 @@ def run_batch(
 ) -> BatchResult:
     """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
+    for message in prepared.warnings:
+        (warn or _stderr)(message)
     if options.dry_run:
         return BatchResult(None, plan_only(config, prepared))
     if not prepared.jobs:
