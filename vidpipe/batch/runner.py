@@ -23,7 +23,8 @@ from typing import Any
 
 from vidpipe.artifacts import verified
 from vidpipe.catalog import lifecycle_problems
-from vidpipe.engine.project import Outcome, ProjectRun, Runtime, estimate, input_hash
+from vidpipe.engine.project import ProjectRun
+from vidpipe.engine.runtime import Outcome, Runtime, estimate, input_hash
 from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
 from vidpipe.prompts import check_templates, prompts_for
 from vidpipe.providers import Provider, create
