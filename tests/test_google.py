@@ -458,6 +458,53 @@ def test_never_finishing_operation_times_out(project: Project, emu: VertexEmulat
     assert len(stuck) == 1 and stuck[0].polls >= 2 and not stuck[0].done
     assert len(emu.calls("predictLongRunning")) == 2  # a timeout is not resubmitted
     assert abs(probe(project.root / manifest["output"]["path"]).duration - 4.0) <= FRAME + 1e-6
+    assert "the next run or `vidpipe resume` polls it again" in manifest["gaps"][0]["detail"]
+    (operation,) = (op.name for op in stuck)
+
+    # `resume` polls the recorded operation again (still running: still a gap) ...
+    resumed = project.cli("resume", "stuck", "-q", env=genv(emu, VIDPIPE_GOOGLE__POLL_TIMEOUT=1))
+    assert resumed.exit_code == 0, resumed.output
+    assert len(emu.calls("predictLongRunning")) == 2
+    assert stuck[0].polls >= 4
+    assert manifest_of(project, "stuck")["gaps"][0]["reason"] == "timed_out"
+
+    # ... and once it has finished, the next run uses its clip, billed once, never
+    # submitted again.
+    emu.release_operations()
+    emu.requests.clear()
+    again = run(project, emu)
+    assert again.exit_code == 0, again.output
+    assert emu.calls("predictLongRunning") == []
+    assert {p.operation_name for p in emu.calls("fetchPredictOperation")} == {operation}
+    entry = job_report(project, "stuck")
+    assert entry["provider_calls"] == 0 and entry["cost_usd"] == pytest.approx(veo_clip_cost())
+    manifest = manifest_of(project, "stuck")
+    assert manifest["gaps"] == []
+    assert manifest["scenes"][1]["clip"]["status"] == "complete"
+    assert manifest["cost"]["by_step"]["video"] == pytest.approx(2 * veo_clip_cost())
+    assert abs(probe(project.root / manifest["output"]["path"]).duration - 8.0) <= FRAME + 1e-6
+    # Up to date now: nothing left to poll.
+    emu.requests.clear()
+    assert run(project, emu).exit_code == 0 and emu.requests == []
+
+
+def test_policy_refusal_is_submitted_once(project: Project, emu: VertexEmulator) -> None:
+    google_job(project, "refused", scenes=2, extra=motion_override(1, "MARKER-POLICY"))
+    reason = (
+        "The prompt could not be submitted. This prompt contains sensitive words that "
+        "violate Google's Responsible AI practices. Support codes: 58061214"
+    )
+    emu.operation_error(count=None, match="MARKER-POLICY", code=3, message=reason)
+    result = run(project, emu)
+    assert result.exit_code == 1, result.output
+    no_traceback(result.output)
+    # The answer cannot change: one submission, not three.
+    assert sum("MARKER-POLICY" in r.prompt for r in emu.calls("predictLongRunning")) == 1
+    entry = job_report(project, "refused")
+    assert entry["status"] == "failed"
+    assert "scene 1" in entry["error"] and reason in entry["error"]
+    clips = {s["index"]: s["clip"] for s in status_json(project, emu, "refused")["scenes"]}
+    assert clips[1]["status"] == "failed" and clips[1]["attempts"] == 1
 
 
 def test_operation_unknown_to_the_server_is_submitted_again(

@@ -25,6 +25,7 @@ from vidpipe.artifacts import verified
 from vidpipe.catalog import lifecycle_problems
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime, estimate, input_hash
+from vidpipe.engine.states import ClipState
 from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
 from vidpipe.prompts import check_templates, prompts_for
 from vidpipe.providers import Provider, create
@@ -220,6 +221,18 @@ def up_to_date(config: Config, project: Project) -> bool:
     return not copy or verified(config.root / copy, project.output_sha256)
 
 
+def late_clips(store: Store, project: Project) -> bool:
+    """Whether clips of `project` timed out with their operation recorded.
+
+    Such an operation kept running on the service and is billed when it finishes, so a
+    finished project that has one is continued: the clip is polled again, and used.
+    """
+    return any(
+        s.clip is not None and s.clip.status == ClipState.TIMED_OUT and s.clip.operation_id
+        for s in store.scenes(project.id)
+    )
+
+
 class Batch:
     """Runs prepared jobs with bounded concurrency, budget admission and fail-fast."""
 
@@ -374,7 +387,11 @@ class Batch:
                 force=self.options.force,
                 values=values,
             )
-            if state == "complete" and up_to_date(self.config, project):
+            if (
+                state == "complete"
+                and up_to_date(self.config, project)
+                and not late_clips(self.store, project)
+            ):
                 return Outcome(
                     job.name,
                     "complete",

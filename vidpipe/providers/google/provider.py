@@ -263,10 +263,13 @@ class GoogleProvider(Provider):
             seed=request.seed,
             temperature=0.7,
         )
+        # Made (or found) before the rate limiter admits the call, so building a client
+        # never eats into the request's slot.
+        client = self.client("storyboard", request.model)
         response = self._call(
             "storyboard",
             f"storyboard ({request.model})",
-            lambda: self.client("storyboard", request.model).models.generate_content(
+            lambda: client.models.generate_content(
                 model=request.model, contents=request.prompt, config=config
             ),
         )
@@ -304,11 +307,12 @@ class GoogleProvider(Provider):
             seed=request.seed,
         )
         reason = ""
+        client = self.client("image", request.model)
         for _ in range(IMAGE_ATTEMPTS):
             response = self._call(
                 "image",
                 f"image ({request.model})",
-                lambda: self.client("image", request.model).models.generate_content(
+                lambda: client.models.generate_content(
                     model=request.model, contents=contents, config=config
                 ),
             )
@@ -332,12 +336,14 @@ class GoogleProvider(Provider):
             output_mime_type="image/png",
         )
 
+        client = self.client("image", request.model)
+
         def generate() -> Any:
             # The SDK flags generate_images as deprecated in favour of Gemini image models;
             # Imagen is still served and priced, and the choice is the user's.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return self.client("image", request.model).models.generate_images(
+                return client.models.generate_images(
                     model=request.model, prompt=request.prompt, config=config
                 )
 
@@ -380,10 +386,11 @@ class GoogleProvider(Provider):
             prompt=request.prompt,
             image=types.Image(image_bytes=request.first_frame, mime_type="image/png"),
         )
+        client = self.client("video", request.model)
         operation = self._call(
             "video",
             f"video ({request.model})",
-            lambda: self.client("video", request.model).models.generate_videos(
+            lambda: client.models.generate_videos(
                 model=request.model, source=source, config=config
             ),
         )
@@ -395,12 +402,13 @@ class GoogleProvider(Provider):
         from google.genai import types
 
         pending = types.GenerateVideosOperation.model_validate({"name": operation_id})
+        client = self.client("video", request.model)
         # Polls are not generation requests: they do not count against the video quota.
         try:
             op = self._call(
                 "video",
                 f"poll ({request.model})",
-                lambda: self.client("video", request.model).operations.get(pending),
+                lambda: client.operations.get(pending),
                 limited=False,
             )
         except Refused as exc:

@@ -443,6 +443,18 @@ class VertexEmulator:
         """Next matching Veo operations are never done."""
         return self._add_fault("never_finish", "predictLongRunning", count, match, after)
 
+    def release_operations(self) -> int:
+        """Let every never-finishing operation finish: its next poll answers done (a clip).
+
+        For an operation that outlived a client's poll timeout and finished later, as Veo
+        operations do. Returns how many were released.
+        """
+        with self._lock:
+            stuck = [op for op in self.operations.values() if op.outcome == "never"]
+            for op in stuck:
+                op.outcome, op.polls = "video", self.polls_until_done
+            return len(stuck)
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
