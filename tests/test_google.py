@@ -337,6 +337,31 @@ def test_storms_of_429_and_503_are_survived(project: Project, emu: VertexEmulato
     assert abs(info.duration - 4.0) <= FRAME + 1e-6
 
 
+def test_retry_delay_in_a_429_body_is_honoured(project: Project, emu: VertexEmulator) -> None:
+    # Vertex's 429 rarely carries Retry-After; the wait is in the body's RetryInfo.
+    google_job(project, "quota")
+    emu.fail_next("predictLongRunning", 429, retry_delay="3s")
+    result = run(project, emu)
+    assert result.exit_code == 0, result.output
+    first, second = emu.calls("predictLongRunning")
+    assert (first.status, second.status) == (429, 200)
+    waited = second.time - first.time
+    assert waited >= 3.0, f"retryDelay 3s was not honoured (retried after {waited:.3f} s)"
+
+
+def test_a_daily_quota_is_not_retried(project: Project, emu: VertexEmulator) -> None:
+    google_job(project, "daily")
+    quota = {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}],
+    }
+    emu.fail_next("generateContent", 429, count=None, details=[quota])
+    result = run(project, emu)
+    assert result.exit_code == 1, result.output
+    assert len(emu.requests) == 1  # waiting seconds cannot bring back a daily quota
+    assert "429" in job_report(project, "daily")["error"]
+
+
 def test_transient_errors_give_up_after_max_retries(project: Project, emu: VertexEmulator) -> None:
     google_job(project, "stormy")
     emu.fail_next("generateContent", 503, count=None)
@@ -848,6 +873,39 @@ def test_preflight_locates_values_from_vidpipe_yaml_defaults(
     assert f"vidpipe.yaml:{line_of(config, 'clip_duration:')}:" in result.stderr
     assert "renders 720p, 1080p or 4k, not 360p" in result.stderr
     assert emu.requests == []
+
+
+def test_api_key_alone_is_refused_for_veo_before_any_request(
+    project: Project, emu: VertexEmulator
+) -> None:
+    # Express mode serves generateContent only: Veo would answer 400 after the storyboard
+    # and keyframes were paid for, so the job is refused before anything is sent.
+    google_job(project, "express", scenes=3)
+    env = genv(emu)
+    del env["GOOGLE_CLOUD_PROJECT"], env["GOOGLE_CLOUD_LOCATION"]
+    result = project.cli("run", env=env)
+    assert result.exit_code == 2, result.output
+    no_traceback(result.output)
+    assert "veo-3.1-fast-generate-001 (predictLongRunning (Veo))" in result.stderr
+    assert "GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION" in result.stderr
+    assert emu.requests == []
+    assert not (project.root / "tmp").exists()
+    # The emulator, like the service, refuses Veo without a project (vidpipe got there first).
+    probe_client = emu.client("express")
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    with pytest.raises(genai_errors.ClientError) as refused:
+        probe_client.models.generate_videos(
+            model="veo-3.1-fast-generate-001",
+            source=types.GenerateVideosSource(prompt="a boat"),
+            config=types.GenerateVideosConfig(duration_seconds=4),
+        )
+    assert refused.value.code == 400
+    assert "Invalid resource field value" in str(refused.value.message)
+    # A storyboard-only run needs generateContent alone: the key is enough.
+    stopped = project.cli("run", "-q", "--until", "storyboard", env=env)
+    assert stopped.exit_code == 0, stopped.output
 
 
 def test_missing_credentials_refused_before_any_request(

@@ -30,7 +30,7 @@ from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
 from vidpipe.prompts import check_templates, prompts_for
 from vidpipe.providers import Provider, create
 from vidpipe.spec.config import Config
-from vidpipe.spec.jobs import Job, load_jobs
+from vidpipe.spec.jobs import STEPS, Job, load_jobs
 from vidpipe.store import Project, Store, runner_id
 
 
@@ -158,14 +158,14 @@ def prepare(
     used = {name for job in jobs for name in job.providers.values()}
     providers = {name: p for name, p in providers.items() if name in used}
     if check_credentials:
+        # `--until storyboard` calls no image or video model: their credentials can wait.
+        steps = {"storyboard": 1, "keyframes": 2}.get(options.until or "", 3)
         for name, provider in providers.items():
-            needed = {step for job in jobs for step, p in job.providers.items() if p == name}
-            models = {
-                provider.model(step, job.models.get(step))  # type: ignore[arg-type]
-                for job in jobs
-                for step, p in job.providers.items()
-                if p == name
-            }
+            used_steps = [
+                (job, step) for job in jobs for step in STEPS[:steps] if job.providers[step] == name
+            ]
+            needed = {step for _job, step in used_steps}
+            models = {provider.model(step, job.models.get(step)) for job, step in used_steps}  # type: ignore[arg-type]
             provider.check_ready(needed, models)  # type: ignore[arg-type]
     return Prepared(jobs=jobs, providers=providers, warnings=sorted(set(warnings)))
 
