@@ -72,7 +72,7 @@ def check_request(catalog: Catalog, rec: Any) -> None:
 
 def _is_project_operation(rec: Any) -> bool:
     # A GET of a full operation name carries its project in the name, not in the prefix.
-    return bool(rec.operation_name and rec.operation_name.startswith("projects/"))
+    return rec.rpc == "getOperation" and str(rec.operation_name or "").startswith("projects/")
 
 
 def check_veo(info: ModelInfo | None, inst: dict[str, Any], params: dict[str, Any]) -> None:
