@@ -1271,3 +1271,63 @@ def test_image_answers_skip_thoughts_and_become_png() -> None:
     )
     assert _first_image(blocked) == (None, None)
     assert _finish_reason(blocked) == "prompt blocked: SAFETY"
+
+
+# --------------------------------------------------------------------------------------
+# Video-only clips: `generate_audio: false` (and Veo 2) give MP4s without an audio track.
+# The rule: a film has an audio track when any clip has one (clips without it contribute
+# silence of their own length); when no clip has one, neither has the film.
+
+
+def test_video_only_clips_stitch_with_hard_cuts_and_crossfades(
+    project: Project, emu: VertexEmulator
+) -> None:
+    from vidpipe.media import verify
+
+    google_job(project, "silent", scenes=3, extra="generate_audio: false\n")
+    result = run(project, emu)
+    assert result.exit_code == 0, result.output
+    for rec in emu.calls("predictLongRunning"):
+        assert rec.body["parameters"]["generateAudio"] is False
+    manifest = manifest_of(project, "silent")
+    for scene in manifest["scenes"]:
+        assert probe(project.root / scene["clip"]["path"]).audio_codec is None
+    film = verify(project.root / manifest["output"]["path"])
+    assert abs(film.duration - 12.0) <= FRAME + 1e-6
+    assert film.audio_codec is None
+    # Silent clips are priced at the silent rate.
+    assert manifest["cost"]["by_step"]["video"] == pytest.approx(
+        3 * PriceTable({}).cost("google", "veo-3.1-fast-generate-001", Usage(video_seconds=4))
+    )
+
+    faded = project.cli("stitch", "silent", "--crossfade", "0.5", env=genv(emu))
+    assert faded.exit_code == 0, faded.output
+    path = project.root / faded.stdout.split("stitched ", 1)[1].strip()
+    film = verify(path)
+    assert abs(film.duration - (12.0 - 2 * 0.5)) <= FRAME + 1e-6
+    assert film.audio_codec is None
+
+
+@pytest.mark.parametrize("crossfade", [0.0, 0.5])
+def test_clips_with_and_without_audio_stitch_to_one_soundtrack(
+    tmp_path: Path, crossfade: float
+) -> None:
+    from PIL import Image
+
+    from vidpipe.media import stitch, verify
+    from vidpipe.testing.vertex_emulator import make_mp4
+
+    clips = []
+    for i, audio in enumerate((True, False, True)):
+        path = tmp_path / f"clip{i}.mp4"
+        frame = Image.new("RGB", (320, 180), (40 * i, 90, 160))
+        path.write_bytes(make_mp4(2.0, (320, 180), first=frame, last=frame, audio=audio))
+        clips.append(path)
+    out = tmp_path / "film.mp4"
+    stitch(clips, out, crossfade=crossfade)
+    film = verify(out)
+    expected = 6.0 - 2 * crossfade
+    assert abs(film.duration - expected) <= FRAME + 1e-6
+    assert film.audio_codec == "aac"
+    assert film.audio_duration is not None
+    assert abs(film.audio_duration - expected) <= 0.05  # the silent clip's length is kept
