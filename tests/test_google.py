@@ -1331,3 +1331,30 @@ def test_clips_with_and_without_audio_stitch_to_one_soundtrack(
     assert film.audio_codec == "aac"
     assert film.audio_duration is not None
     assert abs(film.audio_duration - expected) <= 0.05  # the silent clip's length is kept
+
+
+def test_an_image_over_the_inline_limit_is_refused_before_any_request(
+    project: Project, emu: VertexEmulator
+) -> None:
+    from PIL import Image
+
+    # Noise does not compress: a 1700 × 1700 PNG is over the 7 MB Gemini image models
+    # take inline (the end frame is an edit of this start frame).
+    noise = Image.frombytes("RGB", (1700, 1700), os.urandom(1700 * 1700 * 3))
+    noise.save(project.root / "jobs" / "huge.png")
+    size_mb = (project.root / "jobs" / "huge.png").stat().st_size / 1e6
+    assert size_mb > 7
+    path = google_job(
+        project,
+        "huge",
+        extra="scene_overrides:\n  - {index: 0, start_image: huge.png}\n",
+    )
+    result = project.cli("run", env=genv(emu))
+    assert result.exit_code == 2, result.output
+    line = line_of(path, "start_image")
+    assert (
+        f"jobs/huge.yaml:{line}:" in result.stderr
+        and f"huge.png is {size_mb:.1f} MB; gemini-3.1-flash-image takes inline images up to 7 MB"
+        in result.stderr
+    ), result.stderr
+    assert emu.requests == []
