@@ -40,8 +40,6 @@ VIDEO_SIZES = {"16:9": (320, 180), "9:16": (180, 320)}
 EDIT_TINT = (255, 0, 255)
 EDIT_TINT_ALPHA = 0.35
 
-VEO_ASPECT_RATIOS = ("16:9", "9:16")
-VEO_DURATIONS = {"veo-2": (5, 6, 7, 8), "veo-3": (4, 6, 8)}
 DEFAULT_RAI_REASON = (
     "Unable to generate videos because the prompt or input image violates Vertex AI's "
     "Responsible AI practices (emulated). Support codes: 58061214"
