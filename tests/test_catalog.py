@@ -29,6 +29,12 @@ def test_the_packaged_catalog_is_valid_and_sourced() -> None:
             info = catalog.get(model)
             assert info is not None and (info.provider, info.step) == (provider, step)
             assert info.status == "ga" and not info.retired(dt.date(2026, 11, 29))
+    # The providers' own defaults are the catalog's.
+    from vidpipe.providers.google import GoogleProvider
+    from vidpipe.providers.local import LocalProvider
+
+    assert dict(GoogleProvider.default_models) == dict(catalog.defaults["google"])
+    assert dict(LocalProvider.default_models) == dict(catalog.defaults["local"])
 
 
 def test_models_lists_every_model_with_limits_and_prices(project: Project) -> None:
