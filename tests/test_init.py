@@ -32,6 +32,7 @@ COMMANDS = [
     "run",
     "estimate",
     "models",
+    "plan",
     "list",
     "status",
     "resume",
