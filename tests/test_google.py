@@ -1302,7 +1302,8 @@ def test_video_only_clips_stitch_with_hard_cuts_and_crossfades(
 
     faded = project.cli("stitch", "silent", "--crossfade", "0.5", env=genv(emu))
     assert faded.exit_code == 0, faded.output
-    path = project.root / faded.stdout.split("stitched ", 1)[1].strip()
+    # A crossfade on the command line writes a preview beside final.mp4.
+    path = project.root / faded.stdout.split("wrote a preview: ", 1)[1].split(" ", 1)[0]
     film = verify(path)
     assert abs(film.duration - (12.0 - 2 * 0.5)) <= FRAME + 1e-6
     assert film.audio_codec is None
