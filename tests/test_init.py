@@ -31,6 +31,7 @@ COMMANDS = [
     "render",
     "run",
     "estimate",
+    "models",
     "plan",
     "list",
     "status",

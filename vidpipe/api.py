@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
-from vidpipe.plan import AFTER_STORYBOARD, Plan, Status, assess, compile_batch
+from vidpipe.plan import AFTER_STORYBOARD, Compiled, Plan, Status, assess, compile_batch
 from vidpipe.providers import available
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
@@ -103,9 +103,11 @@ def _recorded_storyboard(
 
 def validate_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
-) -> list[Plan]:
-    """Compile every job (every compile-time check); raise JobFileError listing problems."""
-    return compile_batch(config, paths, provider=provider, cwd=cwd).plans
+) -> Compiled:
+    """Compile every job (every compile-time check); raise JobFileError listing problems.
+
+    The result holds the plans and the warnings (models retiring soon)."""
+    return compile_batch(config, paths, provider=provider, cwd=cwd)
 
 
 def estimate_batch(
@@ -119,7 +121,7 @@ def estimate_batch(
             "provider": dict(plan.providers),
             **plan.estimate.as_dict(),
         }
-        for plan in validate_batch(config, paths, provider=provider, cwd=cwd)
+        for plan in validate_batch(config, paths, provider=provider, cwd=cwd).plans
     ]
     return {"jobs": jobs, "total_usd": round(sum(j["cost_usd"] for j in jobs), 6)}
 
@@ -180,6 +182,84 @@ def plan_batch(
         },
         "key_pending": AFTER_STORYBOARD,
     }
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+def list_models(config: Config) -> list[dict[str, Any]]:
+    """The catalog as `vidpipe models` shows it: every entry plus one-line summaries."""
+    from vidpipe.catalog import today
+    from vidpipe.pricing import PriceTable
+
+    table = PriceTable(config.pricing, config.catalog)
+    on = today()
+    rows = []
+    for info in config.catalog:
+        row = info.as_dict()
+        row["prices"] = {**row["prices"], **dict(config.pricing.get(info.id) or {})}
+        row["limits"] = _limits(info)
+        row["price"] = _price(table.price(info.id), info.provider)
+        found = info.lifecycle_message(on)
+        if info.retired(on):
+            lifecycle = f"retired {info.retires or ''}".strip()
+        elif info.retires:
+            lifecycle = f"{info.status}, retires {info.retires}"
+        else:
+            lifecycle = info.status
+        if info.replacement and (info.retired(on) or found):
+            lifecycle += f" → {info.replacement}"
+        row["lifecycle"] = lifecycle
+        rows.append(row)
+    return rows
+
+
+def _limits(info: Any) -> str:
+    parts = []
+    if info.durations:
+        parts.append("/".join(str(d) for d in info.durations) + " s")
+    if info.resolutions:
+        parts.append("/".join(info.resolutions))
+    if info.image_sizes:
+        parts.append("/".join(info.image_sizes))
+    if info.aspect_ratios:
+        parts.append(
+            " ".join(info.aspect_ratios)
+            if len(info.aspect_ratios) <= 3
+            else f"{len(info.aspect_ratios)} ratios"
+        )
+    if info.step == "video":
+        frames = "first+last frame" if info.last_frame else "first frame"
+        if info.reference_images:
+            frames += f", {info.reference_images} refs"
+        parts.append(frames)
+        parts.append("audio" if info.audio else "silent")
+    elif info.max_input_images:
+        parts.append(f"≤{info.max_input_images} input images")
+    if info.location:
+        parts.append(info.location)
+    return ", ".join(parts) or "-"
+
+
+def _price(rates: dict[str, float] | None, provider: str) -> str:
+    if provider == "local":
+        return "free"
+    if not rates:
+        return "unpriced"
+    if "per_second" in rates or "per_second_audio" in rates:
+        silent, sound = rates.get("per_second"), rates.get("per_second_audio")
+        text = f"{silent:g}/s" if silent is not None else ""
+        if sound is not None and sound != silent:
+            text += f" ({sound:g}/s with audio)"
+        return text.strip()
+    if "per_image" in rates:
+        return f"{rates['per_image']:g}/image"
+    if "per_million_input_tokens" in rates:
+        return (
+            f"{rates['per_million_input_tokens']:g} in / "
+            f"{rates.get('per_million_output_tokens', 0):g} out per 1M tokens"
+        )
+    return ", ".join(f"{k} {v:g}" for k, v in rates.items())
 
 
 # -- list / status ------------------------------------------------------------------------
@@ -313,7 +393,11 @@ def resume_project(
         )
     prepared = Prepared(plans=[plan], providers=providers_for([plan.job], config))
     for name, provider in prepared.providers.items():
-        provider.check_ready({s for s, p in plan.providers.items() if p == name})  # type: ignore[misc]
+        steps = {s for s, p in plan.providers.items() if p == name}
+        provider.check_ready(
+            steps,  # type: ignore[arg-type]
+            {plan.models[s] for s in steps},
+        )
     progress = make_progress(1, quiet=quiet)
     batch = Batch(
         config,

@@ -162,14 +162,17 @@ def validate(app: App, paths: tuple[str, ...], provider: str | None) -> None:
     """
     from vidpipe.api import validate_batch
 
-    plans = validate_batch(app.config(), paths, provider=provider, cwd=app.cwd)
-    for plan in plans:
+    compiled = validate_batch(app.config(), paths, provider=provider, cwd=app.cwd)
+    for message in compiled.warnings:
+        click.secho(message, fg="yellow", err=True)
+    for plan in compiled.plans:
         job = plan.job
         providers = sorted(set(job.providers.values()))
         click.echo(
             f"ok  {job.display}: {job.name} ({job.scenes} scenes, {job.aspect_ratio}, {'/'.join(providers)})"
         )
-    click.echo(f"{len(plans)} job{'s' if len(plans) != 1 else ''} valid.")
+    n = len(compiled.plans)
+    click.echo(f"{n} job{'s' if n != 1 else ''} valid.")
 
 
 @cli.command()
@@ -420,6 +423,31 @@ def plan(app: App, paths: tuple[str, ...], provider: str | None, as_json: bool) 
         f"${t['new_cost_usd']:.2f}, {t['reuse']} reused, {t['in flight']} in flight, "
         f"across {t['jobs']} job{'s' if t['jobs'] != 1 else ''}"
     )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every field and source).")
+@config_options
+@pass_app
+def models(app: App, as_json: bool) -> None:
+    """The model catalog: each model's step, limits, price and retirement.
+
+    Built-in models plus those added or changed under `models:` in vidpipe.yaml.
+    """
+    from vidpipe.api import list_models
+
+    rows = list_models(app.config())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = ("model", "provider", "step", "limits", "price (USD)", "status")
+    table = [header] + [
+        (r["id"], r["provider"], r["step"], r["limits"], r["price"], r["lifecycle"]) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 @cli.command("list")

@@ -23,11 +23,12 @@ from typing import Any
 
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
-from vidpipe.engine.states import JobStatus
+from vidpipe.engine.states import ClipState, JobStatus
 from vidpipe.errors import InputError
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider
 from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import STEPS
 from vidpipe.store import Store, existing, runner_id
 
 
@@ -110,6 +111,8 @@ class Prepared:
     providers: dict[str, Provider]
     #: Planned cost of each job's new generations (job name → USD), when assessed.
     new_cost: dict[str, float] = field(default_factory=dict)
+    #: Located warnings found while compiling (a model retiring within 30 days).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def jobs(self) -> list[Any]:
@@ -158,10 +161,19 @@ def prepare(
     used = {name for plan in plans for name in plan.providers.values()}
     providers = {name: p for name, p in compiled.providers.items() if name in used}
     if check_credentials:
+        # `--until storyboard` calls no image or video model: their credentials can wait.
+        steps = {"storyboard": 1, "keyframes": 2}.get(options.until or "", 3)
         for name, provider in providers.items():
-            needed = {step for plan in plans for step, p in plan.providers.items() if p == name}
-            provider.check_ready(needed)  # type: ignore[arg-type]
-    return Prepared(plans=plans, providers=providers)
+            used_steps = [
+                (plan, step)
+                for plan in plans
+                for step in STEPS[:steps]
+                if plan.providers[step] == name
+            ]
+            needed = {step for _plan, step in used_steps}
+            models = {plan.models[step] for plan, step in used_steps}
+            provider.check_ready(needed, models)  # type: ignore[arg-type]
+    return Prepared(plans=plans, providers=providers, warnings=list(compiled.warnings))
 
 
 def planned_costs(
@@ -210,6 +222,18 @@ class _Leases:
     def close(self) -> None:
         self.done.set()
         self.thread.join(timeout=5)
+
+
+def late_clips(store: Store, project: Any) -> bool:
+    """Whether clips of `project` timed out with their operation recorded.
+
+    Such an operation kept running on the service and is billed when it finishes, so a
+    finished project that has one is continued: the clip is polled again, and used.
+    """
+    return any(
+        s.clip is not None and s.clip.status == ClipState.TIMED_OUT and s.clip.operation_id
+        for s in store.scenes(project.id)
+    )
 
 
 class Batch:
@@ -371,7 +395,11 @@ class Batch:
                 force=self.options.force,
                 values=values,
             )
-            if state == "complete" and up_to_date(plan, project, self.config):
+            if (
+                state == "complete"
+                and up_to_date(plan, project, self.config)
+                and not late_clips(self.store, project)
+            ):
                 return Outcome(
                     job.name,
                     "complete",
@@ -461,6 +489,8 @@ def run_batch(
 ) -> BatchResult:
     """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
+    for message in prepared.warnings:
+        (warn or _stderr)(message)
     if options.dry_run or options.max_cost is not None:
         # A dry run never creates the database; a real run with a budget reads it as is.
         known = existing(config.database)

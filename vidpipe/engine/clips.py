@@ -77,7 +77,8 @@ class ClipOperations:
             ):
                 self.done[index] = ClipState.COMPLETE
                 return
-            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT):
+            late = clip.status == ClipState.TIMED_OUT and clip.operation_id
+            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT) and not late:
                 self.done[index] = ClipState(clip.status)
                 return
         target = self.layout.clip(index)
@@ -87,11 +88,13 @@ class ClipOperations:
             self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
             return
         now = time.monotonic()
-        # Poll an operation already under way (ours from a crashed run, or another job's).
+        # Poll an operation already under way: ours from a crashed run, one that timed out
+        # in an earlier run (it kept running, and is billed when it finishes: its clip is
+        # worth having), or another job's.
         if (
             clip is not None
             and clip.generation_key == key
-            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING)
+            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING, ClipState.TIMED_OUT)
             and clip.operation_id
         ):
             self.ops[index] = _Op(
@@ -178,10 +181,16 @@ class ClipOperations:
             if op.polled == 1:
                 self.rt.store.put_clip(self.project_id, index, status=ClipState.POLLING)
             if time.monotonic() - op.submitted > provider.poll_timeout:
+                # The operation stays recorded (clip row and pending generation): it keeps
+                # running on the service, so the next run or `vidpipe resume` polls it
+                # again instead of paying for another.
                 del self.ops[index]
-                self.calls.forget(op.key)
                 self._final(
-                    index, ClipState.TIMED_OUT, f"no result after {provider.poll_timeout:.0f} s"
+                    index,
+                    ClipState.TIMED_OUT,
+                    f"no result after {provider.poll_timeout:.0f} s; operation "
+                    f"{op.operation_id} is recorded and the next run or `vidpipe resume` "
+                    "polls it again",
                 )
             else:
                 op.next_poll = time.monotonic() + provider.poll_interval
@@ -217,8 +226,11 @@ class ClipOperations:
                 ClipState.RAI_FILTERED,
                 status.reason or "filtered by the provider's safety filter",
             )
-        elif op.attempts <= provider.resubmits:
+        elif status.retry and op.attempts <= provider.resubmits:
             self._submit(index, op.key, op.request, attempts=op.attempts + 1)
+        elif not status.retry:
+            # A deterministic refusal: the same request would be refused again.
+            self._final(index, ClipState.FAILED, status.reason or "the service refused the clip")
         else:
             reason = status.reason or "the operation failed"
             self._final(index, ClipState.FAILED, f"{reason} (after {op.attempts} attempts)")

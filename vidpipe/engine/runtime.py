@@ -48,7 +48,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.cache = Cache(self.store, self.config.artifacts_dir, force=self.force)
-        self.prices = PriceTable(self.config.pricing)
+        self.prices = PriceTable(self.config.pricing, self.config.catalog)
 
     def provider_for(self, job: Job, step: str) -> Provider:
         return self.providers[job.providers[step]]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidpipe import __version__
+from vidpipe.catalog import lifecycle_problems
 from vidpipe.errors import JobFileError, Problem, TemplateProblem
 from vidpipe.plan import checks
 from vidpipe.plan.model import Frame, FrameSource, Node, Plan
@@ -36,6 +37,8 @@ class Compiled:
 
     plans: list[Plan]
     providers: dict[str, Provider]
+    #: Located warnings (a model retiring within 30 days); problems are raised instead.
+    warnings: list[str] = field(default_factory=list)
 
 
 def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
@@ -82,16 +85,20 @@ def compile_jobs(jobs: Sequence[Job], config: Config) -> Compiled:
         # Nothing more can be said about a job whose templates do not render.
         raise JobFileError(problems)
     providers = providers_for(jobs, config)
-    prices = PriceTable(config.pricing)
+    prices = PriceTable(config.pricing, config.catalog)
+    warnings: list[str] = []
     for job in jobs:
         problems.extend(checks.provider_limits(job, providers))
+        retired, retiring = lifecycle_problems(job, providers, config.catalog)
+        problems.extend(retired)
+        warnings.extend(retiring)
         problems.extend(checks.crossfade(job))
         problems.extend(checks.override_images(job))
     problems.extend(checks.outputs(jobs, config))
     if problems:
         raise JobFileError(problems)
     plans = [compile_job(job, providers, prices) for job in jobs]
-    return Compiled(plans=plans, providers=providers)
+    return Compiled(plans=plans, providers=providers, warnings=sorted(set(warnings)))
 
 
 def compile_job(job: Job, providers: Mapping[str, Provider], prices: PriceTable) -> Plan:

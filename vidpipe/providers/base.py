@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -95,6 +95,8 @@ class Usage:
     images: int = 0
     video_seconds: float = 0.0
     audio: bool = False
+    #: The clip's resolution, where a model's price depends on it (Veo at 4k).
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ class VideoStatus:
     data: bytes | None = None
     reason: str | None = None
     usage: Usage = Usage()
+    #: False when submitting the same request again cannot change the answer (a policy
+    #: refusal, an invalid input): the pipeline then fails the scene without resubmitting.
+    retry: bool = True
 
 
 class Provider:
@@ -154,8 +159,12 @@ class Provider:
             return Usage(images=1)
         return Usage(video_seconds=job.clip_seconds(scene), audio=bool(job.generate_audio))
 
-    def check_ready(self, capabilities: set[Capability]) -> None:
-        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing."""
+    def check_ready(self, capabilities: set[Capability], models: Collection[str] = ()) -> None:
+        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing.
+
+        `models` are the model ids the batch will call, for providers whose credentials
+        reach some models and not others.
+        """
 
     def preflight(self, job: Job, capabilities: set[Capability]) -> list[Problem]:
         """Problems that make `job` impossible for this provider, found before any call."""

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidpipe.catalog import Catalog, user_problems
+from vidpipe.catalog import build as build_catalog
+from vidpipe.catalog import builtin as builtin_catalog
 from vidpipe.errors import ConfigError
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import SourceMap, YamlProblem, load_file
@@ -41,9 +44,11 @@ BUILTIN: dict[str, Any] = {
         "max_retries": 5,
         "retry_base_delay": 1.0,
         "output_gcs_uri": None,
+        "locations": {"text": None, "image": None, "video": None},
     },
     "lease_seconds": 60,
     "pricing": {},
+    "models": {},
 }
 
 
@@ -59,6 +64,8 @@ class GoogleSettings:
     max_retries: int = 5
     retry_base_delay: float = 1.0
     output_gcs_uri: str | None = None
+    #: Location per rate kind (text, image, video) overriding the catalog's per model.
+    locations: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,8 @@ class Config:
     google: GoogleSettings
     pricing: Mapping[str, Mapping[str, float]]
     lease_seconds: float
+    #: The model catalog: the built-in one with `models:` from vidpipe.yaml laid over it.
+    catalog: Catalog = field(default_factory=builtin_catalog, compare=False, repr=False)
     #: Where each default came from, to locate errors in values taken from `defaults:`.
     source: SourceMap | None = field(default=None, compare=False, repr=False)
 
@@ -147,6 +156,12 @@ def load_config(
         _merge(data, env_data)
     if overrides:
         _merge(data, dict(overrides))
+    if data["models"]:
+        # Checked after the environment is merged in, with the file's positions (a value
+        # set only from the environment is located at the top of the file).
+        problems = user_problems(data["models"], source or SourceMap("environment"))
+        if problems:
+            raise ConfigError("\n".join(str(p) for p in sorted(problems)))
 
     g = data["google"]
     return Config(
@@ -167,9 +182,13 @@ def load_config(
             max_retries=int(g["max_retries"]),
             retry_base_delay=float(g["retry_base_delay"]),
             output_gcs_uri=g.get("output_gcs_uri"),
+            locations=dict(g.get("locations") or {}),
         ),
         pricing=data["pricing"],
         lease_seconds=float(data["lease_seconds"]),
+        catalog=build_catalog(data["models"], origin=_display(path, cwd) if path else "environment")
+        if data["models"]
+        else builtin_catalog(),
         source=source,
     )
 
