@@ -41,6 +41,9 @@ def emu() -> Iterator[VertexEmulator]:
 def genv(emu: VertexEmulator) -> dict[str, str]:
     return {
         "GOOGLE_API_KEY": API_KEY,
+        # A key alone is express mode, which cannot call Veo: the project's URL is needed.
+        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
+        "GOOGLE_CLOUD_LOCATION": "us-central1",
         "VIDPIPE_GOOGLE__BASE_URL": emu.url,
         "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
         "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
@@ -135,11 +138,11 @@ def test_batches_and_costs_add_up_three_google_batches(project, emu):
     by_model = json.loads(project.cli("costs", "--by", "model", "--json").stdout)
     models = {r["model"]: r for r in by_model["rows"]}
     assert set(models) == {
-        "google/gemini-2.5-flash",
-        "google/gemini-2.5-flash-image",
+        "google/gemini-3.8-flash",
+        "google/gemini-3.1-flash-image",
         "google/veo-3.1-fast-generate-001",
     }
-    assert models["google/gemini-2.5-flash-image"]["cached_calls"] > 0  # beside, at $0
+    assert models["google/gemini-3.1-flash-image"]["cached_calls"] > 0  # beside, at $0
     assert cents(by_model["total"]["cost_usd"]) == cents(spent)
 
     text = project.cli("costs", "--by", "day").stdout.splitlines()
