@@ -19,12 +19,17 @@ from vidpipe.store import Project, Store
 def _database_exists(config: Config) -> bool:
     url = config.database
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).is_file()
+        path = Path(url[len("sqlite:///") :].split("?", 1)[0])
+        # An empty file holds nothing to read; only `run` may initialise it (after asking).
+        return path.is_file() and path.stat().st_size > 0
     return True
 
 
 def open_store(config: Config, *, create: bool = False) -> Store | None:
-    """The project database, or None when it does not exist yet (and `create` is off)."""
+    """The project database, or None when it does not exist yet (and `create` is off).
+
+    Read-only commands never create or initialise a database file.
+    """
     if not create and not _database_exists(config):
         return None
     return Store(config.database)

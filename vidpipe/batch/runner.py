@@ -24,8 +24,10 @@ from typing import Any
 from vidpipe.artifacts import verified
 from vidpipe.engine.project import Outcome, ProjectRun, Runtime, estimate, input_hash
 from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
+from vidpipe.failures import unexpected
 from vidpipe.prompts import check_templates, prompts_for
 from vidpipe.providers import Provider, create
+from vidpipe.redact import redact
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
 from vidpipe.store import Project, Store, runner_id
@@ -331,8 +333,16 @@ class Batch:
             outcome = self._job(job, leases)
         except InputError as exc:
             outcome = Outcome(job.name, "failed", error=str(exc), source=job.display)
+        except Exception as exc:
+            # Isolation: whatever went wrong in this job (a bug, a full disk, a file the
+            # system refuses) fails this job with a one-line reason; the batch goes on.
+            log_file = self.config.artifacts_dir / "logs" / f"{job.name}.log"
+            reason = unexpected(exc, log_file, self.config.display(log_file))
+            outcome = Outcome(job.name, "failed", error=reason, source=job.display)
         finally:
             self._pass_turn(job)  # up to date, busy or failed before admission
+        if outcome.error:
+            outcome.error = redact(outcome.error)
         if outcome.status == BUSY:
             self.progress.step(job.name, "waiting for another runner", 0, 1)
         else:
@@ -422,8 +432,14 @@ def run_batch(
     progress: Any = None,
     stopper: Any = None,
     warn: Callable[[str], None] | None = None,
+    on_empty: Callable[[Path], bool] | None = None,
 ) -> BatchResult:
-    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
+    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run).
+
+    Once the batch has started, it always ends with its row finished and a result for every
+    job: a job that fails, expectedly or not, fails alone (see :meth:`Batch._run_job`).
+    `on_empty` decides whether an empty (0-byte) database file may be initialised.
+    """
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
     if options.dry_run:
         return BatchResult(None, plan_only(config, prepared))
@@ -437,29 +453,35 @@ def run_batch(
     from vidpipe.batch.progress import make_progress
 
     progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
-    store = Store(config.database)
+    store = Store(config.database, on_empty=on_empty)
+    if stopper is not None:
+        stopper.working = True  # from here a first signal lets work in progress finish
     batch_id = store.start_batch(_args(options))
     batch = Batch(
         config, store, prepared, options, progress, stop=stopper.event if stopper else None
     )
     started = time.monotonic()
+    outcomes: list[Outcome] = []
     try:
         outcomes = batch.run(batch_id)
     finally:
         progress.close()
-    result = BatchResult(
-        batch_id,
-        outcomes,
-        interrupted=stopper.signum if stopper is not None else None,
-        wall_s=time.monotonic() - started,
-    )
-    from vidpipe.outputs.report import batch_report
+        result = BatchResult(
+            batch_id,
+            outcomes,
+            interrupted=stopper.signum if stopper is not None else None,
+            wall_s=time.monotonic() - started,
+        )
+        from vidpipe.outputs.report import batch_report
 
-    # The same totals as the --report file and the JUnit suite time: the batch's wall time.
-    store.finish_batch(
-        batch_id, "complete" if result.exit_code == 0 else "failed", batch_report(config, result)
-    )
-    store.close()
+        # The same totals as the --report file and the JUnit suite time: the batch's wall
+        # time. Finished even when the runner itself failed, so no batch stays `running`.
+        store.finish_batch(
+            batch_id,
+            "complete" if outcomes and result.exit_code == 0 else "failed",
+            batch_report(config, result),
+        )
+        store.close()
     return result
 
 

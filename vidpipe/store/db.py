@@ -12,26 +12,30 @@ here is SQLite-only except those pragmas.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import (
     Session,
     sessionmaker,
 )
 
 from vidpipe.errors import ConfigError
+from vidpipe.redact import add_secret, install
 from vidpipe.store.migrations import MIGRATIONS
 from vidpipe.store.models import (
     SCHEMA_VERSION,
@@ -74,18 +78,44 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 class Store:
-    """All database access. One instance per process; sessions are short-lived per call."""
+    """All database access. One instance per process; sessions are short-lived per call.
 
-    def __init__(self, url: str):
+    Opening refuses, with a sentence that names the file and what to do (exit 2), a URL
+    without a scheme, an in-memory SQLite database (it forgets the cache when the process
+    ends), a folder, and a file that is damaged or another program's database. An empty
+    (0-byte) SQLite file is only initialised after `on_empty(path)` agrees; the default
+    warns on stderr that the cache is empty and goes on.
+    """
+
+    def __init__(self, url: str, *, on_empty: Callable[[Path], bool] | None = None):
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(
+                f"database {url!r} is not a database URL; for a file write sqlite:///{url} "
+                "(or give a URL such as postgresql+psycopg://user@host/db)"
+            ) from None
+        add_secret(parsed.password)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        #: The database file (SQLite), for messages.
+        self.file: Path | None = None
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
+            self.file = _sqlite_file(url, parsed.database, parsed.query)
+            empty = self.file.is_file() and self.file.stat().st_size == 0
+            if empty and not (on_empty or warn_empty)(self.file):
+                raise ConfigError(
+                    f"{self.file} is empty (0 bytes), so the cache it held is gone; nothing "
+                    "was run. Restore it from a backup, or run again with --yes to start "
+                    "an empty cache (every generation is then made, and paid for, again)"
+                )
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         try:
             self.engine = create_engine(url, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # a missing driver, a bad option: the URL is the problem
             raise ConfigError(f"cannot use database {_redact(url)!r}: {exc}") from None
+        install(self.engine)
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
@@ -97,9 +127,24 @@ class Store:
         """Bring the schema up to date; return the version."""
         try:
             with self.engine.begin() as conn:
-                Meta.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
-                row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
+                if (
+                    self.is_sqlite
+                    and conn.exec_driver_sql("PRAGMA quick_check(1)").scalar() != "ok"
+                ):
+                    raise DatabaseError("PRAGMA quick_check", None, Exception("damaged"))
+                row = None
+                if inspect(conn).has_table(Meta.__tablename__):
+                    row = conn.execute(
+                        select(Meta.value).where(Meta.key == "schema_version")
+                    ).first()
                 if row is None:
+                    foreign = sorted(inspect(conn).get_table_names())
+                    if foreign and foreign != [Meta.__tablename__]:
+                        raise ConfigError(
+                            f"{self._name()} holds tables vidpipe did not make "
+                            f"({', '.join(foreign[:5])}); it is another program's database. "
+                            "Point `database` (or --db) at another file"
+                        )
                     Base.metadata.create_all(conn)
                     conn.execute(
                         insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
@@ -121,8 +166,30 @@ class Store:
                         )
                         version = target
                 return version
-        except OperationalError as exc:
-            raise ConfigError(f"cannot open database {_redact(self.url)!r}: {exc.orig}") from None
+        except DatabaseError as exc:
+            raise ConfigError(self._unusable(exc)) from None
+
+    def _name(self) -> str:
+        return str(self.file) if self.file is not None else repr(_redact(self.url))
+
+    def _unusable(self, exc: DatabaseError) -> str:
+        """Why the database cannot be opened, and what to do, in one sentence."""
+        reason = str(exc.orig) if exc.orig is not None else str(exc)
+        if self.file is None:
+            return (
+                f"cannot open database {self._name()}: {reason}; check the URL, the "
+                "credentials and that the server is running"
+            )
+        if "unable to open" in reason:
+            return (
+                f"cannot open database file {self.file} ({reason}); check that its folder "
+                "exists and is writable"
+            )
+        return (
+            f"{self.file} is not a usable vidpipe database ({reason}): it is damaged or "
+            "another program's file. Restore it from a backup, or move it away and run again "
+            "to start an empty cache (every generation is then made, and paid for, again)"
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -417,6 +484,32 @@ class Store:
         for capability, cost in rows:
             out[capability] = out.get(capability, 0.0) + (cost or 0.0)
         return out
+
+
+def warn_empty(path: Path) -> bool:
+    """The default for an empty database file: say the cache is empty, then go on."""
+    print(
+        f"vidpipe: warning: {path} is empty (0 bytes): starting a new, empty cache; "
+        "every generation will be made, and paid for, again",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
+
+
+def _sqlite_file(url: str, database: str | None, query: Any) -> Path:
+    """The file of a SQLite URL; an in-memory database or a folder is refused."""
+    if not database or database == ":memory:" or query.get("mode") == "memory":
+        raise ConfigError(
+            f"database {url!r} is in memory: the cache would be gone when vidpipe exits (and "
+            "every connection would see its own); use a file such as sqlite:///vidpipe.db"
+        )
+    path = Path(database[len("file:") :] if database.startswith("file:") else database)
+    if path.is_dir():
+        raise ConfigError(
+            f"database {path} is a folder; point `database` at a file such as sqlite:///vidpipe.db"
+        )
+    return path
 
 
 def _redact(url: str) -> str:
