@@ -113,7 +113,7 @@ def estimate_batch(
 ) -> dict[str, Any]:
     """Planned calls and cost per job and in total (`vidpipe estimate`)."""
     from vidpipe.batch.runner import RunOptions, prepare
-    from vidpipe.engine.project import Runtime, estimate
+    from vidpipe.engine.runtime import Runtime, estimate
 
     prepared = prepare(
         config, RunOptions(paths=paths, provider=provider), cwd=cwd, check_credentials=False
@@ -214,7 +214,7 @@ def resume_project(
     """Continue a stopped, failed or interrupted project with its job file as it is now."""
     from vidpipe.batch.progress import make_progress
     from vidpipe.batch.runner import Batch, Prepared, RunOptions, providers_for
-    from vidpipe.engine.project import Runtime, input_hash
+    from vidpipe.engine.runtime import Runtime, input_hash
 
     store = open_store(config)
     project = _project(store, ref)

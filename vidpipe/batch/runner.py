@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe.artifacts import verified
-from vidpipe.engine.project import Outcome, ProjectRun, Runtime, estimate, input_hash
+from vidpipe.engine.project import ProjectRun
+from vidpipe.engine.runtime import Outcome, Runtime, estimate, input_hash
 from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
 from vidpipe.failures import unexpected
 from vidpipe.prompts import check_templates, prompts_for

@@ -15,17 +15,11 @@ with keyframing.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from vidpipe import __version__
 from vidpipe.artifacts import (
     Layout,
     copy_atomic,
@@ -34,7 +28,11 @@ from vidpipe.artifacts import (
     verified,
     write_atomic,
 )
-from vidpipe.engine.cache import Cache, generation_key
+from vidpipe.engine.cache import generation_key
+from vidpipe.engine.calls import Calls, Stop
+from vidpipe.engine.clips import ClipOperations
+from vidpipe.engine.runtime import Outcome, Runtime, estimate
+from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneState
 from vidpipe.errors import (
     Interrupted,
     InvalidAnswer,
@@ -43,7 +41,6 @@ from vidpipe.errors import (
     TemplateProblem,
     VidpipeError,
 )
-from vidpipe.pricing import PriceTable, estimate_job, usage_dict
 from vidpipe.prompts import (
     Prompts,
     ScenePrompts,
@@ -53,111 +50,15 @@ from vidpipe.prompts import (
     storyboard_prompt,
 )
 from vidpipe.providers import (
-    CAPABILITIES,
-    Capability,
     ImageRequest,
     Provider,
     StoryboardRequest,
-    VideoRequest,
-    VideoStatus,
 )
-from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
 from vidpipe.spec.schema import load_schema
-from vidpipe.store import Project, Store, utcnow
-
-log = logging.getLogger("vidpipe.engine")
+from vidpipe.store import Project
 
 STORYBOARD_ATTEMPTS = 3
-
-
-class Progress(Protocol):
-    """Receives progress of jobs (the batch runner draws bars or prints lines)."""
-
-    def step(self, job: str, step: str, done: int, total: int) -> None: ...
-
-
-class NullProgress:
-    def step(self, job: str, step: str, done: int, total: int) -> None:
-        pass
-
-
-@dataclass
-class Runtime:
-    """What every project of a batch shares: config, database, cache, provider instances."""
-
-    config: Config
-    store: Store
-    providers: dict[str, Provider]
-    force: bool = False
-    until: str | None = None
-    batch_id: str | None = None
-    progress: Progress = field(default_factory=NullProgress)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self.cache = Cache(self.store, self.config.artifacts_dir, force=self.force)
-        self.prices = PriceTable(self.config.pricing)
-
-    def provider_for(self, job: Job, step: str) -> Provider:
-        return self.providers[job.providers[step]]
-
-    def step_providers(self, job: Job) -> dict[Capability, Provider]:
-        return {step: self.provider_for(job, step) for step in CAPABILITIES}
-
-    def models(self, job: Job) -> dict[str, str]:
-        return {
-            step: p.model(step, job.models.get(step))
-            for step, p in self.step_providers(job).items()
-        }
-
-
-@dataclass
-class Outcome:
-    """What happened to one job in one run (a row of the report)."""
-
-    name: str
-    status: str
-    project_id: str | None = None
-    output: str | None = None
-    cost_usd: float = 0.0
-    estimate_usd: float = 0.0
-    duration_s: float = 0.0
-    provider_calls: int = 0
-    cached_calls: int = 0
-    error: str | None = None
-    source: str | None = None
-
-
-def input_hash(job: Job, runtime: Runtime, prompts: Prompts | None = None) -> str:
-    """Hash of everything that determines a job's result: a changed hash means a new project."""
-    prompts = prompts or prompts_for(job)
-    payload = {
-        "vidpipe": __version__.split(".")[0],
-        "job": job.data,
-        "templates": prompts.fingerprint(),
-        "models": runtime.models(job),
-        "overrides": {
-            str(o.index): {
-                k: sha256_file(p) for k, p in (("start", o.start_image), ("end", o.end_image)) if p
-            }
-            for o in job.overrides
-        },
-    }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@dataclass
-class _ClipOp:
-    index: int
-    key: str
-    request: VideoRequest
-    operation_id: str
-    submitted: float
-    next_poll: float
-    attempts: int
-    polled: int = 0
 
 
 class ProjectRun:
@@ -172,13 +73,11 @@ class ProjectRun:
         self.prompts = prompts or prompts_for(job)
         self.layout = Layout(runtime.config.artifacts_dir, job.name, project.id)
         self.outcome = Outcome(
-            name=job.name, status="running", project_id=project.id, source=job.display
+            name=job.name, status=JobStatus.RUNNING, project_id=project.id, source=job.display
         )
         self.timings: dict[str, float] = dict(project.timings or {})
-        self.ops: dict[int, _ClipOp] = {}
-        self.clip_done: dict[int, str] = {}
-        #: USD spent by calls this run made (cache hits cost nothing).
-        self.spent = 0.0
+        self.calls = Calls(runtime, job.name, project.id, self.outcome)
+        self.clips = ClipOperations(runtime, job, project.id, self.layout, self.calls)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -189,25 +88,8 @@ class ProjectRun:
     def _progress(self, step: str, done: int, total: int) -> None:
         self.rt.progress.step(self.job.name, step, done, total)
 
-    def _check_stop(self) -> None:
-        if self.rt.stop.is_set():
-            raise _Stop()
-
     def _timed(self, name: str, start: float) -> None:
         self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - start, 3)
-
-    def _call(self, what: str, model: str) -> None:
-        self.outcome.provider_calls += 1
-        log.info("%s: calling %s (%s)", self.job.name, what, model)
-
-    def _hit(self, what: str, key: str) -> None:
-        self.outcome.cached_calls += 1
-        log.info("%s: %s from the cache (%s)", self.job.name, what, key[:12])
-
-    def _complete(self, key: str, **values: Any) -> None:
-        """Record a finished call in the cache and count its cost as this run's spend."""
-        self.rt.cache.complete(key, **values)
-        self.spent += values.get("cost_usd", 0.0)
 
     # -- the run --------------------------------------------------------------------------
 
@@ -217,27 +99,29 @@ class ProjectRun:
         sweep_temporaries(self.layout.folder)
         try:
             self._run()
-        except (_Stop, Interrupted):
-            self.outcome.status = "stopped"
+        except (Stop, Interrupted):
+            self.outcome.status = JobStatus.STOPPED
             self.outcome.error = "interrupted"
-            self._status("stopped", stopped_after="interrupted", error_message=None)
+            self._status(ProjectState.STOPPED, stopped_after="interrupted", error_message=None)
         except (ProviderError, MediaError, TemplateProblem) as exc:
-            self.outcome.status = "failed"
+            self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status("failed", error_message=str(exc))
+            self._status(ProjectState.FAILED, error_message=str(exc))
         except VidpipeError as exc:
-            self.outcome.status = "failed"
+            self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status("failed", error_message=str(exc))
+            self._status(ProjectState.FAILED, error_message=str(exc))
         except BaseException as exc:
             # A bug or an interpreter exit: record it so the project is not left "running",
             # then let it surface.
-            self._status("failed", error_message=f"internal error: {type(exc).__name__}: {exc}")
+            self._status(
+                ProjectState.FAILED, error_message=f"internal error: {type(exc).__name__}: {exc}"
+            )
             self.rt.store.finish_run(run_id, status="failed", error_message=repr(exc))
             raise
         finally:
             self.outcome.duration_s = round(time.monotonic() - started, 3)
-            self.outcome.cost_usd = round(self.spent, 6)
+            self.outcome.cost_usd = round(self.calls.spent, 6)
             self.rt.store.update_project(
                 self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
             )
@@ -261,23 +145,23 @@ class ProjectRun:
         for p in prompts:
             texts = {"start": p.start.text, "end": p.end.text, "motion": p.motion.text}
             self.rt.store.update_scene(self.project.id, p.index, prompts=texts)
-        self._status("keyframing", error_message=None)
+        self._status(ProjectState.KEYFRAMING, error_message=None)
         submit = until not in ("keyframes",)
         self._keyframes(scenes, prompts, submit_clips=submit)
         if until == "keyframes":
             return self._stopped("keyframes")
-        self._status("generating_video")
+        self._status(ProjectState.GENERATING_VIDEO)
         self._clips(prompts)
         if until == "clips":
             return self._stopped("clips")
-        self._status("stitching")
+        self._status(ProjectState.STITCHING)
         self._stitch()
-        self._status("complete", stopped_after=None, error_message=None)
-        self.outcome.status = "complete"
+        self._status(ProjectState.COMPLETE, stopped_after=None, error_message=None)
+        self.outcome.status = JobStatus.COMPLETE
 
     def _stopped(self, step: str) -> None:
-        self._status("stopped", stopped_after=step)
-        self.outcome.status = "stopped"
+        self._status(ProjectState.STOPPED, stopped_after=step)
+        self.outcome.status = JobStatus.STOPPED
 
     # -- storyboard -----------------------------------------------------------------------
 
@@ -285,7 +169,7 @@ class ProjectRun:
         rendered = storyboard_prompt(self.job, self.prompts)
         if self.project.storyboard and self.project.storyboard_prompt == rendered.text:
             return self.project.storyboard
-        self._status("storyboarding")
+        self._status(ProjectState.STORYBOARDING)
         self._progress("storyboard", 0, 1)
         start = time.monotonic()
         provider = self.rt.provider_for(self.job, "storyboard")
@@ -301,9 +185,8 @@ class ProjectRun:
             seed=self.job.seed,
         )
         key = generation_key(provider.name, "storyboard", provider.key_fields(request))
-        hit = self.rt.cache.lookup(key)
+        hit = self.calls.lookup("storyboard", key)
         if hit is not None and hit.result is not None:
-            self._hit("storyboard", key)
             data = hit.result
         else:
             data = self._ask_storyboard(provider, request, key)
@@ -320,8 +203,7 @@ class ProjectRun:
     ) -> dict[str, Any]:
         problem = ""
         for _attempt in range(STORYBOARD_ATTEMPTS):
-            self._check_stop()
-            self._call("storyboard", request.model)
+            self.calls.calling("storyboard", request.model)
             try:
                 answer = provider.storyboard(request)
             except InvalidAnswer as exc:
@@ -329,16 +211,13 @@ class ProjectRun:
                 continue
             problem = storyboard_problem(answer.data, self.job.scenes)
             if not problem:
-                usage = answer.usage
-                self._complete(
+                self.calls.record(
                     key,
                     capability="storyboard",
-                    provider=provider.name,
+                    provider=provider,
                     model=request.model,
-                    project_id=self.project.id,
+                    usage=answer.usage,
                     result=answer.data,
-                    usage=usage_dict(usage),
-                    cost_usd=self.rt.prices.cost(provider.name, request.model, usage),
                 )
                 return answer.data
         raise InvalidAnswer(
@@ -354,7 +233,7 @@ class ProjectRun:
                 "description": s["scene_description"],
                 "fields": {k: v for k, v in s.items() if k not in ("index", "duration")},
                 "duration": s["duration"],
-                "status": "pending",
+                "status": SceneState.PENDING,
             }
             for s in scenes
         ]
@@ -377,13 +256,13 @@ class ProjectRun:
         previous_end: tuple[Path, str] | None = None
         guide = self.project.storyboard["style_guide"] if self.project.storyboard else {}
         for i, scene in enumerate(scenes):
-            self._check_stop()
+            self.calls.check_stop()
             self._progress("keyframes", i, n)
             recorded = {k.kind: k for k in rows[i].keyframes}
             override = self.job.override(i)
-            if rows[i].status in ("pending", "failed"):
+            if rows[i].status in (SceneState.PENDING, SceneState.FAILED):
                 self.rt.store.update_scene(
-                    self.project.id, i, status="keyframes_generating", error_message=None
+                    self.project.id, i, status=SceneState.KEYFRAMES_GENERATING, error_message=None
                 )
             # Start frame: the job's image, the previous scene's end frame, or a generation.
             if override and override.start_image:
@@ -396,7 +275,7 @@ class ProjectRun:
                     i,
                     "start",
                     previous_end,
-                    source="inherited",
+                    source=FrameSource.INHERITED,
                     key=None,
                     prompt=None,
                     recorded=recorded.get("start"),
@@ -412,10 +291,10 @@ class ProjectRun:
                     i, "end", prompts[i].end.text, start_file, scene, guide, recorded.get("end")
                 )
             previous_end = end_file
-            self.rt.store.update_scene(self.project.id, i, status="keyframes_done")
+            self.rt.store.update_scene(self.project.id, i, status=SceneState.KEYFRAMES_DONE)
             if submit_clips:
-                self._submit_clip(i, prompts[i], start_file, end_file)
-                self._poll_due()
+                self.clips.submit(i, prompts[i].motion.text, start_file, end_file)
+                self.clips.poll_due()
         self._progress("keyframes", n, n)
         self._timed("keyframes", start)
 
@@ -479,7 +358,7 @@ class ProjectRun:
             kind,
             path=self.layout.stored(target),
             sha256=sha,
-            source="override",
+            source=FrameSource.OVERRIDE,
             generation_key=digest,
             prompt=None,
         )
@@ -517,27 +396,23 @@ class ProjectRun:
         if trusted:
             return trusted
         target = self.layout.keyframe(index, kind)
-        hit = self.rt.cache.lookup(key)
+        hit = self.calls.lookup(f"scene {index} {kind} frame", key)
         if hit is not None and hit.path is not None:
-            self._hit(f"scene {index} {kind} frame", key)
             sha = copy_atomic(hit.path, target)
-            source = "cached"
+            source = FrameSource.CACHED
         else:
-            self._check_stop()
-            self._call(f"scene {index} {kind} frame", request.model)
+            self.calls.calling(f"scene {index} {kind} frame", request.model)
             answer = provider.image(request)
             sha = write_atomic(target, answer.png)
-            source = "generated"
-            self._complete(
+            source = FrameSource.GENERATED
+            self.calls.record(
                 key,
                 capability="image",
-                provider=provider.name,
+                provider=provider,
                 model=request.model,
-                project_id=self.project.id,
+                usage=answer.usage,
                 path=target,
                 sha256=sha,
-                usage=usage_dict(answer.usage),
-                cost_usd=self.rt.prices.cost(provider.name, request.model, answer.usage),
             )
         self.rt.store.put_keyframe(
             self.project.id,
@@ -553,225 +428,20 @@ class ProjectRun:
 
     # -- clips ----------------------------------------------------------------------------
 
-    def _video_request(
-        self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
-    ) -> tuple[Provider, VideoRequest]:
-        provider = self.rt.provider_for(self.job, "video")
-        return provider, VideoRequest(
-            model=provider.model("video", self.job.models.get("video")),
-            prompt=prompt,
-            first_frame=start[0].read_bytes(),
-            last_frame=end[0].read_bytes(),
-            duration=self.job.clip_seconds(index),
-            aspect_ratio=self.job.aspect_ratio,
-            resolution=self.job.resolution,
-            generate_audio=self.job.generate_audio,
-            negative_prompt=self.job.negative_prompt,
-            seed=self.job.seed,
-        )
-
-    def _submit_clip(
-        self, index: int, prompts: ScenePrompts, start: tuple[Path, str], end: tuple[Path, str]
-    ) -> None:
-        provider, request = self._video_request(index, prompts.motion.text, start, end)
-        key = generation_key(provider.name, "video", provider.key_fields(request))
-        clip = self.rt.store.clip(self.project.id, index)
-        if clip is not None and clip.generation_key == key:
-            if clip.status == "complete" and verified(
-                self.layout.load(clip.path or ""), clip.sha256
-            ):
-                self.clip_done[index] = "complete"
-                return
-            if clip.status in ("rai_filtered", "timed_out"):
-                self.clip_done[index] = clip.status
-                return
-        target = self.layout.clip(index)
-        hit = self.rt.cache.lookup(key)
-        if hit is not None and hit.path is not None:
-            self._hit(f"scene {index} clip", key)
-            sha = copy_atomic(hit.path, target)
-            self._clip_complete(index, key, target, sha, source="cached", operation_id=None)
-            return
-        now = time.monotonic()
-        # Poll an operation already under way (ours from a crashed run, or another job's).
-        if (
-            clip is not None
-            and clip.generation_key == key
-            and clip.status in ("submitted", "polling")
-            and clip.operation_id
-        ):
-            self.ops[index] = _ClipOp(
-                index, key, request, clip.operation_id, now, now, clip.attempts or 1
-            )
-            return
-        pending = self.rt.cache.pending(key)
-        if pending is not None and pending.operation_id:
-            self.ops[index] = _ClipOp(index, key, request, pending.operation_id, now, now, 1)
-            self.rt.store.put_clip(
-                self.project.id,
-                index,
-                status="polling",
-                generation_key=key,
-                operation_id=pending.operation_id,
-                attempts=1,
-                submitted_at=utcnow(),
-            )
-            return
-        self._submit(index, key, provider, request, attempts=1)
-
-    def _submit(
-        self, index: int, key: str, provider: Provider, request: VideoRequest, attempts: int
-    ) -> None:
-        self._check_stop()
-        self._call(f"scene {index} clip (attempt {attempts})", request.model)
-        operation_id = provider.submit_video(request)
-        # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
-        self.rt.cache.submitted(
-            key,
-            capability="video",
-            provider=provider.name,
-            model=request.model,
-            operation_id=operation_id,
-            project_id=self.project.id,
-        )
-        self.rt.store.put_clip(
-            self.project.id,
-            index,
-            status="submitted",
-            generation_key=key,
-            operation_id=operation_id,
-            attempts=attempts,
-            polls=0,
-            path=None,
-            sha256=None,
-            error_message=None,
-            submitted_at=utcnow(),
-            source="generated",
-        )
-        self.rt.store.update_scene(self.project.id, index, status="video_generating")
-        now = time.monotonic()
-        self.ops[index] = _ClipOp(
-            index, key, request, operation_id, now, now + provider.poll_interval, attempts
-        )
-
-    def _poll_due(self) -> None:
-        provider = self.rt.provider_for(self.job, "video")
-        now = time.monotonic()
-        for _index, op in sorted(self.ops.items()):
-            if op.next_poll > now:
-                continue
-            self._check_stop()
-            status = provider.poll_video(op.operation_id, op.request)
-            op.polled += 1
-            self._handle(provider, op, status)
-            now = time.monotonic()
-
-    def _handle(self, provider: Provider, op: _ClipOp, status: VideoStatus) -> None:
-        index = op.index
-        if status.state == "running":
-            if op.polled == 1:
-                self.rt.store.put_clip(self.project.id, index, status="polling")
-            if time.monotonic() - op.submitted > provider.poll_timeout:
-                del self.ops[index]
-                self.rt.cache.forget(op.key)
-                self._clip_final(
-                    index, "timed_out", f"no result after {provider.poll_timeout:.0f} s"
-                )
-            else:
-                op.next_poll = time.monotonic() + provider.poll_interval
-            return
-        del self.ops[index]
-        if status.state == "complete" and status.data:
-            target = self.layout.clip(index)
-            sha = write_atomic(target, status.data)
-            usage = status.usage
-            self._complete(
-                op.key,
-                capability="video",
-                provider=provider.name,
-                model=op.request.model,
-                project_id=self.project.id,
-                path=target,
-                sha256=sha,
-                usage=usage_dict(usage),
-                cost_usd=self.rt.prices.cost(provider.name, op.request.model, usage),
-                operation_id=op.operation_id,
-            )
-            self._clip_complete(
-                index, op.key, target, sha, source="generated", operation_id=op.operation_id
-            )
-            return
-        self.rt.cache.forget(op.key)  # failures and filtered clips are never cached
-        if status.state == "rai_filtered":
-            self._clip_final(
-                index, "rai_filtered", status.reason or "filtered by the provider's safety filter"
-            )
-        elif op.attempts <= provider.resubmits:
-            self._submit(index, op.key, provider, op.request, attempts=op.attempts + 1)
-        else:
-            reason = status.reason or "the operation failed"
-            self._clip_final(index, "failed", f"{reason} (after {op.attempts} attempts)")
-
-    def _clip_complete(
-        self, index: int, key: str, path: Path, sha: str, *, source: str, operation_id: str | None
-    ) -> None:
-        from vidpipe.media import probe
-
-        info = probe(path)
-        self.rt.store.put_clip(
-            self.project.id,
-            index,
-            status="complete",
-            generation_key=key,
-            path=self.layout.stored(path),
-            sha256=sha,
-            duration=info.duration,
-            source=source,
-            error_message=None,
-            completed_at=utcnow(),
-            **({"operation_id": operation_id} if operation_id else {}),
-        )
-        self.rt.store.update_scene(self.project.id, index, status="video_done")
-        self.clip_done[index] = "complete"
-
-    def _clip_final(self, index: int, state: str, reason: str) -> None:
-        self.rt.store.put_clip(
-            self.project.id, index, status=state, error_message=reason, completed_at=utcnow()
-        )
-        self.rt.store.update_scene(
-            self.project.id,
-            index,
-            status="failed" if state == "failed" else "video_done",
-            error_message=reason,
-        )
-        self.clip_done[index] = state
-
     def _clips(self, prompts: list[ScenePrompts]) -> None:
         start = time.monotonic()
         n = len(prompts)
         # Scenes whose clips were not submitted during keyframing (--until keyframes earlier).
-        scenes = self.rt.store.scenes(self.project.id)
-        for scene in scenes:
-            if scene.index not in self.clip_done and scene.index not in self.ops:
+        for scene in self.rt.store.scenes(self.project.id):
+            if not self.clips.pending(scene.index):
                 frames = {k.kind: (self.layout.load(k.path), k.sha256) for k in scene.keyframes}
-                self._submit_clip(scene.index, prompts[scene.index], frames["start"], frames["end"])
-        provider = self.rt.provider_for(self.job, "video")
-        while self.ops:
-            self._progress("clips", len(self.clip_done), n)
-            self._poll_due()
-            if self.ops:
-                wait = max(0.0, min(op.next_poll for op in self.ops.values()) - time.monotonic())
-                if self.rt.stop.wait(min(wait, provider.poll_interval or wait)):
-                    raise _Stop()
+                self.clips.submit(
+                    scene.index, prompts[scene.index].motion.text, frames["start"], frames["end"]
+                )
+        self.clips.wait(lambda done: self._progress("clips", done, n))
         self._progress("clips", n, n)
         self._timed("clips", start)
-        failed = sorted(i for i, state in self.clip_done.items() if state == "failed")
-        if failed:
-            reasons = {s.index: s.error_message for s in self.rt.store.scenes(self.project.id)}
-            detail = "; ".join(f"scene {i}: {reasons.get(i)}" for i in failed)
-            raise ProviderError(f"{len(failed)} clip(s) failed: {detail}")
-        if not any(state == "complete" for state in self.clip_done.values()):
-            raise ProviderError("no clip was generated (every clip was filtered or timed out)")
+        self.clips.check_outcome()
 
     # -- stitch ---------------------------------------------------------------------------
 
@@ -797,10 +467,6 @@ class ProjectRun:
         return round(sum(self.rt.store.project_cost(self.project.id).values()), 6)
 
 
-class _Stop(Exception):
-    """Internal: the runtime's stop event was set."""
-
-
 def storyboard_problem(data: Any, scenes: int) -> str:
     """Why a storyboard answer is unusable ('' if it is fine)."""
     from jsonschema import Draft202012Validator
@@ -816,8 +482,3 @@ def storyboard_problem(data: Any, scenes: int) -> str:
     if len(data["scenes"]) != scenes:
         return f"answer has {len(data['scenes'])} scenes, the job asks for {scenes}"
     return ""
-
-
-def estimate(job: Job, runtime: Runtime) -> Any:
-    """Planned calls and cost of a job (see :func:`vidpipe.pricing.estimate_job`)."""
-    return estimate_job(job, runtime.step_providers(job), runtime.prices)

@@ -1,0 +1,110 @@
+"""The one place where a project's provider calls are counted, recorded and priced.
+
+Every generation a project makes goes through a :class:`Calls`: it looks the key up in the
+generation cache, logs and counts the call (or the cache hit) for the run's report, and on
+success records the result in the cache with its usage and its price. Keeping this in one
+place means a new step cannot forget to price a call or to count a hit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from vidpipe.engine.cache import Hit
+from vidpipe.engine.runtime import Outcome, Runtime
+from vidpipe.pricing import usage_dict
+from vidpipe.providers import Provider, Usage
+
+log = logging.getLogger("vidpipe.engine")
+
+
+class Stop(Exception):
+    """The runtime's stop event was set: end the project's work at the next step boundary."""
+
+
+class Calls:
+    """Provider calls of one project in one run."""
+
+    def __init__(self, runtime: Runtime, job_name: str, project_id: str, outcome: Outcome):
+        self.rt = runtime
+        self.job_name = job_name
+        self.project_id = project_id
+        self.outcome = outcome
+        #: USD spent by calls this run made (cache hits cost nothing).
+        self.spent = 0.0
+
+    @property
+    def stop(self) -> threading.Event:
+        return self.rt.stop
+
+    def check_stop(self) -> None:
+        """Raise :class:`Stop` if the run was asked to stop (signals, ``--fail-fast``)."""
+        if self.rt.stop.is_set():
+            raise Stop()
+
+    def lookup(self, what: str, key: str) -> Hit | None:
+        """A finished generation for `key`, counted as a cached call; None if there is none."""
+        hit = self.rt.cache.lookup(key)
+        if hit is not None and (hit.result is not None or hit.path is not None):
+            self.outcome.cached_calls += 1
+            log.info("%s: %s from the cache (%s)", self.job_name, what, key[:12])
+            return hit
+        return None
+
+    def calling(self, what: str, model: str) -> None:
+        """Count and log a provider call about to be made (after a last stop check)."""
+        self.check_stop()
+        self.outcome.provider_calls += 1
+        log.info("%s: calling %s (%s)", self.job_name, what, model)
+
+    def record(
+        self,
+        key: str,
+        *,
+        capability: str,
+        provider: Provider,
+        model: str,
+        usage: Usage,
+        result: Any = None,
+        path: Path | None = None,
+        sha256: str | None = None,
+        operation_id: str | None = None,
+    ) -> float:
+        """Record a successful generation in the cache, priced; returns its cost in USD."""
+        cost = self.rt.prices.cost(provider.name, model, usage)
+        values: dict[str, Any] = {
+            "capability": capability,
+            "provider": provider.name,
+            "model": model,
+            "project_id": self.project_id,
+            "usage": usage_dict(usage),
+            "cost_usd": cost,
+        }
+        if result is not None:
+            values["result"] = result
+        if path is not None:
+            values["path"] = path
+            values["sha256"] = sha256
+        if operation_id is not None:
+            values["operation_id"] = operation_id
+        self.rt.cache.complete(key, **values)
+        self.spent += cost
+        return cost
+
+    def submitted(self, key: str, *, provider: Provider, model: str, operation_id: str) -> None:
+        """Record a submitted long-running operation before it is first polled."""
+        self.rt.cache.submitted(
+            key,
+            capability="video",
+            provider=provider.name,
+            model=model,
+            operation_id=operation_id,
+            project_id=self.project_id,
+        )
+
+    def forget(self, key: str) -> None:
+        """Drop a pending generation: failures and filtered results are never cached."""
+        self.rt.cache.forget(key)

@@ -1,0 +1,274 @@
+"""Clip operations: submit a video generation, poll it, resubmit it, record what it gave.
+
+Video models answer with long-running operations. A project submits each clip as soon as
+both its frames exist and polls every open operation together, so remote generation
+overlaps with keyframing. An operation is recorded (in the generation cache and on the
+clip row) before it is first polled: a crashed or interrupted run resumes polling it
+instead of paying for a second submission.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
+from vidpipe.engine.cache import generation_key
+from vidpipe.engine.calls import Calls, Stop
+from vidpipe.engine.runtime import Runtime
+from vidpipe.engine.states import ClipState, FrameSource, SceneState
+from vidpipe.errors import ProviderError
+from vidpipe.providers import Provider, VideoRequest, VideoStatus
+from vidpipe.spec.jobs import Job
+from vidpipe.store import utcnow
+
+
+@dataclass
+class _Op:
+    """An open operation of one scene's clip."""
+
+    index: int
+    key: str
+    request: VideoRequest
+    operation_id: str
+    submitted: float
+    next_poll: float
+    attempts: int
+    polled: int = 0
+
+
+class ClipOperations:
+    """The clips of one project in one run: submitted, polled and finished here."""
+
+    def __init__(self, runtime: Runtime, job: Job, project_id: str, layout: Layout, calls: Calls):
+        self.rt = runtime
+        self.job = job
+        self.project_id = project_id
+        self.layout = layout
+        self.calls = calls
+        self.provider: Provider = runtime.provider_for(job, "video")
+        self.ops: dict[int, _Op] = {}
+        #: scene index → final clip state (complete, or a gap, or failed)
+        self.done: dict[int, ClipState] = {}
+
+    def pending(self, index: int) -> bool:
+        """Whether scene `index`'s clip is finished or under way in this run."""
+        return index in self.done or index in self.ops
+
+    def request(
+        self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
+    ) -> VideoRequest:
+        return VideoRequest(
+            model=self.provider.model("video", self.job.models.get("video")),
+            prompt=prompt,
+            first_frame=start[0].read_bytes(),
+            last_frame=end[0].read_bytes(),
+            duration=self.job.clip_seconds(index),
+            aspect_ratio=self.job.aspect_ratio,
+            resolution=self.job.resolution,
+            generate_audio=self.job.generate_audio,
+            negative_prompt=self.job.negative_prompt,
+            seed=self.job.seed,
+        )
+
+    def submit(
+        self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
+    ) -> None:
+        """Start scene `index`'s clip, unless it is recorded, cached or already under way."""
+        store = self.rt.store
+        request = self.request(index, prompt, start, end)
+        key = generation_key(self.provider.name, "video", self.provider.key_fields(request))
+        clip = store.clip(self.project_id, index)
+        if clip is not None and clip.generation_key == key:
+            if clip.status == ClipState.COMPLETE and verified(
+                self.layout.load(clip.path or ""), clip.sha256
+            ):
+                self.done[index] = ClipState.COMPLETE
+                return
+            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT):
+                self.done[index] = ClipState(clip.status)
+                return
+        target = self.layout.clip(index)
+        hit = self.calls.lookup(f"scene {index} clip", key)
+        if hit is not None and hit.path is not None:
+            sha = copy_atomic(hit.path, target)
+            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
+            return
+        now = time.monotonic()
+        # Poll an operation already under way (ours from a crashed run, or another job's).
+        if (
+            clip is not None
+            and clip.generation_key == key
+            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING)
+            and clip.operation_id
+        ):
+            self.ops[index] = _Op(
+                index, key, request, clip.operation_id, now, now, clip.attempts or 1
+            )
+            return
+        pending = self.rt.cache.pending(key)
+        if pending is not None and pending.operation_id:
+            self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
+            store.put_clip(
+                self.project_id,
+                index,
+                status=ClipState.POLLING,
+                generation_key=key,
+                operation_id=pending.operation_id,
+                attempts=1,
+                submitted_at=utcnow(),
+            )
+            return
+        self._submit(index, key, request, attempts=1)
+
+    def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
+        self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
+        operation_id = self.provider.submit_video(request)
+        # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
+        self.calls.submitted(
+            key, provider=self.provider, model=request.model, operation_id=operation_id
+        )
+        self.rt.store.put_clip(
+            self.project_id,
+            index,
+            status=ClipState.SUBMITTED,
+            generation_key=key,
+            operation_id=operation_id,
+            attempts=attempts,
+            polls=0,
+            path=None,
+            sha256=None,
+            error_message=None,
+            submitted_at=utcnow(),
+            source=FrameSource.GENERATED,
+        )
+        self.rt.store.update_scene(self.project_id, index, status=SceneState.VIDEO_GENERATING)
+        now = time.monotonic()
+        self.ops[index] = _Op(
+            index, key, request, operation_id, now, now + self.provider.poll_interval, attempts
+        )
+
+    def poll_due(self) -> None:
+        """Poll every open operation whose next poll is due."""
+        now = time.monotonic()
+        for _index, op in sorted(self.ops.items()):
+            if op.next_poll > now:
+                continue
+            self.calls.check_stop()
+            status = self.provider.poll_video(op.operation_id, op.request)
+            op.polled += 1
+            self._handle(op, status)
+            now = time.monotonic()
+
+    def wait(self, progress: Callable[[int], None]) -> None:
+        """Poll until every open operation has finished; `progress` gets the count done."""
+        while self.ops:
+            progress(len(self.done))
+            self.poll_due()
+            if self.ops:
+                wait = max(0.0, min(op.next_poll for op in self.ops.values()) - time.monotonic())
+                if self.calls.stop.wait(min(wait, self.provider.poll_interval or wait)):
+                    raise Stop()
+
+    def check_outcome(self) -> None:
+        """Fail the project if a clip failed or none was made; gaps alone do not fail it."""
+        failed = sorted(i for i, state in self.done.items() if state == ClipState.FAILED)
+        if failed:
+            reasons = {s.index: s.error_message for s in self.rt.store.scenes(self.project_id)}
+            detail = "; ".join(f"scene {i}: {reasons.get(i)}" for i in failed)
+            raise ProviderError(f"{len(failed)} clip(s) failed: {detail}")
+        if not any(state == ClipState.COMPLETE for state in self.done.values()):
+            raise ProviderError("no clip was generated (every clip was filtered or timed out)")
+
+    def _handle(self, op: _Op, status: VideoStatus) -> None:
+        provider, index = self.provider, op.index
+        if status.state == "running":
+            if op.polled == 1:
+                self.rt.store.put_clip(self.project_id, index, status=ClipState.POLLING)
+            if time.monotonic() - op.submitted > provider.poll_timeout:
+                del self.ops[index]
+                self.calls.forget(op.key)
+                self._final(
+                    index, ClipState.TIMED_OUT, f"no result after {provider.poll_timeout:.0f} s"
+                )
+            else:
+                op.next_poll = time.monotonic() + provider.poll_interval
+            return
+        del self.ops[index]
+        if status.state == "complete" and status.data:
+            target = self.layout.clip(index)
+            sha = write_atomic(target, status.data)
+            self.calls.record(
+                op.key,
+                capability="video",
+                provider=provider,
+                model=op.request.model,
+                usage=status.usage,
+                path=target,
+                sha256=sha,
+                operation_id=op.operation_id,
+            )
+            self._complete(
+                index,
+                op.key,
+                target,
+                sha,
+                source=FrameSource.GENERATED,
+                operation_id=op.operation_id,
+            )
+            return
+        self.calls.forget(op.key)  # failures and filtered clips are never cached
+        if status.state == "rai_filtered":
+            self._final(
+                index,
+                ClipState.RAI_FILTERED,
+                status.reason or "filtered by the provider's safety filter",
+            )
+        elif op.attempts <= provider.resubmits:
+            self._submit(index, op.key, op.request, attempts=op.attempts + 1)
+        else:
+            reason = status.reason or "the operation failed"
+            self._final(index, ClipState.FAILED, f"{reason} (after {op.attempts} attempts)")
+
+    def _complete(
+        self,
+        index: int,
+        key: str,
+        path: Path,
+        sha: str,
+        *,
+        source: FrameSource,
+        operation_id: str | None,
+    ) -> None:
+        from vidpipe.media import probe
+
+        info = probe(path)
+        self.rt.store.put_clip(
+            self.project_id,
+            index,
+            status=ClipState.COMPLETE,
+            generation_key=key,
+            path=self.layout.stored(path),
+            sha256=sha,
+            duration=info.duration,
+            source=source,
+            error_message=None,
+            completed_at=utcnow(),
+            **({"operation_id": operation_id} if operation_id else {}),
+        )
+        self.rt.store.update_scene(self.project_id, index, status=SceneState.VIDEO_DONE)
+        self.done[index] = ClipState.COMPLETE
+
+    def _final(self, index: int, state: ClipState, reason: str) -> None:
+        self.rt.store.put_clip(
+            self.project_id, index, status=state, error_message=reason, completed_at=utcnow()
+        )
+        self.rt.store.update_scene(
+            self.project_id,
+            index,
+            status=SceneState.FAILED if state == ClipState.FAILED else SceneState.VIDEO_DONE,
+            error_message=reason,
+        )
+        self.done[index] = state
