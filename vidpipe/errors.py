@@ -16,6 +16,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     │   ├── ContentBlocked         a safety filter or an empty answer
     │   └── InvalidAnswer          the answer does not match the schema
     ├── MediaError                 a video cannot be read, written or stitched
+    ├── LeaseLost                  another runner took the project over; stop work on it
     └── Interrupted                SIGINT / SIGTERM asked the run to stop
 """
 
@@ -112,6 +113,10 @@ class InvalidAnswer(ProviderError):
 
 class MediaError(VidpipeError):
     """A media file cannot be decoded, encoded or stitched."""
+
+
+class LeaseLost(VidpipeError):
+    """This runner's lease on a project lapsed and another runner holds it now."""
 
 
 class Interrupted(VidpipeError):

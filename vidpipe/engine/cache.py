@@ -143,6 +143,23 @@ class Cache:
             completed_at=utcnow(),
         )
 
+    def claim(
+        self, key: str, owner: str, seconds: float, *, capability: str, provider: str, model: str
+    ) -> bool:
+        """Claim the making of `key` (single flight); False while another job makes it."""
+        if self.force:
+            # --force remakes finished generations: a finished row may be claimed again.
+            row = self.store.generation(key)
+            if row is not None and row.status == "complete":
+                self.store.drop_generation(key)
+        return self.store.claim_generation(
+            key, owner, seconds, capability=capability, provider=provider, model=model
+        )
+
+    def release(self, key: str, owner: str) -> None:
+        """Give up an unfinished claim (the call failed): never cached, another may try."""
+        self.store.release_generation(key, owner)
+
     def forget(self, key: str) -> None:
         """A failed or filtered generation: nothing to reuse."""
         self.store.drop_generation(key)

@@ -90,14 +90,8 @@ class ClipOperations:
             if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT):
                 self.done[index] = ClipState(clip.status)
                 return
-        target = self.layout.clip(index)
-        hit = self.calls.lookup(f"scene {index} clip", key)
-        if hit is not None and hit.path is not None:
-            sha = copy_atomic(hit.path, target)
-            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
-            return
         now = time.monotonic()
-        # Poll an operation already under way (ours from a crashed run, or another job's).
+        # Poll an operation of ours already under way (from a crashed or stopped run).
         if (
             clip is not None
             and clip.generation_key == key
@@ -108,6 +102,19 @@ class ClipOperations:
                 index, key, request, clip.operation_id, now, now, clip.attempts or 1
             )
             return
+        target = self.layout.clip(index)
+        hit = self.calls.obtain(
+            f"scene {index} clip",
+            key,
+            capability="video",
+            provider=self.provider,
+            model=request.model,
+        )
+        if hit is not None and hit.path is not None:
+            sha = copy_atomic(hit.path, target)
+            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
+            return
+        # Another job's operation for the same clip: poll it rather than pay again.
         pending = self.rt.cache.pending(key)
         if pending is not None and pending.operation_id:
             self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
@@ -124,8 +131,12 @@ class ClipOperations:
         self._submit(index, key, request, attempts=1)
 
     def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
-        self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
-        operation_id = self.provider.submit_video(request)
+        try:
+            self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
+            operation_id = self.provider.submit_video(request)
+        except BaseException:
+            self.calls.release(key)
+            raise
         # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
         self.calls.submitted(
             key, provider=self.provider, model=request.model, operation_id=operation_id

@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import (
     Session,
     sessionmaker,
@@ -337,16 +337,38 @@ class Store:
             project.lease_expires_at = now + timedelta(seconds=seconds)
             return project, "claimed"
 
-    def renew(self, project_ids: Sequence[str], owner: str, seconds: float) -> None:
-        """Extend this runner's leases (called periodically while it works)."""
-        if not project_ids:
-            return
+    def renew(self, project_ids: Sequence[str], owner: str, seconds: float) -> set[str]:
+        """Extend this runner's leases and generation claims; return the projects still held.
+
+        A project missing from the answer was taken over by another runner (our lease
+        lapsed, say while this process was paused): its work must stop.
+        """
+        until = utcnow() + timedelta(seconds=seconds)
         with self.session() as s:
+            s.execute(
+                update(Generation)
+                .where(Generation.status == "running", Generation.owner.startswith(owner + "/"))
+                .values(lease_expires_at=until)
+            )
+            if not project_ids:
+                return set()
             s.execute(
                 update(Project)
                 .where(Project.id.in_(list(project_ids)), Project.lease_owner == owner)
-                .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
+                .values(lease_expires_at=until)
             )
+            return set(
+                s.scalars(
+                    select(Project.id).where(
+                        Project.id.in_(list(project_ids)), Project.lease_owner == owner
+                    )
+                )
+            )
+
+    def holds(self, project_id: str, owner: str) -> bool:
+        """Whether `owner` still holds the lease on a project (nobody took it over)."""
+        with self.session() as s:
+            return s.scalar(select(Project.lease_owner).where(Project.id == project_id)) == owner
 
     def release(self, project_id: str, owner: str) -> None:
         with self.session() as s:
@@ -464,6 +486,48 @@ class Store:
             else:
                 for k, v in values.items():
                     setattr(row, k, v)
+
+    def claim_generation(self, key: str, owner: str, seconds: float, **values: Any) -> bool:
+        """Claim the making of generation `key` (single flight); False if it is not ours to make.
+
+        True when there was no row, or a claim whose lease lapsed or whose runner is gone
+        (or ours): the row is now ``running``, owned by `owner`. False when the key is
+        finished, submitted or claimed by a live owner: wait for it and reuse it. One
+        transaction under the write lock (SQLite BEGIN IMMEDIATE) or a row lock (FOR UPDATE
+        on PostgreSQL, where a concurrent insert of the same key fails and is retried).
+        """
+        now = utcnow()
+        try:
+            with self.session() as s:
+                query = select(Generation).where(Generation.key == key)
+                if not self.is_sqlite:
+                    query = query.with_for_update()
+                row = s.scalars(query).first()
+                lease = now + timedelta(seconds=seconds)
+                if row is None:
+                    s.add(
+                        Generation(
+                            key=key, status="running", owner=owner, lease_expires_at=lease, **values
+                        )
+                    )
+                    return True
+                if row.status != "running":
+                    return False
+                live = row.lease_expires_at is not None and row.lease_expires_at > now
+                if row.owner != owner and live and not owner_gone(row.owner):
+                    return False
+                row.owner = owner
+                row.lease_expires_at = lease
+                return True
+        except IntegrityError:
+            return False  # another runner inserted the claim first
+
+    def release_generation(self, key: str, owner: str) -> None:
+        """Give up a claim that did not finish (the call failed): another job may try."""
+        with self.session() as s:
+            row = s.get(Generation, key)
+            if row is not None and row.status == "running" and row.owner == owner:
+                s.delete(row)
 
     def drop_generation(self, key: str) -> None:
         """Forget a generation (it failed, or its artifact is gone)."""
