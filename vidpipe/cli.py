@@ -511,6 +511,48 @@ def report(app: App, html_path: str, batch_id: str | None) -> None:
     click.echo(f"wrote {path} ({count} job{'s' if count != 1 else ''})")
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=7,
+    show_default=True,
+    metavar="DAYS",
+    help="Keep results of generations made this recently even if no project uses them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_options
+@pass_app
+def gc(app: App, dry_run: bool, keep_days: float, as_json: bool) -> None:
+    """Free stored generation results that no project and no recent generation refers to."""
+    from vidpipe.api import collect_garbage
+
+    data = collect_garbage(app.config(), dry_run=dry_run, keep_days=keep_days)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for path in data["objects"]:
+        click.echo(f"{verb} {path}")
+    n = len(data["objects"])
+    click.echo(
+        f"{verb} {n} object{'s' if n != 1 else ''}, {_size(data['bytes_freed'])} "
+        f"{'would be ' if dry_run else ''}freed; {data['kept']} kept"
+    )
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="vidpipe")

@@ -202,10 +202,15 @@ class _Leases:
 
 
 def up_to_date(config: Config, project: Project) -> bool:
-    """A finished project whose output (and its copy, if any) is intact on disk."""
-    if project.status != "complete" or not project.output_path:
-        return False
-    if not verified(config.artifacts_dir / project.output_path, project.output_sha256):
+    """A finished project whose outputs are intact on disk: the final video, the manifest
+    and the contact sheet match their recorded sha256 (and the `output:` copy, if any).
+
+    Anything less is rebuilt by running the project again: its steps trust what is
+    recorded and intact, so that costs no provider call.
+    """
+    from vidpipe.outputs.manifest import outputs_intact
+
+    if project.status != "complete" or not outputs_intact(config, project):
         return False
     copy = (project.job or {}).get("output")
     return not copy or verified(config.root / copy, project.output_sha256)

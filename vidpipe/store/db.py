@@ -536,6 +536,31 @@ class Store:
             if row is not None:
                 s.delete(row)
 
+    def recorded_files(self) -> list[tuple[str, str]]:
+        """(path, sha256) of every artifact a project records: keyframes, clips, outputs."""
+        with self.session() as s:
+            rows: list[Any] = list(s.execute(select(Keyframe.path, Keyframe.sha256)).all())
+            rows += s.execute(
+                select(VideoClip.path, VideoClip.sha256).where(VideoClip.path.is_not(None))
+            ).all()
+            rows += s.execute(
+                select(Project.output_path, Project.output_sha256).where(
+                    Project.output_path.is_not(None)
+                )
+            ).all()
+        return [(path, sha) for path, sha in rows if path and sha]
+
+    def generations_with_files(self) -> list[Generation]:
+        """Every finished generation whose result is a file."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Generation).where(
+                        Generation.status == "complete", Generation.result_path.is_not(None)
+                    )
+                ).all()
+            )
+
     def project_cost(self, project_id: str) -> dict[str, float]:
         """Actual spend of a project by capability (cache hits cost nothing)."""
         with self.session() as s:
