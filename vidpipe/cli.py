@@ -331,8 +331,11 @@ def _log_to_stderr() -> None:
     from vidpipe.redact import RedactingFormatter
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("vidpipe-stderr")
     handler.setFormatter(RedactingFormatter("%(asctime)s %(name)s %(message)s"))
     root = logging.getLogger("vidpipe")
+    for old in [h for h in root.handlers if h.get_name() == "vidpipe-stderr"]:
+        root.removeHandler(old)  # one per process, however many runs it makes
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 

@@ -58,7 +58,7 @@ def _forms(value: str) -> set[str]:
     """The ways a secret can appear in text: as is, and escaped the ways Python and JSON do."""
     forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
     forms.add(value.encode("unicode_escape").decode("ascii"))
-    forms.add(value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"))
+    forms.add(repr(value.encode("utf-8", "surrogateescape"))[2:-1])  # as bytes in a message
     return {f for f in forms if f}
 
 

@@ -168,6 +168,7 @@ class ClipOperations:
             if op.next_poll > now:
                 continue
             self.calls.check_stop()
+            self.calls.check_lease()
             status = self.provider.poll_video(op.operation_id, op.request)
             op.polled += 1
             self._handle(op, status)

@@ -84,7 +84,15 @@ class ProjectRun:
     # -- helpers --------------------------------------------------------------------------
 
     def _status(self, status: str, **values: Any) -> None:
+        # A step boundary: a runner that lost the project to another stops here.
+        self.calls.check_lease()
         self.rt.store.update_project(self.project.id, status=status, **values)
+        self.project.status = status
+
+    def _final_status(self, status: str, **values: Any) -> None:
+        """How a run ends, recorded unless another runner holds the project now."""
+        if self.rt.store.holds(self.project.id, self.rt.owner):
+            self.rt.store.update_project(self.project.id, status=status, **values)
         self.project.status = status
 
     def _progress(self, step: str, done: int, total: int) -> None:
@@ -100,8 +108,16 @@ class ProjectRun:
         run_id = self.rt.store.start_run(self.project.id, self.rt.batch_id)
         lost = False
         try:
-            sweep_temporaries(self.layout.folder)
-            self._run()
+            try:
+                sweep_temporaries(self.layout.folder)
+                self._run()
+            except (Stop, Interrupted, LeaseLost):
+                raise
+            except Exception:
+                # A failure because another runner took the project over (it swept our
+                # temporary files, say) is that, not a failure of the project.
+                self.calls.check_lease()
+                raise
         except LeaseLost as exc:
             # The project is another runner's now: leave its row to that runner.
             lost = True
@@ -110,15 +126,17 @@ class ProjectRun:
         except (Stop, Interrupted):
             self.outcome.status = JobStatus.STOPPED
             self.outcome.error = "interrupted"
-            self._status(ProjectState.STOPPED, stopped_after="interrupted", error_message=None)
+            self._final_status(
+                ProjectState.STOPPED, stopped_after="interrupted", error_message=None
+            )
         except (ProviderError, MediaError, TemplateProblem) as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
         except VidpipeError as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
         except Exception as exc:
             # Isolation: a bug, a full disk, a read-only folder fails this project alone with
             # a one-line reason; the traceback goes to error.log beside its artifacts.
@@ -126,10 +144,12 @@ class ProjectRun:
             reason = unexpected(exc, log_file, self.rt.config.display(log_file))
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = reason
-            self._status(ProjectState.FAILED, error_message=reason)
+            self._final_status(ProjectState.FAILED, error_message=reason)
         except BaseException:
             # An interpreter exit: record it so the project is not left "running", then go.
-            self._status(ProjectState.FAILED, error_message="interrupted by an interpreter exit")
+            self._final_status(
+                ProjectState.FAILED, error_message="interrupted by an interpreter exit"
+            )
             self.rt.store.finish_run(run_id, status="failed", error_message="interpreter exit")
             raise
         finally:
