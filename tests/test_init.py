@@ -36,6 +36,7 @@ COMMANDS = [
     "resume",
     "stitch",
     "report",
+    "gc",
 ]
 
 

@@ -97,8 +97,17 @@ def put_object(artifacts_dir: Path, src: Path, sha256: str) -> Path:
     An object already there and intact is kept as it is.
     """
     target = object_path(artifacts_dir, sha256)
-    if not verified(target, sha256):
-        copy_atomic(src, target)
+    if verified(target, sha256):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A hard link at the final name is atomic by itself: the object appears whole or
+        # not at all, and a killed run leaves no temporary behind.
+        os.link(src, target)
+    except FileExistsError:
+        copy_atomic(src, target)  # a damaged object: replace it
+    except OSError:
+        copy_atomic(src, target)  # no hard links here (another file system): a copy
     return target
 
 
