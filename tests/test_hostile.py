@@ -431,6 +431,23 @@ def test_two_runners_sharing_a_database_make_each_generation_once(project):
     }
 
 
+def pause_outside_a_transaction(proc: subprocess.Popen[str], path: Path) -> None:
+    """SIGSTOP `proc` at a moment it holds no SQLite write lock (no runner could take a
+    lock from a stopped process; that is SQLite, not the lease under test)."""
+    for _ in range(200):
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(path, timeout=0.2) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.rollback()
+            return
+        except sqlite3.OperationalError:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+    pytest.fail("the runner never paused outside a transaction")
+
+
 def test_a_paused_runner_that_lost_its_lease_does_not_remake_what_the_other_made(project):
     project.job("long", "prompt: One. Two. Three. Four. Five. Six.\nscenes: 6\nclip_duration: 2\n")
     env = {**os.environ, "VIDPIPE_LEASE_SECONDS": "5"}
@@ -446,7 +463,7 @@ def test_a_paused_runner_that_lost_its_lease_does_not_remake_what_the_other_made
     while not list((project.root / "tmp").glob("*/*/keyframes/*.png")):
         assert time.monotonic() < deadline and paused.poll() is None
         time.sleep(0.01)
-    paused.send_signal(signal.SIGSTOP)
+    pause_outside_a_transaction(paused, project.root / "vidpipe.db")
     try:
         before = db(project, "select count(*) from generations where status = 'complete'")[0][0]
         time.sleep(6)  # the lease lapses

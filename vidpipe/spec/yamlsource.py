@@ -10,6 +10,7 @@ tag is reported, never constructed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,12 @@ class _Builder:
             # A "\udc80" escape makes a lone surrogate: no file, database or API can hold it.
             raise self._fail(
                 node, f"{not_text(value)} is not a character (a lone surrogate); remove it"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            # `.nan`, `.inf` and overflowing literals like 1e999: no setting means them, and
+            # NaN passes every range check (every comparison with it is false).
+            raise self._fail(
+                node, f"{node.value} is not a finite number; write a number such as 0.5"
             )
         return value
 

@@ -1,23 +1,40 @@
 """Schema migrations: small named functions, each run with its version record in one
 transaction (sqlite-utils' way).
+
+A fresh database gets the current schema from create_all and is stamped with the latest
+version, so a migration only ever runs against a database made by an older vidpipe.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-# Migrations: small named functions, applied in order, each recorded with the new version.
-# A fresh database gets the current schema from create_all and is stamped with the latest
-# version, so a migration only ever runs against a database made by an older vidpipe.
+from sqlalchemy import Connection, text
 
 
-def add_claims_and_output_digests(conn: Any) -> None:
-    """Schema 2: a generation can be claimed while it is made (single flight: `running`
-    rows with a lease), and a project records the sha256 of its manifest and contact sheet
-    so a damaged one is rebuilt instead of trusted."""
-    conn.exec_driver_sql("ALTER TABLE generations ADD COLUMN lease_expires_at TIMESTAMP")
-    conn.exec_driver_sql("ALTER TABLE projects ADD COLUMN manifest_sha256 VARCHAR(64)")
-    conn.exec_driver_sql("ALTER TABLE projects ADD COLUMN sheet_sha256 VARCHAR(64)")
+def m002_projects_record_their_plan(conn: Connection) -> None:
+    """Projects are made from a compiled plan: `input_hash` becomes `plan_digest`, the
+    `job` copy of the settings becomes `settings` (what the plan was made from), and
+    `node_inputs` records what determined each generation, so `vidpipe plan` can say why
+    one is new."""
+    conn.execute(text("DROP INDEX IF EXISTS ix_projects_input_hash"))
+    conn.execute(text("ALTER TABLE projects RENAME COLUMN input_hash TO plan_digest"))
+    conn.execute(text("CREATE INDEX ix_projects_plan_digest ON projects (plan_digest)"))
+    conn.execute(text("ALTER TABLE projects RENAME COLUMN job TO settings"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN node_inputs JSON"))
 
 
-MIGRATIONS: list[tuple[int, Any]] = [(2, add_claims_and_output_digests)]
+def m003_claims_and_output_digests(conn: Connection) -> None:
+    """A generation can be claimed while it is made (single flight: `running` rows with a
+    lease), and a project records the sha256 of its manifest and contact sheet so a
+    damaged one is rebuilt instead of trusted."""
+    conn.execute(text("ALTER TABLE generations ADD COLUMN lease_expires_at TIMESTAMP"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN manifest_sha256 VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN sheet_sha256 VARCHAR(64)"))
+
+
+#: (version it brings the schema to, migration), in order.
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (2, m002_projects_record_their_plan),
+    (3, m003_claims_and_output_digests),
+]
