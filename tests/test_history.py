@@ -194,9 +194,12 @@ def test_a_database_without_the_call_log_carries_its_generations_over(project):
     project.job("harbour", "prompt: Dawn over a quiet harbour.\nscenes: 2\n")
     assert project.cli("run", "-q").exit_code == 0
     db = project.root / "vidpipe.db"
-    # Turn it back into a schema-2 database: no call log.
+    # Turn it back into a schema-2 database: no call log (nor the columns of schema 4).
     with sqlite3.connect(db) as conn:
         conn.execute("drop table call_log")
+        conn.execute("alter table generations drop column lease_expires_at")
+        conn.execute("alter table projects drop column manifest_sha256")
+        conn.execute("alter table projects drop column sheet_sha256")
         conn.execute("update vidpipe_meta set value = '2' where key = 'schema_version'")
         made = conn.execute("select count(*) from generations where status='complete'").fetchone()
     data = json.loads(project.cli("costs", "--by", "job", "--json").stdout)
@@ -205,7 +208,7 @@ def test_a_database_without_the_call_log_carries_its_generations_over(project):
     ]
     with sqlite3.connect(db) as conn:
         version = conn.execute("select value from vidpipe_meta").fetchone()[0]
-    assert version == "3"
+    assert version == "4"
 
 
 # --------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ COMMANDS = [
     "resume",
     "stitch",
     "report",
+    "gc",
     "batches",
     "costs",
 ]

@@ -323,7 +323,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
     store = open_store(config)
     project = _project(store, ref)
     assert store is not None
-    manifest = build_manifest(store, config, project)
+    manifest = build_manifest(store, config, project, check_files=True)
     runs = [
         {
             "started_at": r.started_at.isoformat(timespec="seconds") + "Z",
@@ -454,3 +454,27 @@ def gallery(
     from vidpipe.outputs.report import write_gallery
 
     return write_gallery(config, html_path, batch_id, compare=compare)
+
+
+# -- gc -----------------------------------------------------------------------------------
+
+
+def collect_garbage(
+    config: Config, *, dry_run: bool = False, keep_days: float = 7
+) -> dict[str, Any]:
+    """`vidpipe gc`: remove objects no project and no recent generation refers to."""
+    from vidpipe.engine.cache import collect_garbage as collect
+
+    store = open_store(config)
+    if store is None:
+        return {"objects": [], "bytes_freed": 0, "kept": 0, "dry_run": dry_run}
+    try:
+        garbage = collect(store, config.artifacts_dir, keep_days=keep_days, dry_run=dry_run)
+    finally:
+        store.close()
+    return {
+        "objects": [config.display(config.artifacts_dir / o) for o in garbage.objects],
+        "bytes_freed": garbage.bytes_freed,
+        "kept": garbage.kept,
+        "dry_run": dry_run,
+    }

@@ -101,15 +101,23 @@ class VidpipeGroup(click.Group):
             return super().invoke(ctx)
         except JobFileError as exc:
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                click.echo(_safe(str(problem)), err=True)
             n = len(exc.problems)
             click.secho(
                 f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", fg="red", err=True
             )
             ctx.exit(exc.exit_code)
         except VidpipeError as exc:
-            click.secho(f"Error: {exc}", fg="red", err=True)
+            click.secho(f"Error: {_safe(str(exc))}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+
+
+def _safe(text: str) -> str:
+    """A message as printed: credentials masked, odd bytes of file names shown as escapes."""
+    from vidpipe.redact import redact
+    from vidpipe.spec.yamlsource import printable
+
+    return printable(redact(text))
 
 
 @click.group(cls=VidpipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -251,8 +259,11 @@ def _shard(
     "--junit", "junit_path", type=click.Path(dir_okay=False), help="Write a JUnit XML report here."
 )
 @click.option("--fail-fast", is_flag=True, help="Start no new job after a failure.")
+@click.option(
+    "--yes", is_flag=True, help="Initialise an empty (0-byte) database file without asking."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@click.option("-v", "--verbose", is_flag=True, help="Log provider calls.")
+@click.option("-v", "--verbose", is_flag=True, help="Log provider calls and tracebacks.")
 @config_options
 @pass_app
 def run(
@@ -269,16 +280,21 @@ def run(
     report_path: str | None,
     junit_path: str | None,
     fail_fast: bool,
+    yes: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
     """Run jobs (files, folders or globs; default: jobs/)."""
     from vidpipe.batch.runner import RunOptions, run_batch
     from vidpipe.batch.signals import stop_on_signals
-    from vidpipe.outputs.report import write_json, write_junit
+    from vidpipe.outputs.report import unwritable, write_json, write_junit
 
     if verbose:
         _log_calls()
+    for flag, target in (("--report", report_path), ("--junit", junit_path)):
+        problem = unwritable(app.cwd / target) if target else ""
+        if problem:
+            raise click.UsageError(f"{flag} {target}: {problem}; nothing was run")
     config = app.config()
     options = RunOptions(
         paths=paths,
@@ -294,23 +310,66 @@ def run(
         quiet=quiet,
     )
     with stop_on_signals() as stopper:
-        result = run_batch(config, options, cwd=app.cwd, stopper=stopper)
+        result = run_batch(
+            config, options, cwd=app.cwd, stopper=stopper, on_empty=_empty_database(yes)
+        )
     report = result.report()
-    if report_path:
-        write_json(app.cwd / report_path, report)
-    if junit_path:
-        write_junit(app.cwd / junit_path, report)
+    exit_code = result.exit_code
+    # Each file is written on its own: one that cannot be written does not lose the others.
+    for flag, target, write in (
+        ("--report", report_path, write_json),
+        ("--junit", junit_path, write_junit),
+    ):
+        if not target:
+            continue
+        try:
+            write(app.cwd / target, report)
+        except OSError as exc:
+            click.secho(
+                f"Error: {flag} {target} could not be written ({exc.strerror or exc}); "
+                "the batch ran and is recorded: `vidpipe report` shows it",
+                fg="red",
+                err=True,
+            )
+            exit_code = exit_code or 1
     _summary(report, quiet=quiet, dry_run=dry_run)
-    sys.exit(result.exit_code)
+    sys.exit(exit_code)
 
 
 def _log_calls() -> None:
-    """-v: log every provider call (and cache hit) to stderr."""
+    """-v: log calls and tracebacks to stderr, every line through the credential redaction."""
     import logging
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
+    from vidpipe.redact import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("vidpipe-stderr")
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(name)s %(message)s"))
+    root = logging.getLogger("vidpipe")
+    for old in [h for h in root.handlers if h.get_name() == "vidpipe-stderr"]:
+        root.removeHandler(old)  # one per process, however many runs it makes
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _empty_database(yes: bool) -> Callable[[Path], bool]:
+    """What to do with an empty (0-byte) database file: --yes goes on, a terminal asks,
+    anything else (CI, a pipe) is warned that the cache is empty and goes on."""
+
+    def decide(path: Path) -> bool:
+        if yes:
+            return True
+        if sys.stdin.isatty() and sys.stderr.isatty():
+            return click.confirm(
+                f"{path} is empty (0 bytes): its cache is gone and every generation will be "
+                "made, and paid for, again. Start an empty cache?",
+                err=True,
+            )
+        from vidpipe.store.db import warn_empty
+
+        return warn_empty(path)
+
+    return decide
 
 
 def _summary(report: dict[str, Any], quiet: bool, dry_run: bool = False) -> None:
@@ -679,6 +738,48 @@ def report(app: App, html_path: str | None, batch_id: str | None, compare: str |
             "`vidpipe batches` lists the others, `--batch ID` picks one"
         )
     click.echo(f"wrote {shown.path} ({shown.jobs} job{'s' if shown.jobs != 1 else ''})")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=7,
+    show_default=True,
+    metavar="DAYS",
+    help="Keep results of generations made this recently even if no project uses them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_options
+@pass_app
+def gc(app: App, dry_run: bool, keep_days: float, as_json: bool) -> None:
+    """Free stored generation results that no project and no recent generation refers to."""
+    from vidpipe.api import collect_garbage
+
+    data = collect_garbage(app.config(), dry_run=dry_run, keep_days=keep_days)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for path in data["objects"]:
+        click.echo(f"{verb} {path}")
+    n = len(data["objects"])
+    click.echo(
+        f"{verb} {n} object{'s' if n != 1 else ''}, {_size(data['bytes_freed'])} "
+        f"{'would be ' if dry_run else ''}freed; {data['kept']} kept"
+    )
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -16,6 +16,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     │   ├── ContentBlocked         a safety filter or an empty answer
     │   └── InvalidAnswer          the answer does not match the schema
     ├── MediaError                 a video cannot be read, written or stitched
+    ├── LeaseLost                  another runner took the project over; stop work on it
     │   └── InvalidCrossfade       exit 2: a crossfade the clips cannot take
     └── Interrupted                SIGINT / SIGTERM asked the run to stop
 """
@@ -120,6 +121,10 @@ class InvalidCrossfade(MediaError):
     value given, so `vidpipe stitch --crossfade` exits 2 like any invalid input."""
 
     exit_code = 2
+
+
+class LeaseLost(VidpipeError):
+    """This runner's lease on a project lapsed and another runner holds it now."""
 
 
 class Interrupted(VidpipeError):

@@ -25,8 +25,10 @@ from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import ClipState, JobStatus
 from vidpipe.errors import InputError
+from vidpipe.failures import unexpected
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider
+from vidpipe.redact import redact, redact_data
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import STEPS
 from vidpipe.store import Store, existing, runner_id
@@ -81,7 +83,11 @@ class BatchResult:
             }
             for o in self.outcomes
         ]
-        return {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
+        # The one report feeds the --report file, JUnit, the database and the gallery.
+        report: dict[str, Any] = redact_data(
+            {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
+        )
+        return report
 
     def totals(self) -> dict[str, Any]:
         by_status: dict[str, int] = {}
@@ -366,8 +372,16 @@ class Batch:
             outcome = self._job(plan, leases)
         except InputError as exc:
             outcome = Outcome(plan.name, "failed", error=str(exc), source=plan.job.display)
+        except Exception as exc:
+            # Isolation: whatever went wrong in this job (a bug, a full disk, a file the
+            # system refuses) fails this job with a one-line reason; the batch goes on.
+            log_file = self.config.artifacts_dir / "logs" / f"{plan.name}.log"
+            reason = unexpected(exc, log_file, self.config.display(log_file))
+            outcome = Outcome(plan.name, "failed", error=reason, source=plan.job.display)
         finally:
             self._pass_turn(plan)  # up to date, busy or failed before admission
+        if outcome.error:
+            outcome.error = redact(outcome.error)
         if outcome.status == BUSY:
             self.progress.step(plan.name, "waiting for another runner", 0, 1)
         else:
@@ -486,8 +500,14 @@ def run_batch(
     progress: Any = None,
     stopper: Any = None,
     warn: Callable[[str], None] | None = None,
+    on_empty: Callable[[Path], bool] | None = None,
 ) -> BatchResult:
-    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
+    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run).
+
+    Once the batch has started, it always ends with its row finished and a result for every
+    job: a job that fails, expectedly or not, fails alone (see :meth:`Batch._run_job`).
+    `on_empty` decides whether an empty (0-byte) database file may be initialised.
+    """
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
     for message in prepared.warnings:
         (warn or _stderr)(message)
@@ -513,7 +533,9 @@ def run_batch(
     progress = progress or make_progress(
         len(prepared.jobs), quiet=options.quiet, max_cost=options.max_cost
     )
-    store = Store(config.database)
+    store = Store(config.database, on_empty=on_empty)
+    if stopper is not None:
+        stopper.working = True  # from here a first signal lets work in progress finish
     # What the batch set out to do, kept from its start: `vidpipe batches` shows a batch
     # still running (or whose runner died) with its selection and its jobs.
     batch_id = store.start_batch({**_args(options), "jobs": [plan.name for plan in prepared.plans]})
@@ -521,19 +543,25 @@ def run_batch(
         config, store, prepared, options, progress, stop=stopper.event if stopper else None
     )
     started = time.monotonic()
+    outcomes: list[Outcome] = []
     try:
         outcomes = batch.run(batch_id)
     finally:
         progress.close()
-    result = BatchResult(
-        batch_id,
-        outcomes,
-        interrupted=stopper.signum if stopper is not None else None,
-        wall_s=time.monotonic() - started,
-    )
-    # The same totals as the --report file and the JUnit suite time: the batch's wall time.
-    store.finish_batch(batch_id, "complete" if result.exit_code == 0 else "failed", result.report())
-    store.close()
+        result = BatchResult(
+            batch_id,
+            outcomes,
+            interrupted=stopper.signum if stopper is not None else None,
+            wall_s=time.monotonic() - started,
+        )
+        # The same totals as the --report file and the JUnit suite time: the batch's wall
+        # time. Finished even when the runner itself failed, so no batch stays `running`.
+        store.finish_batch(
+            batch_id,
+            "complete" if outcomes and result.exit_code == 0 else "failed",
+            result.report(),
+        )
+        store.close()
     return result
 
 

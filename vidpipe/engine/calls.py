@@ -16,6 +16,7 @@ from typing import Any
 
 from vidpipe.engine.cache import Hit
 from vidpipe.engine.runtime import Outcome, Runtime
+from vidpipe.errors import LeaseLost
 from vidpipe.pricing import usage_dict
 from vidpipe.providers import Provider, Usage
 
@@ -44,10 +45,66 @@ class Calls:
     def stop(self) -> threading.Event:
         return self.rt.stop
 
+    @property
+    def owner(self) -> str:
+        """The owner of this project's generation claims: the runner, then the project."""
+        return f"{self.rt.owner}/{self.project_id}"
+
     def check_stop(self) -> None:
         """Raise :class:`Stop` if the run was asked to stop (signals, ``--fail-fast``)."""
         if self.rt.stop.is_set():
             raise Stop()
+
+    def check_lease(self) -> None:
+        """Raise :class:`LeaseLost` if another runner took this project over.
+
+        Checked in the database before every call, not only by the renewal thread: a
+        runner resumed after a pause (SIGSTOP, a suspended laptop) reaches its next call
+        before its renewal thread wakes up.
+        """
+        if not self.rt.store.holds(self.project_id, self.rt.owner):
+            raise LeaseLost(
+                "another runner took this job over (this runner's lease lapsed, was it "
+                "paused?); stopped work on it here, the other runner finishes it"
+            )
+
+    def obtain(
+        self, what: str, key: str, *, capability: str, provider: Provider, model: str
+    ) -> Hit | None:
+        """A finished generation for `key` (counted as cached), or None: ours to make now.
+
+        Single flight: while another job (of this runner or another) makes the same key,
+        wait for it and reuse its result instead of paying for it again. For video, None
+        also means an operation is under way (see :meth:`Cache.pending`): poll it. After a
+        None, the caller makes the generation and calls :meth:`record`, or :meth:`release`
+        if it fails.
+        """
+        waiting = False
+        while True:
+            hit = self.lookup(what, key)
+            if hit is not None:
+                return hit
+            if capability == "video" and self.rt.cache.pending(key) is not None:
+                return None
+            if self.rt.cache.claim(
+                key,
+                self.owner,
+                self.rt.config.lease_seconds,
+                capability=capability,
+                provider=provider.name,
+                model=model,
+            ):
+                return None
+            if not waiting:
+                log.info("%s: %s is being made by another job; waiting for it", self.job_name, what)
+                waiting = True
+            self.check_lease()
+            if self.rt.stop.wait(0.1):
+                raise Stop()
+
+    def release(self, key: str) -> None:
+        """Give up this project's claim on `key` after a failed call."""
+        self.rt.cache.release(key, self.owner)
 
     def lookup(self, what: str, key: str) -> Hit | None:
         """A finished generation for `key`, counted as a cached call; None if there is none."""
@@ -60,8 +117,9 @@ class Calls:
         return None
 
     def calling(self, what: str, model: str) -> None:
-        """Count and log a provider call about to be made (after a last stop check)."""
+        """Count and log a provider call about to be made (after a last stop and lease check)."""
         self.check_stop()
+        self.check_lease()
         self.outcome.provider_calls += 1
         self._last_call = time.monotonic()
         log.info("%s: calling %s (%s)", self.job_name, what, model)

@@ -81,12 +81,6 @@ class ClipOperations:
             if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT) and not late:
                 self.done[index] = ClipState(clip.status)
                 return
-        target = self.layout.clip(index)
-        hit = self.calls.lookup(f"scene {index} clip", key)
-        if hit is not None and hit.path is not None:
-            sha = copy_atomic(hit.path, target)
-            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
-            return
         now = time.monotonic()
         # Poll an operation already under way: ours from a crashed run, one that timed out
         # in an earlier run (it kept running, and is billed when it finishes: its clip is
@@ -101,6 +95,19 @@ class ClipOperations:
                 index, key, request, clip.operation_id, now, now, clip.attempts or 1
             )
             return
+        target = self.layout.clip(index)
+        hit = self.calls.obtain(
+            f"scene {index} clip",
+            key,
+            capability="video",
+            provider=self.provider,
+            model=request.model,
+        )
+        if hit is not None and hit.path is not None:
+            sha = copy_atomic(hit.path, target)
+            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
+            return
+        # Another job's operation for the same clip: poll it rather than pay again.
         pending = self.rt.cache.pending(key)
         if pending is not None and pending.operation_id:
             self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
@@ -117,8 +124,12 @@ class ClipOperations:
         self._submit(index, key, request, attempts=1)
 
     def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
-        self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
-        operation_id = self.provider.submit_video(request)
+        try:
+            self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
+            operation_id = self.provider.submit_video(request)
+        except BaseException:
+            self.calls.release(key)
+            raise
         # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
         self.calls.submitted(
             key, provider=self.provider, model=request.model, operation_id=operation_id
@@ -150,6 +161,7 @@ class ClipOperations:
             if op.next_poll > now:
                 continue
             self.calls.check_stop()
+            self.calls.check_lease()
             status = self.provider.poll_video(op.operation_id, op.request)
             op.polled += 1
             self._handle(op, status)

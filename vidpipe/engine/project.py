@@ -34,11 +34,13 @@ from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneSta
 from vidpipe.errors import (
     Interrupted,
     InvalidAnswer,
+    LeaseLost,
     MediaError,
     ProviderError,
     TemplateProblem,
     VidpipeError,
 )
+from vidpipe.failures import unexpected
 from vidpipe.plan.model import Plan
 from vidpipe.plan.requests import image_request, request_key, storyboard_request
 from vidpipe.prompts import (
@@ -74,7 +76,15 @@ class ProjectRun:
     # -- helpers --------------------------------------------------------------------------
 
     def _status(self, status: str, **values: Any) -> None:
+        # A step boundary: a runner that lost the project to another stops here.
+        self.calls.check_lease()
         self.rt.store.update_project(self.project.id, status=status, **values)
+        self.project.status = status
+
+    def _final_status(self, status: str, **values: Any) -> None:
+        """How a run ends, recorded unless another runner holds the project now."""
+        if self.rt.store.holds(self.project.id, self.rt.owner):
+            self.rt.store.update_project(self.project.id, status=status, **values)
         self.project.status = status
 
     def _progress(self, step: str, done: int, total: int) -> None:
@@ -88,35 +98,59 @@ class ProjectRun:
     def run(self) -> Outcome:
         started = time.monotonic()
         run_id = self.rt.store.start_run(self.project.id, self.rt.batch_id)
-        sweep_temporaries(self.layout.folder)
+        lost = False
         try:
-            self._run()
+            try:
+                sweep_temporaries(self.layout.folder)
+                self._run()
+            except (Stop, Interrupted, LeaseLost):
+                raise
+            except Exception:
+                # A failure because another runner took the project over (it swept our
+                # temporary files, say) is that, not a failure of the project.
+                self.calls.check_lease()
+                raise
+        except LeaseLost as exc:
+            # The project is another runner's now: leave its row to that runner.
+            lost = True
+            self.outcome.status = JobStatus.STOPPED
+            self.outcome.error = str(exc)
         except (Stop, Interrupted):
             self.outcome.status = JobStatus.STOPPED
             self.outcome.error = "interrupted"
-            self._status(ProjectState.STOPPED, stopped_after="interrupted", error_message=None)
+            self._final_status(
+                ProjectState.STOPPED, stopped_after="interrupted", error_message=None
+            )
         except (ProviderError, MediaError, TemplateProblem) as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
         except VidpipeError as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
-        except BaseException as exc:
-            # A bug or an interpreter exit: record it so the project is not left "running",
-            # then let it surface.
-            self._status(
-                ProjectState.FAILED, error_message=f"internal error: {type(exc).__name__}: {exc}"
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
+        except Exception as exc:
+            # Isolation: a bug, a full disk, a read-only folder fails this project alone with
+            # a one-line reason; the traceback goes to error.log beside its artifacts.
+            log_file = self.layout.folder / "error.log"
+            reason = unexpected(exc, log_file, self.rt.config.display(log_file))
+            self.outcome.status = JobStatus.FAILED
+            self.outcome.error = reason
+            self._final_status(ProjectState.FAILED, error_message=reason)
+        except BaseException:
+            # An interpreter exit: record it so the project is not left "running", then go.
+            self._final_status(
+                ProjectState.FAILED, error_message="interrupted by an interpreter exit"
             )
-            self.rt.store.finish_run(run_id, status="failed", error_message=repr(exc))
+            self.rt.store.finish_run(run_id, status="failed", error_message="interpreter exit")
             raise
         finally:
             self.outcome.duration_s = round(time.monotonic() - started, 3)
             self.outcome.cost_usd = round(self.calls.spent, 6)
-            self.rt.store.update_project(
-                self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
-            )
+            if not lost:
+                self.rt.store.update_project(
+                    self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
+                )
         self.rt.store.finish_run(
             run_id,
             status=self.outcome.status,
@@ -167,11 +201,17 @@ class ProjectRun:
         provider = self.rt.provider_for(self.job, "storyboard")
         request = storyboard_request(self.job, provider, rendered.text)
         key = request_key(provider, "storyboard", request)
-        hit = self.calls.lookup("storyboard", key)
+        hit = self.calls.obtain(
+            "storyboard", key, capability="storyboard", provider=provider, model=request.model
+        )
         if hit is not None and hit.result is not None:
             data = hit.result
         else:
-            data = self._ask_storyboard(provider, request, key)
+            try:
+                data = self._ask_storyboard(provider, request, key)
+            except BaseException:
+                self.calls.release(key)
+                raise
         self.rt.store.update_project(
             self.project.id, storyboard=data, storyboard_prompt=rendered.text
         )
@@ -368,14 +408,21 @@ class ProjectRun:
         if trusted:
             return trusted
         target = self.layout.keyframe(index, kind)
-        hit = self.calls.lookup(f"scene {index} {kind} frame", key)
+        what = f"scene {index} {kind} frame"
+        hit = self.calls.obtain(
+            what, key, capability="image", provider=provider, model=request.model
+        )
         if hit is not None and hit.path is not None:
             sha = copy_atomic(hit.path, target)
             source = FrameSource.CACHED
         else:
-            self.calls.calling(f"scene {index} {kind} frame", request.model)
-            answer = provider.image(request)
-            sha = write_atomic(target, answer.png)
+            try:
+                self.calls.calling(what, request.model)
+                answer = provider.image(request)
+                sha = write_atomic(target, answer.png)
+            except BaseException:
+                self.calls.release(key)
+                raise
             source = FrameSource.GENERATED
             self.calls.record(
                 key,

@@ -12,7 +12,7 @@ from vidpipe.pricing import PriceTable
 from vidpipe.providers import Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
-from vidpipe.store import Store
+from vidpipe.store import Store, runner_id
 
 
 class Progress(Protocol):
@@ -45,6 +45,8 @@ class Runtime:
     batch_id: str | None = None
     progress: Progress = field(default_factory=NullProgress)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Who holds this batch's leases (projects) and claims (generations being made).
+    owner: str = field(default_factory=runner_id)
 
     def __post_init__(self) -> None:
         self.cache = Cache(self.store, self.config.artifacts_dir, force=self.force)

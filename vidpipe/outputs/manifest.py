@@ -81,7 +81,7 @@ def write_outputs(
     output_sha = sha256_file(layout.output)
 
     sheet = _contact_sheet(scenes, layout, project)
-    write_atomic(layout.contact_sheet, sheet)
+    sheet_sha = write_atomic(layout.contact_sheet, sheet)
 
     if plan.output:
         # Copied, never hard-linked: the user's file must not share bytes with an artifact.
@@ -98,10 +98,23 @@ def write_outputs(
         store, config, fresh, timings=timings, stitch=stitch, status="complete"
     )
     manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
-    write_atomic(
+    manifest_sha = write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
+    # Recorded so a later run trusts these files only while they are intact.
+    store.update_project(project.id, manifest_sha256=manifest_sha, sheet_sha256=sheet_sha)
     return manifest["output"]["path"]
+
+
+def outputs_intact(config: Config, project: Project) -> bool:
+    """Whether a project's final video, manifest and contact sheet match their records."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    return (
+        bool(project.output_path)
+        and verified(config.artifacts_dir / (project.output_path or ""), project.output_sha256)
+        and verified(layout.manifest, project.manifest_sha256)
+        and verified(layout.contact_sheet, project.sheet_sha256)
+    )
 
 
 def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
@@ -134,8 +147,13 @@ def build_manifest(
     timings: dict[str, float] | None = None,
     stitch: dict[str, Any] | None = None,
     status: str | None = None,
+    check_files: bool = False,
 ) -> dict[str, Any]:
-    """The manifest of a project as recorded now (SPEC §7)."""
+    """The manifest of a project as recorded now (SPEC §7).
+
+    With `check_files`, a clip recorded complete whose file is missing or changed shows
+    as ``damaged`` (what `vidpipe status` shows; the next run remakes it from the cache).
+    """
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     scenes_out = []
     gaps = []
@@ -151,9 +169,16 @@ def build_manifest(
         clip = scene.clip
         clip_out = None
         if clip is not None:
+            state = clip.status
+            if (
+                check_files
+                and state == "complete"
+                and not verified(layout.load(clip.path or ""), clip.sha256)
+            ):
+                state = "damaged"
             clip_out = {
                 "path": config.display(layout.load(clip.path)) if clip.path else None,
-                "status": clip.status,
+                "status": state,
                 "duration": clip.duration,
                 "sha256": clip.sha256,
                 "source": clip.source,

@@ -9,13 +9,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vidpipe.artifacts import write_atomic
+from vidpipe.redact import redact_data
 
 if TYPE_CHECKING:
     from vidpipe.spec.config import Config
 
 
+def unwritable(path: Path) -> str:
+    """Why a report cannot be written at `path` ('' if it can), checked before a batch runs."""
+    import os
+
+    if path.is_dir():
+        return "is a folder; give a file name"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # missing folders are made when the report is written
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "is not writable"
+    return ""
+
+
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    text = json.dumps(redact_data(report), indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8", "backslashreplace"))
 
 
 def _skipped(job: dict[str, Any]) -> bool:
@@ -29,7 +47,7 @@ def _skipped(job: dict[str, Any]) -> bool:
 
 def write_junit(path: Path, report: dict[str, Any]) -> None:
     """One <testcase> per job; failed jobs carry <failure>, jobs that did not run <skipped>."""
-    jobs = report["jobs"]
+    jobs = redact_data(report["jobs"])
     suite = ET.Element(
         "testsuite",
         name="vidpipe",
@@ -126,7 +144,7 @@ def write_gallery(
             else None,
         },
         totals=report["totals"],
-        jobs=jobs,
+        jobs=redact_data(jobs),
         compare=compare,
     )
     write_atomic(html_path, html.encode("utf-8"))
@@ -178,34 +196,48 @@ def _gallery_job(
         video = config.root / job["output"]
         if video.is_file():
             out["video"] = Path(os.path.relpath(video, html_path.parent.resolve())).as_posix()
-            sheet = video.parent / "storyboard.png"
-            if sheet.is_file():
-                out["sheet"] = _data_uri(sheet)
-            manifest = video.parent / "manifest.json"
-            if manifest.is_file():
-                data = json.loads(manifest.read_text("utf-8"))
-                out["gaps"] = data.get("gaps", [])
-                out["video_duration"] = (data.get("output") or {}).get("duration")
-                first = (data.get("scenes") or [{}])[0].get("keyframes", {}).get("start")
-                if first and (config.root / first["path"]).is_file():
-                    out["poster"] = _data_uri(config.root / first["path"], width=640)
+            out["sheet"] = _data_uri(video.parent / "storyboard.png")
+            data = _manifest(video.parent / "manifest.json")
+            out["gaps"] = data.get("gaps", [])
+            out["video_duration"] = (data.get("output") or {}).get("duration")
+            try:
+                first = data["scenes"][0]["keyframes"]["start"]["path"]
+            except (KeyError, IndexError, TypeError):
+                first = None
+            if isinstance(first, str):
+                out["poster"] = _data_uri(config.root / first, width=640)
     elif project is not None:
         # A failed or stopped job: show what it got to, if it has a contact sheet.
         sheet = config.artifacts_dir / project.job_name / project.id / "output" / "storyboard.png"
-        if sheet.is_file():
-            out["sheet"] = _data_uri(sheet)
+        out["sheet"] = _data_uri(sheet)
     return out
 
 
-def _data_uri(path: Path, width: int = 900) -> str:
-    """A PNG as a compact JPEG data URI (contact sheets are large and photographic)."""
+def _manifest(path: Path) -> dict[str, Any]:
+    """A job's manifest, or {} when it is missing or damaged (the gallery shows the rest)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _data_uri(path: Path, width: int = 900) -> str | None:
+    """A PNG as a compact JPEG data URI (contact sheets are large and photographic).
+
+    None when the file is missing or does not decode (a truncated sheet is left out, not
+    a reason to fail the whole gallery).
+    """
     import base64
     import io
 
     from PIL import Image
 
-    with Image.open(path) as source:
-        img = source.convert("RGB")
+    try:
+        with Image.open(path) as source:
+            img = source.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
     if img.width > width:
         img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
     buf = io.BytesIO()

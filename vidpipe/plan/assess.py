@@ -311,12 +311,19 @@ def _finish(
 
 
 def up_to_date(plan: Plan, project: Project, config: Config) -> bool:
-    """A finished project of this plan whose final.mp4 (and `output:` copy) is intact."""
+    """A finished project of this plan whose outputs are intact: final.mp4, manifest.json
+    and the contact sheet match their recorded sha256 (and the `output:` copy, if any).
+
+    Anything less is rebuilt by running the project again: its steps trust what is
+    recorded and intact, so that costs no provider call.
+    """
+    from vidpipe.outputs.manifest import outputs_intact
+
     if project.status != "complete" or not project.output_path:
         return False
     if project.plan_digest != plan.digest:
         return False
-    if not verified(config.artifacts_dir / project.output_path, project.output_sha256):
+    if not outputs_intact(config, project):
         return False
     return not plan.output or verified(config.root / plan.output, project.output_sha256)
 

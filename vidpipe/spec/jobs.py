@@ -13,6 +13,7 @@ import copy
 import functools
 import glob
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe.errors import JobFileError, Problem
-from vidpipe.spec.config import Config
+from vidpipe.spec.config import Config, Limits
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import Path_, SourceMap, YamlProblem, load_file
 
@@ -117,6 +118,8 @@ class Job:
     own_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     matrix_origin: Mapping[str, Path_] = field(default_factory=dict, compare=False, repr=False)
     defaults_source: SourceMap | None = field(default=None, compare=False, repr=False)
+    #: The project's budgets (template rendering, images), from `limits:` in vidpipe.yaml.
+    limits: Limits = field(default_factory=Limits, compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -331,6 +334,17 @@ def load_job_file(
     own: dict[str, Any] = doc.data
     matrix = own.get("matrix") or {}
     keys = list(matrix)
+    count = math.prod(len(matrix[k]) for k in keys)
+    if count > config.limits.matrix_jobs:
+        # Counted before anything is expanded: a product of a few lists can be millions.
+        return [], [
+            source.problem(
+                ("matrix",),
+                f"matrix expands to {count:,} jobs, more than the limit of "
+                f"{config.limits.matrix_jobs:,} (`limits: matrix_jobs` in vidpipe.yaml); "
+                "split it into several job files or raise the limit",
+            )
+        ]
     combos = list(itertools.product(*(matrix[k] for k in keys))) if keys else [()]
     jobs: list[Job] = []
     for combo in combos:
@@ -564,6 +578,7 @@ def _resolve(
         own_keys=frozenset(own),
         matrix_origin={k: ("matrix", k, own["matrix"][k].index(v)) for k, v in chosen.items()},
         defaults_source=config.source,
+        limits=config.limits,
     )
     return job, []
 
@@ -641,19 +656,39 @@ def _image(
     if target.suffix.lower() not in _IMAGE_SUFFIXES:
         problems.append(source.problem(loc, f"image {value!r} must be a .png, .jpg or .jpeg file"))
         return None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(target) as img:
-            fmt = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        problems.append(source.problem(loc, f"image {value!r} is not a readable PNG or JPEG image"))
-        return None
-    if fmt not in ("PNG", "JPEG"):
-        problems.append(source.problem(loc, f"image {value!r} is {fmt}, not PNG or JPEG"))
+    problem = image_problem(target, config.limits.image_pixels)
+    if problem:
+        problems.append(source.problem(loc, f"image {value!r} {problem}"))
         return None
     return target
+
+
+def image_problem(path: Path, max_pixels: int) -> str:
+    """Why an image file cannot be used ('' if it can): format, size, then a full decode.
+
+    The pixel count comes from the header before anything is decoded (a 20000×20000 PNG
+    is a few kilobytes that decode to 1.2 GB), and the full decode happens here, at
+    validate time: checksums can be valid over compressed data that does not decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    limit = f"the limit of {max_pixels:,} pixels (`limits: image_pixels` in vidpipe.yaml)"
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            width, height = img.size
+            img.verify()
+        if fmt not in ("PNG", "JPEG"):
+            return f"is {fmt}, not PNG or JPEG"
+        if width * height > max_pixels:
+            return f"is {width}×{height} = {width * height:,} pixels, more than {limit}"
+        with Image.open(path) as img:
+            img.load()
+    except Image.DecompressionBombError:
+        return f"has more pixels than {limit}"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return "is not a readable PNG or JPEG image"
+    return ""
 
 
 def _duplicate_names(jobs: Sequence[Job]) -> list[Problem]:

@@ -194,6 +194,11 @@ class _Builder:
         if node.tag not in _SCALAR_TAGS:
             raise self._fail(node, f"tag {_short(node.tag)} is not allowed in vidpipe files")
         value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, str) and not_text(value):
+            # A "\udc80" escape makes a lone surrogate: no file, database or API can hold it.
+            raise self._fail(
+                node, f"{not_text(value)} is not a character (a lone surrogate); remove it"
+            )
         if isinstance(value, float) and not math.isfinite(value):
             # `.nan`, `.inf` and overflowing literals like 1e999: no setting means them, and
             # NaN passes every range check (every comparison with it is false).
@@ -247,6 +252,23 @@ class _Builder:
             self.source.keys.setdefault(child, (mark.line + 1, mark.column + 1))
             result[key] = self.build(value_node, child)
         return result
+
+
+def not_text(value: str) -> str:
+    """The first lone surrogate in `value`, escaped for messages ('' if there is none).
+
+    Text decoded with `surrogateescape` (file names, environment values holding bytes that
+    are not UTF-8) carries its odd bytes as lone surrogates.
+    """
+    for char in value:
+        if "\ud800" <= char <= "\udfff":
+            return ascii(char)[1:-1]
+    return ""
+
+
+def printable(value: str) -> str:
+    """`value` safe to print or store: lone surrogates shown as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _short(tag: str) -> str:

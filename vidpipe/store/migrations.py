@@ -48,8 +48,18 @@ def m003_call_log(conn: Connection) -> None:
     )
 
 
+def m004_claims_and_output_digests(conn: Connection) -> None:
+    """A generation can be claimed while it is made (single flight: `running` rows with a
+    lease), and a project records the sha256 of its manifest and contact sheet so a
+    damaged one is rebuilt instead of trusted."""
+    conn.execute(text("ALTER TABLE generations ADD COLUMN lease_expires_at TIMESTAMP"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN manifest_sha256 VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN sheet_sha256 VARCHAR(64)"))
+
+
 #: (version it brings the schema to, migration), in order.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, m002_projects_record_their_plan),
     (3, m003_call_log),
+    (4, m004_claims_and_output_digests),
 ]

@@ -31,7 +31,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:
@@ -59,6 +59,7 @@ def owner_gone(owner: str | None) -> bool:
     """
     if not owner:
         return True
+    owner = owner.split("/", 1)[0]  # a claim's owner is the runner id + "/" + a project id
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -117,6 +118,8 @@ class Project(Base):
     output_path: Mapped[str | None] = mapped_column(Text)
     output_sha256: Mapped[str | None] = mapped_column(String(64))
     output_duration: Mapped[float | None] = mapped_column(Float)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    sheet_sha256: Mapped[str | None] = mapped_column(String(64))
     cost_estimate_usd: Mapped[float] = mapped_column(Float, default=0.0)
     cost_actual_usd: Mapped[float] = mapped_column(Float, default=0.0)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
@@ -213,7 +216,8 @@ class Generation(Base):
     capability: Mapped[str] = mapped_column(String(20))
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # submitted | complete | rai_filtered
+    #: running (claimed: being made, see lease) | submitted | complete
+    status: Mapped[str] = mapped_column(String(20))
     operation_id: Mapped[str | None] = mapped_column(Text)
     result_path: Mapped[str | None] = mapped_column(Text)
     result_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -222,6 +226,7 @@ class Generation(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     project_id: Mapped[str | None] = mapped_column(String(40))
     owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
