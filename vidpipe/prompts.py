@@ -288,6 +288,7 @@ SCENE_FIELDS = (
     "end_frame_prompt",
     "video_motion_prompt",
     "transition_notes",
+    "caption",
 )
 
 

@@ -17,6 +17,7 @@ from vidpipe.prompts import Prompts, prompts_for
 from vidpipe.providers import CAPABILITIES, Capability, Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
+from vidpipe.spec.outputs import finish_files
 from vidpipe.store import Store
 
 
@@ -92,6 +93,9 @@ def input_hash(job: Job, runtime: Runtime, prompts: Prompts | None = None) -> st
             }
             for o in job.overrides
         },
+        # The finish step reads these files: a new music bed is a new film (every
+        # generation still comes from the cache).
+        "finish": {f: sha256_file(job.root / f) for f in finish_files(job.finish)},
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -51,12 +51,28 @@ def write_outputs(
         clips.append(path)
     if not clips:
         raise MediaError("no finished clip to stitch")
-    with atomic_path(layout.output) as tmp:
+    settings = project.job.get("finish")
+    # With a finish step the stitch is an intermediate and final.mp4 the finished film.
+    stitched = layout.output.with_name("stitched.mp4") if settings else layout.output
+    with atomic_path(stitched) as tmp:
         result = media.stitch(
             clips,
             tmp,
             crossfade=float(stitch.get("crossfade", 0)),
             audio=bool(stitch.get("audio", True)),
+        )
+    finished = None
+    if settings:
+        from vidpipe.outputs.finishing import finish_film
+
+        finished = finish_film(
+            config,
+            settings,
+            stitched,
+            layout.output,
+            scenes,
+            float(stitch.get("crossfade", 0)) if result.mode == "crossfade" else 0.0,
+            _recorded_finish(layout),
         )
     output_sha = sha256_file(layout.output)
 
@@ -66,22 +82,41 @@ def write_outputs(
     output_copy = project.job.get("output")
     if output_copy:
         copy_atomic(layout.output, config.root / output_copy)
+        if finished and finished.get("captions"):
+            # Captions travel with the video: deliverables/x.mp4 gets x.vtt and x.srt.
+            for suffix in (".vtt", ".srt"):
+                copy_atomic(
+                    layout.output.with_suffix(suffix),
+                    (config.root / output_copy).with_suffix(suffix),
+                )
 
     store.update_project(
         project.id,
         output_path=layout.stored(layout.output),
         output_sha256=output_sha,
-        output_duration=result.duration,
+        output_duration=finished["duration"] if finished else result.duration,
     )
     fresh = store.project(project.id) or project
     manifest = build_manifest(
         store, config, fresh, timings=timings, stitch=stitch, status="complete"
     )
     manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
+    if finished is not None:
+        manifest["finish"] = finished
     write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
     return manifest["output"]["path"]
+
+
+def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
+    """The `finish` of the manifest on disk, if any (the finish step's last key)."""
+    try:
+        data = json.loads(layout.manifest.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    finish = data.get("finish") if isinstance(data, dict) else None
+    return finish if isinstance(finish, dict) else None
 
 
 def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
