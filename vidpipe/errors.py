@@ -16,6 +16,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     │   ├── ContentBlocked         a safety filter or an empty answer
     │   └── InvalidAnswer          the answer does not match the schema
     ├── MediaError                 a video cannot be read, written or stitched
+    ├── EditedKeyframe             a keyframe was changed by hand: keep it or --force
     └── Interrupted                SIGINT / SIGTERM asked the run to stop
 """
 
@@ -121,3 +122,11 @@ class Interrupted(VidpipeError):
         self.signum = signum
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+class EditedKeyframe(VidpipeError):
+    """A keyframe file no longer matches what was recorded: someone edited it.
+
+    It is never silently replaced; the project stops until the user keeps the edit
+    (`vidpipe keep`) or asks for the frame again (`--force`).
+    """

@@ -109,6 +109,15 @@ def write_outputs(
     return manifest["output"]["path"]
 
 
+def write_contact_sheet(store: Store, config: Config, project: Project) -> str:
+    """Write the project's contact sheet (`output/storyboard.png`) from its recorded
+    keyframes; returns its path relative to the project root. A project stopped after its
+    keyframes gets one too: it is what the review before paying for clips looks at."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    write_atomic(layout.contact_sheet, _contact_sheet(store.scenes(project.id), layout, project))
+    return config.display(layout.contact_sheet)
+
+
 def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
     """The `finish` of the manifest on disk, if any (the finish step's last key)."""
     try:
