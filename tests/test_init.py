@@ -34,6 +34,7 @@ COMMANDS = [
     "list",
     "status",
     "resume",
+    "keep",
     "stitch",
     "report",
 ]

@@ -319,14 +319,15 @@ class ProjectRun:
         self._timed("keyframes", start)
 
     def _check_edits(self, scenes: Any) -> None:
-        """Stop before replacing a keyframe file someone edited (its bytes no longer match)."""
+        """Stop before replacing a keyframe file someone edited: a whole image whose bytes
+        no longer match. A missing, truncated or unreadable file is made again."""
         edited = []
         for scene in sorted(scenes, key=lambda s: s.index):
             for frame in sorted(scene.keyframes, key=lambda k: k.kind != "start"):
                 if frame.source == FrameSource.INHERITED:
                     continue  # the previous scene's end frame, checked there
                 path = self.layout.load(frame.path)
-                if path.is_file() and not verified(path, frame.sha256):
+                if path.is_file() and not verified(path, frame.sha256) and _whole_image(path):
                     edited.append((scene.index, frame.kind, path))
         if not edited or self.rt.force:
             return
@@ -512,6 +513,19 @@ class ProjectRun:
 
     def _project_cost(self) -> float:
         return round(sum(self.rt.store.project_cost(self.project.id).values()), 6)
+
+
+def _whole_image(path: Path) -> bool:
+    """Whether `path` decodes as a complete image: an edit, not a truncated or damaged file
+    (which is made again like a missing one)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+    return True
 
 
 def storyboard_problem(data: Any, scenes: int) -> str:
