@@ -311,9 +311,10 @@ def test_an_output_template_giving_two_jobs_one_file_is_refused(project: Project
         "prompt: A kite\nscenes: 1\noutput: 'deliverables/{{ job.style }}.mp4'\n"
         "matrix:\n  aspect_ratio: ['16:9', '9:16']\n",
     )
+    # The clash is found on the rendered names, by the plan's output checks.
     message = (
-        "output 'jobs/deliverables/cinematic.mp4' is written by 2 jobs (promo-16-9, promo-9-16); "
-        "put {{ job.name }} or a matrix value in `output:` so each job has its own file"
+        "output 'jobs/deliverables/cinematic.mp4' is written by 2 jobs of this batch "
+        "(promo-16-9, promo-9-16); give each job its own output"
     )
     refused(
         project.cli("validate"),

@@ -3,7 +3,8 @@
 `output:` is rendered in Jinja's sandbox with the job's resolved fields (`job.name`,
 `job.aspect_ratio`, `job.matrix.KEY`, …) and `vars`, so one matrix job can name each of
 its films. The rendered path follows the rules of every job path: relative to the job
-file, inside the project. Two jobs may not write one file.
+file, inside the project; the plan's checks (vidpipe.plan.checks.outputs) refuse two
+jobs writing one file.
 
 `finish:` is resolved here into plain data for one job: intro and outro cards (the
 variant for the job's aspect ratio), the music bed, loudness targets and captions, with
@@ -13,14 +14,11 @@ and `vidpipe stitch` read them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vidpipe.errors import Problem
-
-if TYPE_CHECKING:
-    from vidpipe.spec.jobs import Job
 
 RATIOS = ("16:9", "9:16", "1:1")
 CARD_KEYS = ("image", "video", "seconds", "fade", "fit")
@@ -63,29 +61,6 @@ def render_output(template: str, context: Mapping[str, Any]) -> str:
     if not text:
         raise ValueError(f"output template {template!r} renders to an empty path")
     return text
-
-
-def output_clashes(jobs: Sequence[Job]) -> list[Problem]:
-    """Jobs whose (rendered) `output:` is the same file: each would overwrite the other."""
-    by_path: dict[Path, list[Job]] = {}
-    for job in jobs:
-        if job.output is not None:
-            by_path.setdefault(job.output, []).append(job)
-    problems = []
-    for path, same in by_path.items():
-        if len(same) < 2:
-            continue
-        names = ", ".join(j.name for j in same)
-        shown = same[0].data.get("output") or str(path)
-        for job in same:
-            problems.append(
-                job.problem(
-                    "output",
-                    f"output {shown!r} is written by {len(same)} jobs ({names}); put "
-                    "{{ job.name }} or a matrix value in `output:` so each job has its own file",
-                )
-            )
-    return problems
 
 
 def resolve_finish(
