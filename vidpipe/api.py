@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
 from vidpipe.plan import AFTER_STORYBOARD, Plan, Status, assess, compile_batch
@@ -17,6 +17,9 @@ from vidpipe.providers import available
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
 from vidpipe.store import Project, Store, existing
+
+if TYPE_CHECKING:
+    from vidpipe.outputs.report import Gallery
 
 
 def open_store(config: Config) -> Store | None:
@@ -188,23 +191,42 @@ def _output(config: Config, project: Project) -> str | None:
     )
 
 
-def list_projects(config: Config, *, status: str | None = None) -> list[dict[str, Any]]:
-    """Projects, newest first (`vidpipe list --json`)."""
+def list_projects(
+    config: Config, *, status: str | None = None, all_versions: bool = False
+) -> list[dict[str, Any]]:
+    """Projects, newest first (`vidpipe list --json`): the newest project of each job, or
+    with `all_versions` every project. `status` keeps those in that state."""
     store = open_store(config)
     if store is None:
         return []
-    rows = [
+    try:
+        projects = list(store.projects())
+    finally:
+        store.close()
+    versions: dict[str, int] = {}
+    for p in projects:
+        versions[p.job_name] = versions.get(p.job_name, 0) + 1
+    if not all_versions:
+        seen: set[str] = set()
+        newest = []
+        for p in projects:
+            if p.job_name not in seen:
+                seen.add(p.job_name)
+                newest.append(p)
+        projects = newest
+    return [
         {
             "project_id": p.id,
             "job": p.job_name,
             "status": p.status,
             "created_at": p.created_at.isoformat(timespec="seconds") + "Z",
             "output": _output(config, p),
+            "cost_usd": round(p.cost_actual_usd or 0.0, 6),
+            "versions": versions[p.job_name],
         }
-        for p in store.projects(status=status)
+        for p in projects
+        if status is None or p.status == status
     ]
-    store.close()
-    return rows
 
 
 def _project(store: Store | None, ref: str) -> Project:
@@ -229,6 +251,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
             "provider_calls": r.provider_calls,
             "cached_calls": r.cached_calls,
             "cost_usd": r.cost_usd,
+            "batch_id": r.batch_id,
         }
         for r in store.runs(project.id)
     ]
@@ -339,11 +362,14 @@ def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = N
     return f"stitched {path}"
 
 
-def gallery(config: Config, html_path: Path, batch_id: str | None = None) -> tuple[Path, int]:
-    """Write the HTML gallery of a batch (`vidpipe report`)."""
+def gallery(
+    config: Config, html_path: Path, batch_id: str | None = None, *, compare: str | None = None
+) -> Gallery:
+    """Write the HTML gallery of a batch (`vidpipe report`); see
+    :func:`vidpipe.outputs.report.write_gallery`."""
     from vidpipe.outputs.report import write_gallery
 
-    return write_gallery(config, html_path, batch_id)
+    return write_gallery(config, html_path, batch_id, compare=compare)
 
 
 # -- keep ---------------------------------------------------------------------------------

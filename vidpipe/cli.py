@@ -136,11 +136,13 @@ def init(directory: str, force: bool) -> None:
     """Scaffold a project: vidpipe.yaml, jobs/example.yaml and templates/."""
     from vidpipe.scaffold import scaffold
 
-    written, kept = scaffold(Path(directory), force=force)
+    written, kept, skipped = scaffold(Path(directory), force=force)
     for path in written:
         click.echo(f"created {path}")
     for path in kept:
         click.echo(f"kept    {path} (exists; --force overwrites)")
+    for path in skipped:
+        click.echo(f"skipped {path} (an existing project: init adds no files to it)")
     where = "" if directory == "." else f"cd {directory} && "
     click.echo(f"\nNext: {where}vidpipe validate && vidpipe run")
 
@@ -273,11 +275,7 @@ def run(
     from vidpipe.outputs.report import write_json, write_junit
 
     if verbose:
-        import logging
-
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-        )
+        _log_calls()
     config = app.config()
     options = RunOptions(
         paths=paths,
@@ -301,6 +299,15 @@ def run(
         write_junit(app.cwd / junit_path, report)
     _summary(report, quiet=quiet, dry_run=dry_run)
     sys.exit(result.exit_code)
+
+
+def _log_calls() -> None:
+    """-v: log every provider call (and cache hit) to stderr."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
 
 
 def _summary(report: dict[str, Any], quiet: bool, dry_run: bool = False) -> None:
@@ -358,6 +365,16 @@ def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bo
     click.echo(f"total: ${data['total_usd']:.2f} for {len(data['jobs'])} job(s)")
 
 
+def _usd(amount: float) -> str:
+    return f"${amount:.2f}"
+
+
+def _project_states() -> list[str]:
+    from vidpipe.engine.states import ProjectState
+
+    return [state.value for state in ProjectState]
+
+
 _MARKS = {"reuse": "=", "new": "+", "in flight": "~"}
 
 
@@ -406,24 +423,107 @@ def plan(app: App, paths: tuple[str, ...], provider: str | None, as_json: bool) 
 
 
 @cli.command("list")
-@click.option("--status", "status", metavar="S", help="Only projects with this status.")
+@click.option(
+    "--status",
+    "status",
+    type=click.Choice(_project_states()),
+    metavar="S",
+    help="Only projects in this state: " + ", ".join(_project_states()) + ".",
+)
+@click.option(
+    "--all", "all_versions", is_flag=True, help="Every project, not just each job's newest."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @config_options
 @pass_app
-def list_(app: App, status: str | None, as_json: bool) -> None:
-    """Projects, newest first."""
+def list_(app: App, status: str | None, all_versions: bool, as_json: bool) -> None:
+    """Jobs and their newest project, newest first (every project with --all)."""
     from vidpipe.api import list_projects
 
-    rows = list_projects(app.config(), status=status)
+    rows = list_projects(app.config(), status=status, all_versions=all_versions)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo("no projects yet; `vidpipe run` makes some")
-    for row in rows:
         click.echo(
-            f"{row['project_id']}  {row['status']:<16} {row['job']:<30} {row['created_at']}  {row['output'] or ''}"
+            "no projects yet; `vidpipe run` makes some"
+            if status is None
+            else f"no {status} projects"
         )
+        return
+    click.echo(f"{'project':<22}  {'status':<16} {'job':<30} {'created':<20}  {'cost':>7}  output")
+    for row in rows:
+        versions = "" if all_versions or row["versions"] == 1 else f"  ({row['versions']} versions)"
+        click.echo(
+            f"{row['project_id']:<22}  {row['status']:<16} {row['job']:<30} {row['created_at']:<20}  "
+            f"{_usd(row['cost_usd']):>7}  {row['output'] or ''}{versions}"
+        )
+
+
+@cli.command()
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_options
+@pass_app
+def batches(app: App, limit: int | None, as_json: bool) -> None:
+    """Batches (each `vidpipe run`), newest first: jobs, calls, cost, selection.
+
+    `vidpipe report --batch ID` shows one of them.
+    """
+    from vidpipe.history import list_batches
+
+    rows = list_batches(app.config(), limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no batches yet; `vidpipe run` makes one")
+        return
+    for row in rows:
+        jobs = ", ".join(f"{n} {s}" for s, n in sorted(row["by_status"].items())) or "no jobs"
+        took = f"{row['duration_s']:.1f}s" if row["duration_s"] is not None else row["status"]
+        click.echo(
+            f"{row['batch_id']}  {row['started_at']}  {took:>8}  {jobs:<28} "
+            f"calls {row['provider_calls']:>3} new, {row['cached_calls']:>3} cached  "
+            f"${row['cost_usd']:.2f}  {row['selection']}"
+        )
+
+
+@cli.command()
+@click.option(
+    "--by",
+    type=click.Choice(["day", "job", "model", "batch"]),
+    default="day",
+    show_default=True,
+    help="Group spend by this.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="DATE",
+    help="Only calls from this day on (YYYY-MM-DD, UTC).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@config_options
+@pass_app
+def costs(app: App, by: str, since: Any, as_json: bool) -> None:
+    """Actual spend from the recorded provider calls; cache hits counted beside, at $0."""
+    from vidpipe.history import costs as add_up_costs
+
+    data = add_up_costs(app.config(), by=by, since=since.date() if since else None)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    width = max([len(by), 5, *(len(str(r[by])) for r in data["rows"])])
+    click.echo(f"{by:<{width}}  {'calls':>6}  {'cached':>6}  {'cost':>9}")
+    for row in data["rows"]:
+        click.echo(
+            f"{row[by]:<{width}}  {row['calls']:>6}  {row['cached_calls']:>6}  {_usd(row['cost_usd']):>9}"
+        )
+    total = data["total"]
+    click.echo(
+        f"{'total':<{width}}  {total['calls']:>6}  {total['cached_calls']:>6}  {_usd(total['cost_usd']):>9}"
+    )
 
 
 @cli.command()
@@ -442,10 +542,31 @@ def status(app: App, job_or_id: str, as_json: bool) -> None:
     click.echo(f"{data['job']}  {data['project_id']}  {data['status']}")
     if data["error_message"]:
         click.echo(f"error: {data['error_message']}")
+    click.echo(
+        "scenes (keyframes and clip: generated, cached = reused from the cache, "
+        "inherited = the previous scene's end frame, override = the job's image):"
+    )
     for scene in data["scenes"]:
+        frames = scene["keyframes"]
         clip = scene["clip"] or {}
+        clip_text = "-"
+        if clip:
+            clip_text = (
+                clip["status"] if clip["status"] != "complete" else clip.get("source") or "-"
+            )
         click.echo(
-            f"  scene {scene['index']:>2}  {scene['status']:<20} clip {clip.get('status') or '-':<13} {scene['description'][:60]}"
+            f"  scene {scene['index']:>2}  {scene['status']:<20} "
+            f"start {(frames.get('start') or {}).get('source', '-'):<9}  "
+            f"end {(frames.get('end') or {}).get('source', '-'):<9}  "
+            f"clip {clip_text:<12}  {scene['description'][:50]}"
+        )
+    if data["runs"]:
+        click.echo("runs:")
+    for run in data["runs"]:
+        click.echo(
+            f"  {run['started_at']}  {run['status']:<9} calls {run['provider_calls']:>3} new, "
+            f"{run['cached_calls']:>3} cached  ${run['cost_usd']:.2f}"
+            + (f"  batch {run['batch_id']}" if run["batch_id"] else "")
         )
     cost = data["cost"]
     click.echo(f"cost: ${cost['actual_usd']:.2f} actual, ${cost['estimate_usd']:.2f} estimated")
@@ -456,10 +577,13 @@ def status(app: App, job_or_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("job_or_id")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("-v", "--verbose", is_flag=True, help="Log provider calls.")
 @config_options
 @pass_app
-def resume(app: App, job_or_id: str, quiet: bool) -> None:
+def resume(app: App, job_or_id: str, quiet: bool, verbose: bool) -> None:
     """Continue a failed, stopped or interrupted project."""
+    if verbose:
+        _log_calls()
     from vidpipe.api import resume_project
     from vidpipe.batch.signals import stop_on_signals
 
@@ -517,22 +641,34 @@ def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
 @click.option(
     "--html",
     "html_path",
-    default="report.html",
-    show_default=True,
     type=click.Path(dir_okay=False),
-    help="Write the gallery here.",
+    help="Write the gallery here (default: report.html in the artifacts folder).",
 )
 @click.option(
     "--batch", "batch_id", metavar="ID", help="Which batch (default: the last finished one)."
 )
+@click.option(
+    "--compare",
+    type=click.Choice(["previous"]),
+    help="Show each job's previous version beside this one, with what changed.",
+)
 @config_options
 @pass_app
-def report(app: App, html_path: str, batch_id: str | None) -> None:
+def report(app: App, html_path: str | None, batch_id: str | None, compare: str | None) -> None:
     """A self-contained HTML gallery of a batch: contact sheets, players, costs, errors."""
     from vidpipe.api import gallery
+    from vidpipe.history import narrowed, selection
 
-    path, count = gallery(app.config(), (app.cwd / html_path).resolve(), batch_id)
-    click.echo(f"wrote {path} ({count} job{'s' if count != 1 else ''})")
+    config = app.config()
+    target = (app.cwd / html_path) if html_path else config.artifacts_dir / "report.html"
+    shown = gallery(config, target.resolve(), batch_id, compare=compare)
+    if batch_id is None:
+        only = f" ({selection(shown.args)})" if narrowed(shown.args) else ""
+        click.echo(
+            f"showing batch {shown.batch_id}, the last finished one{only}; "
+            "`vidpipe batches` lists the others, `--batch ID` picks one"
+        )
+    click.echo(f"wrote {shown.path} ({shown.jobs} job{'s' if shown.jobs != 1 else ''})")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -16,6 +16,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     │   ├── ContentBlocked         a safety filter or an empty answer
     │   └── InvalidAnswer          the answer does not match the schema
     ├── MediaError                 a video cannot be read, written or stitched
+    │   └── InvalidCrossfade       exit 2: a crossfade the clips cannot take
     ├── EditedKeyframe             a keyframe was changed by hand: keep it or --force
     └── Interrupted                SIGINT / SIGTERM asked the run to stop
 """
@@ -113,6 +114,13 @@ class InvalidAnswer(ProviderError):
 
 class MediaError(VidpipeError):
     """A media file cannot be decoded, encoded or stitched."""
+
+
+class InvalidCrossfade(MediaError):
+    """A crossfade the clips cannot take (negative, or over half the shortest clip): a bad
+    value given, so `vidpipe stitch --crossfade` exits 2 like any invalid input."""
+
+    exit_code = 2
 
 
 class Interrupted(VidpipeError):

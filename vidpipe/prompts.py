@@ -11,6 +11,7 @@ Context: `job` (every resolved job field), `vars`, and for scene templates `scen
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import hashlib
 import re
@@ -173,7 +174,7 @@ class Prompts:
             raise TemplateProblem(
                 self.loader.display(file) if file else shown,
                 line,
-                _undefined(exc.message or "", file, line),
+                _undefined(exc.message or "", file, line, context),
             ) from None
         except SecurityError as exc:
             file, line = _template_frame(exc, template.filename, self.loader.served)
@@ -200,15 +201,19 @@ _CONTEXT = (
 )
 
 
-def _undefined(message: str, file: str | None, line: int | None) -> str:
+def _undefined(
+    message: str, file: str | None, line: int | None, context: Mapping[str, Any] | None = None
+) -> str:
     """Jinja's "'dict object' has no attribute 'x'" as the expression the template wrote.
 
     Jinja names the missing attribute but not what it was looked up on; the template line
-    does, so we find `something.x` (or `something['x']`) there and say what to do.
+    does, so we find `something.x` (or `something['x']`) there and say what to do — with
+    the closest name `something` does have, when one is close.
     """
     missing = re.fullmatch(r"'(.*)' is undefined", message)
     if missing:
-        return f"undefined variable {missing.group(1)!r}; templates see {_CONTEXT}"
+        hint = _did_you_mean(missing.group(1), list(context or {}), "")
+        return f"undefined variable {missing.group(1)!r}{hint}; templates see {_CONTEXT}"
     found = re.fullmatch(r"'(.*)' has no (?:attribute|element) '?(.*?)'?", message)
     if not found:
         return f"undefined variable: {message}"
@@ -228,10 +233,27 @@ def _undefined(message: str, file: str | None, line: int | None) -> str:
             f"undefined variable {expr}: {base} is None here (prev_scene in the first scene, "
             f"next_scene in the last); guard it with {{% if {base} %}}"
         )
-    advice = ""
-    if expr.startswith(("vars.", "vars[")):
+    base = re.sub(rf"(?:\.{name}|\[\s*['\"]{name}['\"]\s*\])$", "", expr)
+    names = _names_of(base, context or {})
+    advice = _did_you_mean(attr, names, base + ".")
+    if not advice and expr.startswith(("vars.", "vars[")):
         advice = "; set it under `vars:` in the job file or in `defaults: vars:` in vidpipe.yaml"
     return f"undefined variable {expr}: {message}{advice}"
+
+
+def _names_of(expr: str, context: Mapping[str, Any]) -> list[str]:
+    """The keys of what a dotted expression (`scene`, `job.vars`) names in the context."""
+    value: Any = context
+    for part in expr.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            return []
+    return [str(k) for k in value] if isinstance(value, Mapping) else []
+
+
+def _did_you_mean(name: str, names: Sequence[str], prefix: str) -> str:
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
 def _not_found(exc: TemplateNotFound) -> str:

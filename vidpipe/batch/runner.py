@@ -261,6 +261,13 @@ class Batch:
         leases = _Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
+        meter = getattr(self.progress, "meter", None)
+        if meter is not None:
+            calls: dict[str, int] = {}
+            for plan in self.prepared.plans:
+                for step, count in plan.estimate.calls.items():
+                    calls[step] = calls.get(step, 0) + count
+            meter.plan(calls, jobs=len(self.prepared.plans), workers=workers)
         # (not before, job): a job another runner holds goes back in the queue for later.
         queue: list[tuple[float, Plan]] = [(0.0, plan) for plan in self.prepared.plans]
         retry_after = min(2.0, self.config.lease_seconds / 4)
@@ -478,9 +485,13 @@ def run_batch(
         (warn or _stderr)(warning)
     from vidpipe.batch.progress import make_progress
 
-    progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
+    progress = progress or make_progress(
+        len(prepared.jobs), quiet=options.quiet, max_cost=options.max_cost
+    )
     store = Store(config.database)
-    batch_id = store.start_batch(_args(options))
+    # What the batch set out to do, kept from its start: `vidpipe batches` shows a batch
+    # still running (or whose runner died) with its selection and its jobs.
+    batch_id = store.start_batch({**_args(options), "jobs": [plan.name for plan in prepared.plans]})
     batch = Batch(
         config, store, prepared, options, progress, stop=stopper.event if stopper else None
     )

@@ -50,6 +50,10 @@ class Hit:
     path: Path | None
     sha256: str | None
     result: dict[str, Any] | None
+    #: What made it, for the call log.
+    capability: str = ""
+    provider: str = ""
+    model: str = ""
 
 
 class Cache:
@@ -73,8 +77,10 @@ class Cache:
                 # The file was deleted or damaged: the record is worthless, forget it.
                 self.store.drop_generation(key)
                 return None
-            return Hit(key, path, row.result_sha256, row.result)
-        return Hit(key, None, None, row.result)
+            return Hit(
+                key, path, row.result_sha256, row.result, row.capability, row.provider, row.model
+            )
+        return Hit(key, None, None, row.result, row.capability, row.provider, row.model)
 
     def pending(self, key: str) -> Generation | None:
         """A submitted, not yet finished long-running generation with this key."""

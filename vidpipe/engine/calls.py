@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class Calls:
         self.outcome = outcome
         #: USD spent by calls this run made (cache hits cost nothing).
         self.spent = 0.0
+        # When the last call of this project's thread went out: a storyboard or image call
+        # is answered before the next one starts, so its latency runs from here to record().
+        self._last_call = time.monotonic()
 
     @property
     def stop(self) -> threading.Event:
@@ -51,6 +55,7 @@ class Calls:
         if hit is not None and (hit.result is not None or hit.path is not None):
             self.outcome.cached_calls += 1
             log.info("%s: %s from the cache (%s)", self.job_name, what, key[:12])
+            self._log(key, hit.capability, hit.provider, hit.model, cached=True, cost=0.0)
             return hit
         return None
 
@@ -58,6 +63,7 @@ class Calls:
         """Count and log a provider call about to be made (after a last stop check)."""
         self.check_stop()
         self.outcome.provider_calls += 1
+        self._last_call = time.monotonic()
         log.info("%s: calling %s (%s)", self.job_name, what, model)
 
     def record(
@@ -72,8 +78,13 @@ class Calls:
         path: Path | None = None,
         sha256: str | None = None,
         operation_id: str | None = None,
+        started: float | None = None,
     ) -> float:
-        """Record a successful generation in the cache, priced; returns its cost in USD."""
+        """Record a successful generation in the cache, priced; returns its cost in USD.
+
+        `started` is when the call went out (``time.monotonic()``), for a long-running
+        operation polled among others; by default the last call of this project.
+        """
         cost = self.rt.prices.cost(provider.name, model, usage)
         values: dict[str, Any] = {
             "capability": capability,
@@ -92,7 +103,34 @@ class Calls:
             values["operation_id"] = operation_id
         self.rt.cache.complete(key, **values)
         self.spent += cost
+        latency = time.monotonic() - (self._last_call if started is None else started)
+        self._log(key, capability, provider.name, model, cached=False, cost=cost, latency=latency)
         return cost
+
+    def _log(
+        self,
+        key: str,
+        capability: str,
+        provider: str,
+        model: str,
+        *,
+        cached: bool,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
+        self.rt.store.log_call(
+            batch_id=self.rt.batch_id,
+            project_id=self.project_id,
+            job_name=self.job_name,
+            capability=capability,
+            provider=provider,
+            model=model,
+            key=key,
+            cached=cached,
+            cost_usd=cost,
+            latency_s=None if latency is None else round(latency, 3),
+        )
+        self.rt.progress.call(capability, cost=cost, latency=latency, cached=cached)
 
     def submitted(self, key: str, *, provider: Provider, model: str, operation_id: str) -> None:
         """Record a submitted long-running operation before it is first polled."""

@@ -199,6 +199,7 @@ class ClipOperations:
                 path=target,
                 sha256=sha,
                 operation_id=op.operation_id,
+                started=op.submitted,
             )
             self._complete(
                 index,

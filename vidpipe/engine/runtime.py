@@ -20,9 +20,16 @@ class Progress(Protocol):
 
     def step(self, job: str, step: str, done: int, total: int) -> None: ...
 
+    def call(
+        self, capability: str, *, cost: float, latency: float | None, cached: bool
+    ) -> None: ...
+
 
 class NullProgress:
     def step(self, job: str, step: str, done: int, total: int) -> None:
+        pass
+
+    def call(self, capability: str, *, cost: float, latency: float | None, cached: bool) -> None:
         pass
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vidpipe.artifacts import write_atomic
 
@@ -59,7 +59,9 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
             ET.SubElement(case, "skipped", message=job["error"] or job["status"])
         props = ET.SubElement(case, "properties")
         for key in ("status", "project_id", "output", "cost_usd", "provider_calls", "cached_calls"):
-            ET.SubElement(props, "property", name=key, value=str(job.get(key)))
+            # A job without a project or an output has no such property (never "None").
+            if job.get(key) is not None:
+                ET.SubElement(props, "property", name=key, value=str(job[key]))
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)
@@ -72,12 +74,24 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
 # -- the HTML gallery ---------------------------------------------------------------------
 
 
-def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) -> tuple[Path, int]:
-    """Write a self-contained HTML gallery of a batch; return (path, jobs shown).
+class Gallery(NamedTuple):
+    """What `vidpipe report` wrote: the page, how many jobs, and which batch it shows."""
+
+    path: Path
+    jobs: int
+    batch_id: str
+    args: dict[str, Any]
+
+
+def write_gallery(
+    config: Config, html_path: Path, batch_id: str | None = None, *, compare: str | None = None
+) -> Gallery:
+    """Write a self-contained HTML gallery of a batch.
 
     Styles and contact sheets are inlined (sheets as JPEG data URIs); videos are linked by
     a path relative to the page, since inlining a batch of films would make a page of
-    hundreds of megabytes.
+    hundreds of megabytes. With ``compare="previous"`` each job's card also shows the
+    job's previous version, what changed between the two and both costs.
     """
     from importlib import resources
 
@@ -96,6 +110,9 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
             raise NotFound(f"no {what} in the database; `vidpipe run` makes one")
         report = batch.report
         jobs = [_gallery_job(config, store, html_path, job) for job in report["jobs"]]
+        if compare == "previous":
+            for job in jobs:
+                job["previous"], job["changes"] = _previous_version(config, store, html_path, job)
     finally:
         store.close()
     source = resources.files("vidpipe.outputs").joinpath("gallery.html.j2").read_text("utf-8")
@@ -110,9 +127,43 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
         },
         totals=report["totals"],
         jobs=jobs,
+        compare=compare,
     )
     write_atomic(html_path, html.encode("utf-8"))
-    return html_path, len(jobs)
+    return Gallery(html_path, len(jobs), batch.id, dict(batch.args or {}))
+
+
+def _previous_version(
+    config: Config, store: Any, html_path: Path, job: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The job's previous project as the gallery shows it, and what changed since."""
+    from vidpipe.outputs.compare import recorded_changes
+
+    current = store.project(job["project_id"]) if job.get("project_id") else None
+    previous = store.previous_project(current) if current is not None else None
+    if current is None or previous is None:
+        return None, []
+    changes = recorded_changes(
+        previous, current, store.scenes(previous.id), store.scenes(current.id)
+    )
+    output = config.artifacts_dir / previous.output_path if previous.output_path else None
+    shown = _gallery_job(
+        config,
+        store,
+        html_path,
+        {
+            "project_id": previous.id,
+            "status": previous.status,
+            "output": config.display(output) if output is not None else None,
+        },
+    )
+    shown.update(
+        created=previous.created_at.isoformat(timespec="seconds") + "Z",
+        cost_usd=round(previous.cost_actual_usd or 0.0, 6),
+    )
+    current_cost = round(current.cost_actual_usd or 0.0, 6)
+    job["project_cost_usd"] = current_cost
+    return shown, changes
 
 
 def _gallery_job(

@@ -400,3 +400,29 @@ def _context_label(name: str) -> str:
     if name.startswith("setting "):
         return f"job setting {name.removeprefix('setting ')}"
     return f"the {name}"
+
+
+def recorded_reasons(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Why one project's generations differ from another's, from what both recorded
+    (:meth:`Assessment.record`, kept as ``Project.node_inputs``): the reasons `vidpipe plan`
+    gives for a new generation, for every generation whose key changed."""
+    out: list[str] = []
+    for node_id, now in new.items():
+        before = old.get(node_id)
+        if before is not None and before.get("key") == now.get("key"):
+            continue
+        capability = (
+            "storyboard"
+            if node_id == "storyboard"
+            else "video"
+            if node_id.endswith(" clip")
+            else "image"
+        )
+        scene = int(node_id.split()[1]) if node_id.startswith("scene ") else None
+        step = Step(
+            node_id, capability, scene, Status.NEW, now.get("key"), 0.0, (),
+            now.get("inputs") or {}, now.get("context") or {},
+        )  # fmt: skip
+        reasons = _changes(step, before) if before else [f"{node_id} is new in this version"]
+        out.extend(r for r in reasons if r not in out)
+    return out

@@ -45,6 +45,28 @@ def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
     return {name: create(name, config) for name in names}
 
 
+def _template_problems(jobs: Sequence[Job]) -> list[Problem]:
+    """Render every job's templates; one problem per distinct error, naming its jobs.
+
+    Jobs share templates, so one typo in `motion.j2` would otherwise be listed once per
+    job of the batch: it is reported once, with the jobs it affects.
+    """
+    affected: dict[tuple[str, int | None, str], list[Job]] = {}
+    for job in jobs:
+        try:
+            check_templates(job)
+        except TemplateProblem as exc:
+            affected.setdefault((exc.template, exc.line, exc.detail), []).append(job)
+    problems = []
+    for (template, line, detail), hit in affected.items():
+        if len(hit) == 1:
+            which = f"job {hit[0].name}, {hit[0].display}"
+        else:
+            which = f"{len(hit)} jobs: {', '.join(job.name for job in hit)}"
+        problems.append(Problem(template, line, None, f"{detail} ({which})"))
+    return problems
+
+
 def compile_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path | None = None
 ) -> Compiled:
@@ -56,16 +78,7 @@ def compile_batch(
 
 def compile_jobs(jobs: Sequence[Job], config: Config) -> Compiled:
     """Compile loaded jobs (all of a batch: outputs are checked across them)."""
-    problems: list[Problem] = []
-    for job in jobs:
-        try:
-            check_templates(job)
-        except TemplateProblem as exc:
-            problems.append(
-                Problem(
-                    exc.template, exc.line, None, f"{exc.detail} (job {job.name}, {job.display})"
-                )
-            )
+    problems: list[Problem] = _template_problems(jobs)
     if problems:
         # Nothing more can be said about a job whose templates do not render.
         raise JobFileError(problems)

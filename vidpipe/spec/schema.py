@@ -60,6 +60,8 @@ def validate(
         at, on_key = (key_path, True) if key_path is not None else (path, False)
         if relocate is not None:
             at, on_key = relocate(at, on_key)
+        if not on_key:
+            message += source.quote_hint(at)
         problems.append(source.problem(at, message, key=on_key))
     return problems
 

@@ -11,6 +11,7 @@ tag is reported, never constructed.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ _SCALAR_TAGS = {
 # Dates are kept as the text the user wrote: job fields never want a datetime.
 _TEXT_TAGS = {"tag:yaml.org,2002:timestamp"}
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# YAML 1.1 reads unquoted `16:9` as a base-60 number (16 * 60 + 9 = 969).
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 
 
 @dataclass
@@ -45,6 +48,18 @@ class SourceMap:
     path: str
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    #: Unquoted `N:M` values YAML turned into numbers, as written, by path.
+    sexagesimal: dict[Path_, str] = field(default_factory=dict)
+
+    def quote_hint(self, at: Path_) -> str:
+        """How to fix a value at `at` that YAML read as a base-60 number, or ""."""
+        written = self.sexagesimal.get(tuple(at))
+        if written is None:
+            return ""
+        key = next((part for part in reversed(at) if isinstance(part, str)), "value")
+        return (
+            f'; YAML reads an unquoted {written} as a base-60 number: quote it: {key}: "{written}"'
+        )
 
     def problem(self, at: Path_, message: str, *, key: bool = False) -> Problem:
         """A problem located at the value (or, with `key`, the key) at `at`.
@@ -158,6 +173,8 @@ class _Builder:
         mark = node.start_mark
         self.source.values.setdefault(path, (mark.line + 1, mark.column + 1))
         if isinstance(node, yaml.ScalarNode):
+            if node.style is None and _SEXAGESIMAL.fullmatch(node.value):
+                self.source.sexagesimal[path] = node.value
             return self._scalar(node)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")

@@ -4,6 +4,7 @@ every other module goes through (`db.Store`)."""
 from vidpipe.store.db import Store
 from vidpipe.store.models import (
     BatchRecord,
+    CallRecord,
     Generation,
     Keyframe,
     PipelineRun,
@@ -34,6 +35,7 @@ def existing(url: str) -> Store | None:
 
 __all__ = [
     "BatchRecord",
+    "CallRecord",
     "Generation",
     "Keyframe",
     "PipelineRun",

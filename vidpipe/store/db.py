@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from vidpipe.store.models import (
     SCHEMA_VERSION,
     Base,
     BatchRecord,
+    CallRecord,
     Generation,
     Keyframe,
     Meta,
@@ -161,6 +162,16 @@ class Store:
                 .limit(1)
             ).first()
 
+    def batches(self, limit: int | None = None) -> list[BatchRecord]:
+        """Batches, newest first."""
+        with self.session() as s:
+            query = select(BatchRecord).order_by(
+                BatchRecord.started_at.desc(), BatchRecord.id.desc()
+            )
+            if limit:
+                query = query.limit(limit)
+            return list(s.scalars(query).all())
+
     # -- projects -------------------------------------------------------------------------
 
     def newest_project(self, job_name: str, plan_digest: str | None = None) -> Project | None:
@@ -170,6 +181,20 @@ class Store:
                 query = query.where(Project.plan_digest == plan_digest)
             return s.scalars(
                 query.order_by(Project.created_at.desc(), Project.id.desc()).limit(1)
+            ).first()
+
+    def previous_project(self, project: Project) -> Project | None:
+        """The job's project made just before `project` (its previous version)."""
+        with self.session() as s:
+            return s.scalars(
+                select(Project)
+                .where(
+                    Project.job_name == project.job_name,
+                    (Project.created_at < project.created_at)
+                    | ((Project.created_at == project.created_at) & (Project.id < project.id)),
+                )
+                .order_by(Project.created_at.desc(), Project.id.desc())
+                .limit(1)
             ).first()
 
     def project(self, project_id: str) -> Project | None:
@@ -404,6 +429,25 @@ class Store:
             row = s.get(Generation, key)
             if row is not None:
                 s.delete(row)
+
+    # -- the call log ---------------------------------------------------------------------
+
+    def log_call(self, **values: Any) -> None:
+        """Note one generation a project used: made and paid for, or taken from the cache."""
+        with self.session() as s:
+            s.add(CallRecord(**values))
+
+    def calls(
+        self, *, since: datetime | None = None, batch_ids: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        """The call log, oldest first; from `since` on, or of these batches only."""
+        with self.session() as s:
+            query = select(CallRecord).order_by(CallRecord.at, CallRecord.id)
+            if since is not None:
+                query = query.where(CallRecord.at >= since)
+            if batch_ids is not None:
+                query = query.where(CallRecord.batch_id.in_(list(batch_ids)))
+            return list(s.scalars(query).all())
 
     def project_cost(self, project_id: str) -> dict[str, float]:
         """Actual spend of a project by capability (cache hits cost nothing)."""

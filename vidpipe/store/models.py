@@ -1,4 +1,5 @@
-"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations.
+"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations
+and the call log.
 
 Paths are stored relative to `artifacts_dir` so a database can move between machines that
 mount the artifacts at different places.
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -29,7 +31,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -222,3 +224,25 @@ class Generation(Base):
     owner: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CallRecord(Base):
+    """One generation a project used in one run: made (and paid for) or taken from the cache.
+
+    The generations table is the cache, one row per key, overwritten by ``--force``; this is
+    the ledger that `vidpipe costs` and `vidpipe batches` add up, one row per use.
+    """
+
+    __tablename__ = "call_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    project_id: Mapped[str] = mapped_column(String(40), index=True)
+    job_name: Mapped[str] = mapped_column(String(64))
+    capability: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(64))
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_s: Mapped[float | None] = mapped_column(Float)
