@@ -36,6 +36,7 @@ COMMANDS = [
     "list",
     "status",
     "resume",
+    "keep",
     "stitch",
     "report",
     "gc",

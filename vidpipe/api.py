@@ -478,3 +478,77 @@ def collect_garbage(
         "kept": garbage.kept,
         "dry_run": dry_run,
     }
+
+
+# -- keep ---------------------------------------------------------------------------------
+
+
+def keep_frame(config: Config, ref: str, scene: int, kind: str) -> dict[str, Any]:
+    """Record a keyframe file as edited by hand and kept (`vidpipe keep`).
+
+    The frame's row takes the file's new sha256 with source `kept`: the next run builds
+    the scene's clip, and for an end frame the next scene, from it instead of stopping or
+    generating it again.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from vidpipe.artifacts import Layout, sha256_file
+    from vidpipe.engine.states import FrameSource, ProjectState
+
+    store = open_store(config)
+    project = _project(store, ref)
+    assert store is not None
+    try:
+        scenes = {s.index: s for s in store.scenes(project.id)}
+        if scene not in scenes:
+            raise InputError(
+                f"{project.job_name} ({project.id}) has no scene {scene}; its scenes are "
+                f"0 to {len(scenes) - 1}"
+                if scenes
+                else f"{project.job_name} ({project.id}) has no scenes yet; run it first"
+            )
+        frame = next((k for k in scenes[scene].keyframes if k.kind == kind), None)
+        if frame is None:
+            raise InputError(f"scene {scene} of {project.id} has no {kind} frame yet")
+        if frame.source == FrameSource.INHERITED:
+            raise InputError(
+                f"scene {scene}'s start frame is scene {scene - 1}'s end frame; run "
+                f"`vidpipe keep {ref} {scene - 1} end`"
+            )
+        layout = Layout(config.artifacts_dir, project.job_name, project.id)
+        path = layout.load(frame.path)
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except FileNotFoundError:
+            raise InputError(f"{config.display(path)} does not exist; nothing to keep") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise InputError(
+                f"{config.display(path)} is not a readable image; save it as a PNG and try again"
+            ) from None
+        digest = sha256_file(path)
+        store.put_keyframe(
+            project.id,
+            scene,
+            kind,
+            path=frame.path,
+            sha256=digest,
+            source=FrameSource.KEPT,
+            generation_key=None,
+            prompt=frame.prompt,
+        )
+        if project.status in (ProjectState.COMPLETE, ProjectState.FAILED):
+            # A finished project is up to date for `run`: reopen it so resume rebuilds.
+            store.update_project(project.id, status=ProjectState.STOPPED, stopped_after="kept")
+        elif project.stopped_after == "edited":
+            store.update_project(project.id, error_message=None)
+    finally:
+        store.close()
+    return {
+        "project_id": project.id,
+        "job": project.job_name,
+        "scene": scene,
+        "kind": kind,
+        "path": config.display(path),
+        "sha256": digest,
+    }

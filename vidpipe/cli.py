@@ -679,10 +679,28 @@ def resume(app: App, job_or_id: str, quiet: bool, verbose: bool) -> None:
     click.echo(
         f"{outcome.status}: {outcome.name} {outcome.project_id} {outcome.output or outcome.error or ''}"
     )
-    sys.exit(
-        0
-        if outcome.status in ("complete", "stopped") and not stopper.signum
-        else (128 + stopper.signum if stopper.signum else 1)
+    done = outcome.status == "complete" or (outcome.status == "stopped" and not outcome.error)
+    sys.exit(128 + stopper.signum if stopper.signum else (0 if done else 1))
+
+
+@cli.command()
+@click.argument("job_or_id")
+@click.argument("scene", type=click.IntRange(min=0))
+@click.argument("kind", type=click.Choice(["start", "end"]))
+@config_options
+@pass_app
+def keep(app: App, job_or_id: str, scene: int, kind: str) -> None:
+    """Adopt a keyframe edited by hand: SCENE's start or end frame is built on as it is now.
+
+    Its clip (and, for an end frame, the next scene) is made from the edited file on the
+    next `vidpipe resume`. JOB_OR_ID is a job name or a project id.
+    """
+    from vidpipe.api import keep_frame
+
+    kept = keep_frame(app.config(), job_or_id, scene, kind)
+    click.echo(
+        f"kept {kept['path']} as scene {scene}'s {kind} frame of {kept['project_id']}; "
+        f"`vidpipe resume {kept['job']}` builds on it"
     )
 
 

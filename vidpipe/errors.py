@@ -18,6 +18,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     ├── MediaError                 a video cannot be read, written or stitched
     ├── LeaseLost                  another runner took the project over; stop work on it
     │   └── InvalidCrossfade       exit 2: a crossfade the clips cannot take
+    ├── EditedKeyframe             a keyframe was changed by hand: keep it or --force
     └── Interrupted                SIGINT / SIGTERM asked the run to stop
 """
 
@@ -134,3 +135,11 @@ class Interrupted(VidpipeError):
         self.signum = signum
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+class EditedKeyframe(VidpipeError):
+    """A keyframe file no longer matches what was recorded: someone edited it.
+
+    It is never silently replaced; the project stops until the user keeps the edit
+    (`vidpipe keep`) or asks for the frame again (`--force`).
+    """

@@ -451,6 +451,7 @@ SCENE_FIELDS = (
     "end_frame_prompt",
     "video_motion_prompt",
     "transition_notes",
+    "caption",
 )
 
 

@@ -63,7 +63,12 @@ class BatchResult:
         if self.interrupted:
             return 128 + self.interrupted
         bad = {"failed", "skipped_budget"}
-        return 1 if any(o.status in bad for o in self.outcomes) else 0
+        # A job stopped with a reason (an edited keyframe) waits for the user: not a pass.
+        return (
+            1
+            if any(o.status in bad or (o.status == "stopped" and o.error) for o in self.outcomes)
+            else 0
+        )
 
     def report(self) -> dict[str, Any]:
         """The report of a batch (`--report`, SPEC §7): one entry per job, and totals."""

@@ -32,6 +32,7 @@ from vidpipe.engine.clips import ClipOperations
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneState
 from vidpipe.errors import (
+    EditedKeyframe,
     Interrupted,
     InvalidAnswer,
     LeaseLost,
@@ -121,6 +122,11 @@ class ProjectRun:
             self._final_status(
                 ProjectState.STOPPED, stopped_after="interrupted", error_message=None
             )
+        except EditedKeyframe as exc:
+            # Not a failure: the project waits for the user's decision.
+            self.outcome.status = JobStatus.STOPPED
+            self.outcome.error = str(exc)
+            self._final_status(ProjectState.STOPPED, stopped_after="edited", error_message=str(exc))
         except (ProviderError, MediaError, TemplateProblem) as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
@@ -175,6 +181,7 @@ class ProjectRun:
         submit = until not in ("keyframes",)
         self._keyframes(scenes, prompts, submit_clips=submit)
         if until == "keyframes":
+            self._review_sheet()
             return self._stopped("keyframes")
         self._status(ProjectState.GENERATING_VIDEO)
         self._clips(prompts)
@@ -184,6 +191,12 @@ class ProjectRun:
         self._stitch()
         self._status(ProjectState.COMPLETE, stopped_after=None, error_message=None)
         self.outcome.status = JobStatus.COMPLETE
+
+    def _review_sheet(self) -> None:
+        """The contact sheet of the keyframes: what the review before paying for clips needs."""
+        from vidpipe.outputs.manifest import write_contact_sheet
+
+        write_contact_sheet(self.rt.store, self.rt.config, self.project)
 
     def _stopped(self, step: str) -> None:
         self._status(ProjectState.STOPPED, stopped_after=step)
@@ -274,6 +287,7 @@ class ProjectRun:
     ) -> None:
         start = time.monotonic()
         rows = {s.index: s for s in self.rt.store.scenes(self.project.id)}
+        self._check_edits(rows.values())
         n = len(scenes)
         previous_end: tuple[Path, str] | None = None
         guide = self.project.storyboard["style_guide"] if self.project.storyboard else {}
@@ -286,11 +300,15 @@ class ProjectRun:
                 self.rt.store.update_scene(
                     self.project.id, i, status=SceneState.KEYFRAMES_GENERATING, error_message=None
                 )
-            # Start frame: the job's image, the previous scene's end frame, or a generation.
+            # Start frame: the job's image, a kept edit, the previous scene's end frame, or
+            # a generation.
+            kept = {kind: self._kept(recorded.get(kind)) for kind in ("start", "end")}
             if override and override.start_image:
                 start_file = self._override_frame(
                     i, "start", override.start_image, recorded.get("start")
                 )
+            elif kept["start"] is not None:
+                start_file = kept["start"]
             elif previous_end is not None:
                 start_file = previous_end
                 self._record_frame(
@@ -308,6 +326,8 @@ class ProjectRun:
                 )
             if override and override.end_image:
                 end_file = self._override_frame(i, "end", override.end_image, recorded.get("end"))
+            elif kept["end"] is not None:
+                end_file = kept["end"]
             else:
                 end_file = self._generated_frame(
                     i, "end", prompts[i].end.text, start_file, scene, guide, recorded.get("end")
@@ -319,6 +339,34 @@ class ProjectRun:
                 self.clips.poll_due()
         self._progress("keyframes", n, n)
         self._timed("keyframes", start)
+
+    def _check_edits(self, scenes: Any) -> None:
+        """Stop before replacing a keyframe file someone edited: a whole image whose bytes
+        no longer match. A missing, truncated or unreadable file is made again."""
+        edited = []
+        for scene in sorted(scenes, key=lambda s: s.index):
+            for frame in sorted(scene.keyframes, key=lambda k: k.kind != "start"):
+                if frame.source == FrameSource.INHERITED:
+                    continue  # the previous scene's end frame, checked there
+                path = self.layout.load(frame.path)
+                if path.is_file() and not verified(path, frame.sha256) and _whole_image(path):
+                    edited.append((scene.index, frame.kind, path))
+        if not edited or self.rt.force:
+            return
+        shown = self.rt.config.display
+        lines = [
+            f"{shown(path)} was edited after vidpipe made it; `vidpipe keep {self.job.name} "
+            f"{index} {kind}` builds on the edited file, `vidpipe run --force` makes it again"
+            for index, kind, path in edited
+        ]
+        raise EditedKeyframe("; ".join(lines))
+
+    def _kept(self, recorded: Any) -> tuple[Path, str] | None:
+        """A frame the user edited and adopted with `vidpipe keep`, if intact."""
+        if recorded is None or recorded.source != FrameSource.KEPT:
+            return None
+        path = self.layout.load(recorded.path)
+        return (path, recorded.sha256) if verified(path, recorded.sha256) else None
 
     def _record_frame(
         self,
@@ -484,6 +532,19 @@ class ProjectRun:
 
     def _project_cost(self) -> float:
         return round(sum(self.rt.store.project_cost(self.project.id).values()), 6)
+
+
+def _whole_image(path: Path) -> bool:
+    """Whether `path` decodes as a complete image: an edit, not a truncated or damaged file
+    (which is made again like a missing one)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+    return True
 
 
 def storyboard_problem(data: Any, scenes: int) -> str:

@@ -76,8 +76,24 @@ def write_outputs(
     scenes = store.scenes(project.id)
     stitch = {"crossfade": plan.crossfade, "audio": plan.audio}
     clips = finished_clips(store, config, project)
-    with atomic_path(layout.output) as tmp:
+    settings = plan.settings.get("finish")
+    # With a finish step the stitch is an intermediate and final.mp4 the finished film.
+    stitched = layout.output.with_name("stitched.mp4") if settings else layout.output
+    with atomic_path(stitched) as tmp:
         result = media.stitch(clips, tmp, crossfade=plan.crossfade, audio=plan.audio)
+    finished = None
+    if settings:
+        from vidpipe.outputs.finishing import finish_film
+
+        finished = finish_film(
+            config,
+            settings,
+            stitched,
+            layout.output,
+            scenes,
+            plan.crossfade if result.mode == "crossfade" else 0.0,
+            _recorded_finish(layout),
+        )
     output_sha = sha256_file(layout.output)
 
     sheet = _contact_sheet(scenes, layout, project)
@@ -86,18 +102,28 @@ def write_outputs(
     if plan.output:
         # Copied, never hard-linked: the user's file must not share bytes with an artifact.
         copy_atomic(layout.output, config.root / plan.output, link=False)
+        if finished and finished.get("captions"):
+            # Captions travel with the video: deliverables/x.mp4 gets x.vtt and x.srt.
+            for suffix in (".vtt", ".srt"):
+                copy_atomic(
+                    layout.output.with_suffix(suffix),
+                    (config.root / plan.output).with_suffix(suffix),
+                    link=False,
+                )
 
     store.update_project(
         project.id,
         output_path=layout.stored(layout.output),
         output_sha256=output_sha,
-        output_duration=result.duration,
+        output_duration=finished["duration"] if finished else result.duration,
     )
     fresh = store.project(project.id) or project
     manifest = build_manifest(
         store, config, fresh, timings=timings, stitch=stitch, status="complete"
     )
     manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
+    if finished is not None:
+        manifest["finish"] = finished
     manifest_sha = write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
@@ -115,6 +141,25 @@ def outputs_intact(config: Config, project: Project) -> bool:
         and verified(layout.manifest, project.manifest_sha256)
         and verified(layout.contact_sheet, project.sheet_sha256)
     )
+
+
+def write_contact_sheet(store: Store, config: Config, project: Project) -> str:
+    """Write the project's contact sheet (`output/storyboard.png`) from its recorded
+    keyframes; returns its path relative to the project root. A project stopped after its
+    keyframes gets one too: it is what the review before paying for clips looks at."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    write_atomic(layout.contact_sheet, _contact_sheet(store.scenes(project.id), layout, project))
+    return config.display(layout.contact_sheet)
+
+
+def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
+    """The `finish` of the manifest on disk, if any (the finish step's last key)."""
+    try:
+        data = json.loads(layout.manifest.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    finish = data.get("finish") if isinstance(data, dict) else None
+    return finish if isinstance(finish, dict) else None
 
 
 def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:

@@ -190,7 +190,7 @@ def _gallery_job(
     import os
 
     out = dict(job)
-    out.update(video=None, sheet=None, poster=None, gaps=[], video_duration=None)
+    out.update(video=None, sheet=None, poster=None, gaps=[], video_duration=None, frames=[])
     project = store.project(job["project_id"]) if job.get("project_id") else None
     if job.get("output") and job["status"] == "complete":
         video = config.root / job["output"]
@@ -210,7 +210,33 @@ def _gallery_job(
         # A failed or stopped job: show what it got to, if it has a contact sheet.
         sheet = config.artifacts_dir / project.job_name / project.id / "output" / "storyboard.png"
         out["sheet"] = _data_uri(sheet)
+        out["frames"] = _review_frames(config, store, project)
     return out
+
+
+def _review_frames(config: Config, store: Any, project: Any) -> list[dict[str, Any]]:
+    """The keyframes and prompts of an unfinished project, scene by scene: the review card
+    of a project stopped before its clips were paid for."""
+    from vidpipe.artifacts import Layout, verified
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    frames = []
+    for scene in store.scenes(project.id):
+        item: dict[str, Any] = {
+            "index": scene.index,
+            "description": scene.description,
+            "prompts": dict(scene.prompts or {}),
+        }
+        for frame in scene.keyframes:
+            path = layout.load(frame.path)
+            if path.is_file():
+                item[frame.kind] = _data_uri(path, width=320)
+                item[f"{frame.kind}_path"] = config.display(path)
+                item[f"{frame.kind}_source"] = frame.source
+                item[f"{frame.kind}_edited"] = not verified(path, frame.sha256)
+        if "start" in item or "end" in item:
+            frames.append(item)
+    return frames
 
 
 def _manifest(path: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from vidpipe.prompts import BUILTIN_NAMES, check_templates, prompts_for, storybo
 from vidpipe.providers import CAPABILITIES, Provider, available, create
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
+from vidpipe.spec.outputs import finish_files
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,12 @@ def compile_job(job: Job, providers: Mapping[str, Provider], prices: PriceTable)
         "templates": templates,
         "models": models,
         "images": {f.node: f.image_key for f in frames if f.image_key},
+        # The finish step reads these files: a new music bed is a new film (every
+        # generation still comes from the cache).
+        "finish": {
+            f: hashlib.sha256((job.root / f).read_bytes()).hexdigest()
+            for f in finish_files(job.finish)
+        },
     }
     text = json.dumps(digest_input, sort_keys=True, separators=(",", ":"), default=str)
     return Plan(
