@@ -153,6 +153,34 @@ def test_replacing_a_logo_regenerates_only_the_last_end_frame_and_clip_of_each_j
     }
 
 
+def test_plan_names_the_asset_whose_image_was_replaced(project: Project, fake: Script) -> None:
+    logo = logo_png(project.root / "assets" / "brand.png", (20, 60, 200))
+    project.write("assets/brand.yaml", "kind: logo\nimages: [brand.png]\n")
+    project.job("one", LOGO_JOB.format(prompt="A lighthouse at night. A boat. Dawn."))
+    assert project.cli("run", "--provider", "fake").exit_code == 0
+
+    def plan() -> dict[str, Any]:
+        result = project.cli("plan", "--json", "--provider", "fake")
+        assert result.exit_code == 0, result.output
+        job: dict[str, Any] = json.loads(result.stdout)["jobs"][0]
+        return job
+
+    assert {g["status"] for g in plan()["generations"]} == {"reuse"}
+    logo_png(logo, (200, 60, 20))
+    replaced = plan()
+    new = {g["node"]: g["reasons"] for g in replaced["generations"] if g["status"] == "new"}
+    assert new == {
+        "scene 2 end frame": ["asset brand's image changed"],
+        "scene 2 clip": ["scene 2's end frame is new (asset brand's image changed)"],
+    }
+    # The plan's keys are the run's: running makes exactly those two.
+    fake.reset()
+    assert project.cli("run", "--provider", "fake").exit_code == 0
+    assert [(c.request.hints["index"], c.request.role) for c in fake.calls("image")] == [(2, "end")]
+    assert len(fake.calls("video")) == 1
+    assert {g["status"] for g in plan()["generations"]} == {"reuse"}
+
+
 def test_a_description_only_asset_gets_one_reference_sheet_for_every_job(
     project: Project, fake: Script
 ) -> None:
@@ -177,6 +205,11 @@ def test_a_description_only_asset_gets_one_reference_sheet_for_every_job(
     # Every frame request of the second job carries the first job's sheet.
     sheet_bytes = next((project.root / "tmp" / "one").glob("*/assets/mara.png")).read_bytes()
     assert all(c.request.references[0].data == sheet_bytes for c in fake.calls("image"))
+    # The plan finds the sheet in the cache, so it predicts the keys the run used.
+    plan = project.cli("plan", "jobs/one.yaml", "--json", "--provider", "fake")
+    assert plan.exit_code == 0, plan.output
+    steps = json.loads(plan.stdout)["jobs"][0]["generations"]
+    assert {g["status"] for g in steps} == {"reuse"}
 
 
 def test_the_local_character_is_the_same_figure_in_every_scene(project: Project) -> None:
@@ -274,15 +307,16 @@ def test_video_references_send_asset_images_instead_of_frames(
     assert clip["references"][0]["asset"] == "cup"
 
 
-def test_a_database_from_before_assets_is_migrated(project: Project) -> None:
+def test_a_schema_4_database_is_migrated_and_records_references(project: Project) -> None:
     import sqlite3
 
     project.job("a", "prompt: A boat.\nscenes: 1\n")
     assert project.cli("run").exit_code == 0
+    # Turn it back into the schema before assets (4): no reference_images columns.
     with sqlite3.connect(project.root / "vidpipe.db") as conn:
         conn.execute("ALTER TABLE keyframes DROP COLUMN reference_images")
         conn.execute("ALTER TABLE video_clips DROP COLUMN reference_images")
-        conn.execute("UPDATE vidpipe_meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("UPDATE vidpipe_meta SET value = '4' WHERE key = 'schema_version'")
     status = project.cli("status", "a", "--json")
     assert status.exit_code == 0, status.output
     with sqlite3.connect(project.root / "vidpipe.db") as conn:
@@ -290,4 +324,16 @@ def test_a_database_from_before_assets_is_migrated(project: Project) -> None:
             "SELECT value FROM vidpipe_meta WHERE key = 'schema_version'"
         ).fetchone()
         columns = [r[1] for r in conn.execute("PRAGMA table_info(keyframes)")]
-    assert version == ("2",) and "reference_images" in columns
+    assert version == ("5",) and "reference_images" in columns
+    # The migrated database records what a job with assets sends.
+    product_png(project.root / "assets" / "cup.png")
+    project.job("b", PRODUCT_JOB)
+    result = project.cli("run", "jobs/b.yaml")
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(project.root / "vidpipe.db") as conn:
+        rows = [
+            json.loads(r[0] or "null")
+            for r in conn.execute("SELECT reference_images FROM keyframes")
+        ]
+        sent = [row for row in rows if row]
+    assert sent and all(s["sent"][0]["asset"] == "cup" for s in sent)

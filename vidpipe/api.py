@@ -1,41 +1,39 @@
-"""What the read-mostly commands do: render, estimate, list, status, resume, stitch.
+"""What the commands do besides `run`: validate, render, estimate, plan, list, status,
+resume, stitch, report.
 
 Each function returns plain data (or text) for the CLI to print; they are also the
-Python API of those commands.
+Python API of those commands. `run` is :func:`vidpipe.batch.runner.run_batch`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
+from vidpipe.plan import AFTER_STORYBOARD, Compiled, Plan, Status, assess, compile_batch
+from vidpipe.providers import available
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
-from vidpipe.store import Project, Store
+from vidpipe.store import Project, Store, existing
+
+if TYPE_CHECKING:
+    from vidpipe.outputs.report import Gallery
 
 
-def _database_exists(config: Config) -> bool:
-    url = config.database
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).is_file()
-    return True
-
-
-def open_store(config: Config, *, create: bool = False) -> Store | None:
-    """The project database, or None when it does not exist yet (and `create` is off)."""
-    if not create and not _database_exists(config):
-        return None
-    return Store(config.database)
+def open_store(config: Config) -> Store | None:
+    """The project database, or None when it does not exist yet (it is not created)."""
+    return existing(config.database)
 
 
 def find_jobs(config: Config, ref: str, cwd: Path) -> list[Job]:
     """Jobs named by a file path, or by a job name among the project's jobs."""
     candidate = Path(ref) if Path(ref).is_absolute() else cwd / ref
+    known = available()
     if candidate.exists():
-        return load_jobs([ref], config, cwd=cwd)
-    jobs = [j for j in load_jobs([], config, cwd=cwd) if j.name == ref]
+        return load_jobs([ref], config, cwd=cwd, known_providers=known)
+    jobs = [j for j in load_jobs([], config, cwd=cwd, known_providers=known) if j.name == ref]
     if not jobs:
         raise NotFound(f"no job file or job named {ref!r}; give a path like jobs/example.yaml")
     return jobs
@@ -100,32 +98,168 @@ def _recorded_storyboard(
     return None
 
 
-# -- estimate -----------------------------------------------------------------------------
+# -- validate / estimate / plan ------------------------------------------------------------
+
+
+def validate_batch(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
+) -> Compiled:
+    """Compile every job (every compile-time check); raise JobFileError listing problems.
+
+    The result holds the plans and the warnings (models retiring soon)."""
+    return compile_batch(config, paths, provider=provider, cwd=cwd)
 
 
 def estimate_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
 ) -> dict[str, Any]:
-    """Planned calls and cost per job and in total (`vidpipe estimate`)."""
-    from vidpipe.batch.runner import RunOptions, prepare
-    from vidpipe.engine.runtime import Runtime, estimate
-
-    prepared = prepare(
-        config, RunOptions(paths=paths, provider=provider), cwd=cwd, check_credentials=False
-    )
-    runtime = Runtime(config=config, store=None, providers=prepared.providers)  # type: ignore[arg-type]
-    jobs = []
-    for job in prepared.jobs:
-        planned = estimate(job, runtime)
-        jobs.append(
-            {
-                "name": job.name,
-                "source": job.display,
-                "provider": dict(job.providers),
-                **planned.as_dict(),
-            }
-        )
+    """The whole price per job and in total, as if nothing were cached (`vidpipe estimate`)."""
+    jobs = [
+        {
+            "name": plan.name,
+            "source": plan.job.display,
+            "provider": dict(plan.providers),
+            **plan.estimate.as_dict(),
+        }
+        for plan in validate_batch(config, paths, provider=provider, cwd=cwd).plans
+    ]
     return {"jobs": jobs, "total_usd": round(sum(j["cost_usd"] for j in jobs), 6)}
+
+
+def plan_batch(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
+) -> dict[str, Any]:
+    """What a run would reuse, make and pay for, job by job (`vidpipe plan --json`).
+
+    The shape is documented in the README ("vidpipe plan --json") and kept stable.
+    """
+    compiled = compile_batch(config, paths, provider=provider, cwd=cwd)
+    store = open_store(config)
+    jobs: list[dict[str, Any]] = []
+    try:
+        for plan in compiled.plans:
+            assessment = assess(plan, compiled.providers, store, config)
+            jobs.append(
+                {
+                    "name": plan.name,
+                    "source": plan.job.display,
+                    "digest": plan.digest,
+                    "provider": dict(plan.providers),
+                    "models": dict(plan.models),
+                    "storyboard_pending": assessment.storyboard_pending,
+                    "generations": [
+                        {
+                            "node": step.node,
+                            "capability": step.capability,
+                            "scene": step.scene,
+                            "status": str(step.status),
+                            "key": step.key,
+                            "cost_usd": step.cost_usd,
+                            "reasons": list(step.reasons),
+                        }
+                        for step in assessment.steps
+                    ],
+                    "stitch": {
+                        "status": str(assessment.stitch),
+                        "reason": assessment.stitch_reason,
+                    },
+                    "counts": {str(s): assessment.count(s) for s in Status},
+                    "new_cost_usd": assessment.new_cost_usd,
+                    "estimate_usd": plan.estimate.cost_usd,
+                    "output": plan.output,
+                }
+            )
+    finally:
+        if store is not None:
+            store.close()
+    totals = {str(s): sum(j["counts"][str(s)] for j in jobs) for s in Status}
+    return {
+        "jobs": jobs,
+        "totals": {
+            "jobs": len(jobs),
+            **totals,
+            "new_cost_usd": round(sum(j["new_cost_usd"] for j in jobs), 6),
+        },
+        "key_pending": AFTER_STORYBOARD,
+    }
+
+
+# -- models -------------------------------------------------------------------------------
+
+
+def list_models(config: Config) -> list[dict[str, Any]]:
+    """The catalog as `vidpipe models` shows it: every entry plus one-line summaries."""
+    from vidpipe.catalog import today
+    from vidpipe.pricing import PriceTable
+
+    table = PriceTable(config.pricing, config.catalog)
+    on = today()
+    rows = []
+    for info in config.catalog:
+        row = info.as_dict()
+        row["prices"] = {**row["prices"], **dict(config.pricing.get(info.id) or {})}
+        row["limits"] = _limits(info)
+        row["price"] = _price(table.price(info.id), info.provider)
+        found = info.lifecycle_message(on)
+        if info.retired(on):
+            lifecycle = f"retired {info.retires or ''}".strip()
+        elif info.retires:
+            lifecycle = f"{info.status}, retires {info.retires}"
+        else:
+            lifecycle = info.status
+        if info.replacement and (info.retired(on) or found):
+            lifecycle += f" → {info.replacement}"
+        row["lifecycle"] = lifecycle
+        rows.append(row)
+    return rows
+
+
+def _limits(info: Any) -> str:
+    parts = []
+    if info.durations:
+        parts.append("/".join(str(d) for d in info.durations) + " s")
+    if info.resolutions:
+        parts.append("/".join(info.resolutions))
+    if info.image_sizes:
+        parts.append("/".join(info.image_sizes))
+    if info.aspect_ratios:
+        parts.append(
+            " ".join(info.aspect_ratios)
+            if len(info.aspect_ratios) <= 3
+            else f"{len(info.aspect_ratios)} ratios"
+        )
+    if info.step == "video":
+        frames = "first+last frame" if info.last_frame else "first frame"
+        if info.reference_images:
+            frames += f", {info.reference_images} refs"
+        parts.append(frames)
+        parts.append("audio" if info.audio else "silent")
+    elif info.max_input_images:
+        parts.append(f"≤{info.max_input_images} input images")
+    if info.location:
+        parts.append(info.location)
+    return ", ".join(parts) or "-"
+
+
+def _price(rates: dict[str, float] | None, provider: str) -> str:
+    if provider == "local":
+        return "free"
+    if not rates:
+        return "unpriced"
+    if "per_second" in rates or "per_second_audio" in rates:
+        silent, sound = rates.get("per_second"), rates.get("per_second_audio")
+        text = f"{silent:g}/s" if silent is not None else ""
+        if sound is not None and sound != silent:
+            text += f" ({sound:g}/s with audio)"
+        return text.strip()
+    if "per_image" in rates:
+        return f"{rates['per_image']:g}/image"
+    if "per_million_input_tokens" in rates:
+        return (
+            f"{rates['per_million_input_tokens']:g} in / "
+            f"{rates.get('per_million_output_tokens', 0):g} out per 1M tokens"
+        )
+    return ", ".join(f"{k} {v:g}" for k, v in rates.items())
 
 
 # -- list / status ------------------------------------------------------------------------
@@ -137,23 +271,42 @@ def _output(config: Config, project: Project) -> str | None:
     )
 
 
-def list_projects(config: Config, *, status: str | None = None) -> list[dict[str, Any]]:
-    """Projects, newest first (`vidpipe list --json`)."""
+def list_projects(
+    config: Config, *, status: str | None = None, all_versions: bool = False
+) -> list[dict[str, Any]]:
+    """Projects, newest first (`vidpipe list --json`): the newest project of each job, or
+    with `all_versions` every project. `status` keeps those in that state."""
     store = open_store(config)
     if store is None:
         return []
-    rows = [
+    try:
+        projects = list(store.projects())
+    finally:
+        store.close()
+    versions: dict[str, int] = {}
+    for p in projects:
+        versions[p.job_name] = versions.get(p.job_name, 0) + 1
+    if not all_versions:
+        seen: set[str] = set()
+        newest = []
+        for p in projects:
+            if p.job_name not in seen:
+                seen.add(p.job_name)
+                newest.append(p)
+        projects = newest
+    return [
         {
             "project_id": p.id,
             "job": p.job_name,
             "status": p.status,
             "created_at": p.created_at.isoformat(timespec="seconds") + "Z",
             "output": _output(config, p),
+            "cost_usd": round(p.cost_actual_usd or 0.0, 6),
+            "versions": versions[p.job_name],
         }
-        for p in store.projects(status=status)
+        for p in projects
+        if status is None or p.status == status
     ]
-    store.close()
-    return rows
 
 
 def _project(store: Store | None, ref: str) -> Project:
@@ -170,7 +323,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
     store = open_store(config)
     project = _project(store, ref)
     assert store is not None
-    manifest = build_manifest(store, config, project)
+    manifest = build_manifest(store, config, project, check_files=True)
     runs = [
         {
             "started_at": r.started_at.isoformat(timespec="seconds") + "Z",
@@ -178,6 +331,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
             "provider_calls": r.provider_calls,
             "cached_calls": r.cached_calls,
             "cost_usd": r.cost_usd,
+            "batch_id": r.batch_id,
         }
         for r in store.runs(project.id)
     ]
@@ -203,17 +357,8 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
 # -- resume / stitch ----------------------------------------------------------------------
 
 
-def resume_project(
-    config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
-) -> Any:
-    """Continue a stopped, failed or interrupted project with its job file as it is now."""
-    from vidpipe.batch.progress import make_progress
-    from vidpipe.batch.runner import Batch, Prepared, RunOptions, providers_for
-    from vidpipe.engine.runtime import Runtime, input_hash
-
-    store = open_store(config)
-    project = _project(store, ref)
-    assert store is not None
+def _plan_of(config: Config, project: Project, cwd: Path) -> Plan:
+    """The plan of a project's job, compiled from its job file as it is now."""
     source = (
         config.root / project.source_path
         if not Path(project.source_path).is_absolute()
@@ -221,27 +366,44 @@ def resume_project(
     )
     if not source.is_file():
         raise InputError(f"the job file of {project.id} ({project.source_path}) no longer exists")
-    jobs = [j for j in load_jobs([str(source)], config, cwd=cwd) if j.name == project.job_name]
-    if not jobs:
+    plans = [
+        p for p in compile_batch(config, [str(source)], cwd=cwd).plans if p.name == project.job_name
+    ]
+    if not plans:
         raise InputError(f"{project.source_path} no longer defines job {project.job_name!r}")
-    job = jobs[0]
-    prepared = Prepared(jobs=[job], providers=providers_for([job], config))
-    for name, provider in prepared.providers.items():
-        provider.check_ready({s for s, p in job.providers.items() if p == name})  # type: ignore[misc]
-    if (
-        input_hash(job, Runtime(config=config, store=store, providers=prepared.providers))
-        != project.input_hash
-    ):
+    return plans[0]
+
+
+def resume_project(
+    config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
+) -> Any:
+    """Continue a stopped, failed or interrupted project with its job file as it is now."""
+    from vidpipe.batch.progress import make_progress
+    from vidpipe.batch.runner import Batch, Prepared, RunOptions
+    from vidpipe.plan import providers_for
+
+    store = open_store(config)
+    project = _project(store, ref)
+    assert store is not None
+    plan = _plan_of(config, project, cwd)
+    if plan.digest != project.plan_digest:
         raise InputError(
             f"{project.source_path} or its templates changed since project {project.id} was made; "
             "`vidpipe run` makes a new project for the changed job (unchanged steps come from the cache)"
+        )
+    prepared = Prepared(plans=[plan], providers=providers_for([plan.job], config))
+    for name, provider in prepared.providers.items():
+        steps = {s for s, p in plan.providers.items() if p == name}
+        provider.check_ready(
+            steps,  # type: ignore[arg-type]
+            {plan.models[s] for s in steps},
         )
     progress = make_progress(1, quiet=quiet)
     batch = Batch(
         config,
         store,
         prepared,
-        RunOptions(paths=[str(source)]),
+        RunOptions(paths=[project.source_path]),
         progress,
         stop=stopper.event if stopper else None,
     )
@@ -253,15 +415,140 @@ def resume_project(
     return outcomes[0]
 
 
-def restitch(config: Config, ref: str, *, crossfade: float | None = None) -> str:
-    """Rebuild a project's outputs from its clips (`vidpipe stitch`); no provider calls."""
-    from vidpipe.outputs.manifest import write_outputs
+def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = None) -> str:
+    """Rebuild a project's outputs from its clips (`vidpipe stitch`); no provider calls.
+
+    With `crossfade`, a preview is written beside final.mp4 and final.mp4 is left alone
+    (the job file decides what final.mp4 is); the message says how to keep it.
+    """
+    from vidpipe.outputs.manifest import write_outputs, write_preview
 
     store = open_store(config)
     project = _project(store, ref)
     assert store is not None
     try:
-        path = write_outputs(store, config, project, crossfade=crossfade)
+        plan = _plan_of(config, project, cwd)
+        if crossfade is not None:
+            preview = write_preview(store, config, project, plan, crossfade)
+            return (
+                f"wrote a preview: {config.display(preview)} (final.mp4 is unchanged); to make "
+                f"it permanent, set `stitch: {{crossfade: {crossfade:g}}}` in "
+                f"{project.source_path} and run `vidpipe run`"
+            )
+        if plan.digest != project.plan_digest:
+            raise InputError(
+                f"{project.source_path} changed since project {project.id} was made; "
+                "`vidpipe run` brings its final.mp4 up to date (cached steps cost nothing)"
+            )
+        path = write_outputs(store, config, project, plan)
     finally:
         store.close()
-    return path
+    return f"stitched {path}"
+
+
+def gallery(
+    config: Config, html_path: Path, batch_id: str | None = None, *, compare: str | None = None
+) -> Gallery:
+    """Write the HTML gallery of a batch (`vidpipe report`); see
+    :func:`vidpipe.outputs.report.write_gallery`."""
+    from vidpipe.outputs.report import write_gallery
+
+    return write_gallery(config, html_path, batch_id, compare=compare)
+
+
+# -- gc -----------------------------------------------------------------------------------
+
+
+def collect_garbage(
+    config: Config, *, dry_run: bool = False, keep_days: float = 7
+) -> dict[str, Any]:
+    """`vidpipe gc`: remove objects no project and no recent generation refers to."""
+    from vidpipe.engine.cache import collect_garbage as collect
+
+    store = open_store(config)
+    if store is None:
+        return {"objects": [], "bytes_freed": 0, "kept": 0, "dry_run": dry_run}
+    try:
+        garbage = collect(store, config.artifacts_dir, keep_days=keep_days, dry_run=dry_run)
+    finally:
+        store.close()
+    return {
+        "objects": [config.display(config.artifacts_dir / o) for o in garbage.objects],
+        "bytes_freed": garbage.bytes_freed,
+        "kept": garbage.kept,
+        "dry_run": dry_run,
+    }
+
+
+# -- keep ---------------------------------------------------------------------------------
+
+
+def keep_frame(config: Config, ref: str, scene: int, kind: str) -> dict[str, Any]:
+    """Record a keyframe file as edited by hand and kept (`vidpipe keep`).
+
+    The frame's row takes the file's new sha256 with source `kept`: the next run builds
+    the scene's clip, and for an end frame the next scene, from it instead of stopping or
+    generating it again.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from vidpipe.artifacts import Layout, sha256_file
+    from vidpipe.engine.states import FrameSource, ProjectState
+
+    store = open_store(config)
+    project = _project(store, ref)
+    assert store is not None
+    try:
+        scenes = {s.index: s for s in store.scenes(project.id)}
+        if scene not in scenes:
+            raise InputError(
+                f"{project.job_name} ({project.id}) has no scene {scene}; its scenes are "
+                f"0 to {len(scenes) - 1}"
+                if scenes
+                else f"{project.job_name} ({project.id}) has no scenes yet; run it first"
+            )
+        frame = next((k for k in scenes[scene].keyframes if k.kind == kind), None)
+        if frame is None:
+            raise InputError(f"scene {scene} of {project.id} has no {kind} frame yet")
+        if frame.source == FrameSource.INHERITED:
+            raise InputError(
+                f"scene {scene}'s start frame is scene {scene - 1}'s end frame; run "
+                f"`vidpipe keep {ref} {scene - 1} end`"
+            )
+        layout = Layout(config.artifacts_dir, project.job_name, project.id)
+        path = layout.load(frame.path)
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except FileNotFoundError:
+            raise InputError(f"{config.display(path)} does not exist; nothing to keep") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise InputError(
+                f"{config.display(path)} is not a readable image; save it as a PNG and try again"
+            ) from None
+        digest = sha256_file(path)
+        store.put_keyframe(
+            project.id,
+            scene,
+            kind,
+            path=frame.path,
+            sha256=digest,
+            source=FrameSource.KEPT,
+            generation_key=None,
+            prompt=frame.prompt,
+        )
+        if project.status in (ProjectState.COMPLETE, ProjectState.FAILED):
+            # A finished project is up to date for `run`: reopen it so resume rebuilds.
+            store.update_project(project.id, status=ProjectState.STOPPED, stopped_after="kept")
+        elif project.stopped_after == "edited":
+            store.update_project(project.id, error_message=None)
+    finally:
+        store.close()
+    return {
+        "project_id": project.id,
+        "job": project.job_name,
+        "scene": scene,
+        "kind": kind,
+        "path": config.display(path),
+        "sha256": digest,
+    }

@@ -6,6 +6,11 @@ Layout (SPEC §5)::
                                       /clips/scene_00.mp4
                                       /output/final.mp4, manifest.json, storyboard.png
 
+Generation results (keyframes and clips a provider made) also live once each in a
+content-addressed store, ``<artifacts_dir>/objects/<sha256[:2]>/<sha256>``; the cache
+points there and projects hold hard links (or copies), so deleting a project folder never
+loses a cached generation. `vidpipe gc` frees objects nothing refers to.
+
 Every file is written to a hidden temporary name in the same folder, flushed to disk and
 renamed over the final name (atomic on POSIX). A file is only trusted when its sha256
 matches the database record.
@@ -64,17 +69,53 @@ def write_atomic(path: Path, data: bytes) -> str:
     return sha256_bytes(data)
 
 
-def copy_atomic(src: Path, dst: Path) -> str:
-    """Copy `src` to `dst` atomically (a hard link when possible); return the sha256."""
+def copy_atomic(src: Path, dst: Path, *, link: bool = True) -> str:
+    """Copy `src` to `dst` atomically; return the sha256.
+
+    With `link` the temporary is a hard link when possible (artifacts inside the artifacts
+    folder share their bytes). Without it the bytes are copied: a file handed to the user
+    (`output:`) must not share an inode with an artifact, or editing one edits the other.
+    """
     if src.resolve() == dst.resolve():
         return sha256_file(dst)
     with atomic_path(dst) as tmp:
         try:
+            if not link:
+                raise OSError("copy requested")
             tmp.unlink(missing_ok=True)
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
     return sha256_file(dst)
+
+
+OBJECTS = "objects"
+
+
+def object_path(artifacts_dir: Path, sha256: str) -> Path:
+    """Where the object with this content lives (two hex digits of fan-out per folder)."""
+    return artifacts_dir / OBJECTS / sha256[:2] / sha256
+
+
+def put_object(artifacts_dir: Path, src: Path, sha256: str) -> Path:
+    """Keep `src` (whose content has `sha256`) in the object store; return the object's path.
+
+    A hard link when the file system allows it (no second copy on disk), else a copy.
+    An object already there and intact is kept as it is.
+    """
+    target = object_path(artifacts_dir, sha256)
+    if verified(target, sha256):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A hard link at the final name is atomic by itself: the object appears whole or
+        # not at all, and a killed run leaves no temporary behind.
+        os.link(src, target)
+    except FileExistsError:
+        copy_atomic(src, target)  # a damaged object: replace it
+    except OSError:
+        copy_atomic(src, target)  # no hard links here (another file system): a copy
+    return target
 
 
 def verified(path: Path, sha256: str | None) -> bool:
@@ -115,6 +156,10 @@ class Layout:
     @property
     def output(self) -> Path:
         return self.folder / "output" / "final.mp4"
+
+    def preview(self, crossfade: float) -> Path:
+        """Where `vidpipe stitch --crossfade S` writes a trial stitch (never final.mp4)."""
+        return self.folder / "output" / f"preview-crossfade-{crossfade:g}.mp4"
 
     @property
     def manifest(self) -> Path:

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
-from vidpipe.engine.cache import generation_key
 from vidpipe.engine.calls import Calls, Stop
-from vidpipe.engine.references import VIDEO_REFERENCES_MAX, cap
 from vidpipe.engine.runtime import Runtime
 from vidpipe.engine.states import ClipState, FrameSource, SceneState
 from vidpipe.errors import ProviderError, VidpipeError
+from vidpipe.plan.model import Plan
+from vidpipe.plan.requests import request_key, video_references, video_request
 from vidpipe.providers import Provider, ReferenceImage, VideoRequest, VideoStatus
-from vidpipe.spec.jobs import Job
 from vidpipe.store import utcnow
 
 
@@ -43,9 +42,9 @@ class _Op:
 class ClipOperations:
     """The clips of one project in one run: submitted, polled and finished here."""
 
-    def __init__(self, runtime: Runtime, job: Job, project_id: str, layout: Layout, calls: Calls):
+    def __init__(self, runtime: Runtime, plan: Plan, project_id: str, layout: Layout, calls: Calls):
         self.rt = runtime
-        self.job = job
+        self.job = job = plan.job
         self.project_id = project_id
         self.layout = layout
         self.calls = calls
@@ -70,36 +69,21 @@ class ClipOperations:
     ) -> VideoRequest:
         """Scene `index`'s clip request: from its frames, or in reference mode its assets'."""
         model = self.provider.model("video", self.job.models.get("video"))
-        first: bytes | None = None
-        last: bytes | None = None
-        references: tuple[ReferenceImage, ...] = ()
         self.sent[index] = None
-        if self.job.video_mode(index) == "assets":
-            # Reference images replace both frames: the model takes one or the other.
-            if not refs:
-                raise VidpipeError(
-                    f"scene {index} makes its clip from asset references (video: {{references: "
-                    "assets}), but the scene shows no asset; list its assets in the storyboard "
-                    "or scene_overrides, or use references: frames"
-                )
-            chosen = cap(refs, VIDEO_REFERENCES_MAX)
-            references = chosen.sent
-            self.sent[index] = chosen.record(f"scene {index} clip", model, VIDEO_REFERENCES_MAX)
-        else:
+        if self.job.video_mode(index) != "assets":
             first, last = start[0].read_bytes(), end[0].read_bytes()
-        return VideoRequest(
-            model=model,
-            prompt=prompt,
-            first_frame=first,
-            last_frame=last,
-            duration=self.job.clip_seconds(index),
-            aspect_ratio=self.job.aspect_ratio,
-            resolution=self.job.resolution,
-            generate_audio=self.job.generate_audio,
-            negative_prompt=self.job.negative_prompt,
-            seed=self.job.seed,
-            references=references,
-        )
+            return video_request(self.job, self.provider, index, prompt, first, last)
+        # Reference images replace both frames: the model takes one or the other.
+        if not refs:
+            raise VidpipeError(
+                f"scene {index} makes its clip from asset references (video: {{references: "
+                "assets}), but the scene shows no asset; list its assets in the storyboard "
+                "or scene_overrides, or use references: frames"
+            )
+        chosen = video_references(self.provider, model, refs)
+        limit = self.provider.max_reference_images(model)
+        self.sent[index] = chosen.record(f"scene {index} clip", model, limit)
+        return video_request(self.job, self.provider, index, prompt, None, None, chosen.sent)
 
     def submit(
         self,
@@ -112,7 +96,7 @@ class ClipOperations:
         """Start scene `index`'s clip, unless it is recorded, cached or already under way."""
         store = self.rt.store
         request = self.request(index, prompt, start, end, refs)
-        key = generation_key(self.provider.name, "video", self.provider.key_fields(request))
+        key = request_key(self.provider, "video", request)
         clip = store.clip(self.project_id, index)
         if clip is not None and clip.generation_key == key:
             if clip.status == ClipState.COMPLETE and verified(
@@ -120,27 +104,37 @@ class ClipOperations:
             ):
                 self.done[index] = ClipState.COMPLETE
                 return
-            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT):
+            late = clip.status == ClipState.TIMED_OUT and clip.operation_id
+            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT) and not late:
                 self.done[index] = ClipState(clip.status)
                 return
-        target = self.layout.clip(index)
-        hit = self.calls.lookup(f"scene {index} clip", key)
-        if hit is not None and hit.path is not None:
-            sha = copy_atomic(hit.path, target)
-            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
-            return
         now = time.monotonic()
-        # Poll an operation already under way (ours from a crashed run, or another job's).
+        # Poll an operation already under way: ours from a crashed run, one that timed out
+        # in an earlier run (it kept running, and is billed when it finishes: its clip is
+        # worth having), or another job's.
         if (
             clip is not None
             and clip.generation_key == key
-            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING)
+            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING, ClipState.TIMED_OUT)
             and clip.operation_id
         ):
             self.ops[index] = _Op(
                 index, key, request, clip.operation_id, now, now, clip.attempts or 1
             )
             return
+        target = self.layout.clip(index)
+        hit = self.calls.obtain(
+            f"scene {index} clip",
+            key,
+            capability="video",
+            provider=self.provider,
+            model=request.model,
+        )
+        if hit is not None and hit.path is not None:
+            sha = copy_atomic(hit.path, target)
+            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
+            return
+        # Another job's operation for the same clip: poll it rather than pay again.
         pending = self.rt.cache.pending(key)
         if pending is not None and pending.operation_id:
             self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
@@ -157,8 +151,12 @@ class ClipOperations:
         self._submit(index, key, request, attempts=1)
 
     def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
-        self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
-        operation_id = self.provider.submit_video(request)
+        try:
+            self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
+            operation_id = self.provider.submit_video(request)
+        except BaseException:
+            self.calls.release(key)
+            raise
         # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
         self.calls.submitted(
             key, provider=self.provider, model=request.model, operation_id=operation_id
@@ -191,6 +189,7 @@ class ClipOperations:
             if op.next_poll > now:
                 continue
             self.calls.check_stop()
+            self.calls.check_lease()
             status = self.provider.poll_video(op.operation_id, op.request)
             op.polled += 1
             self._handle(op, status)
@@ -222,10 +221,16 @@ class ClipOperations:
             if op.polled == 1:
                 self.rt.store.put_clip(self.project_id, index, status=ClipState.POLLING)
             if time.monotonic() - op.submitted > provider.poll_timeout:
+                # The operation stays recorded (clip row and pending generation): it keeps
+                # running on the service, so the next run or `vidpipe resume` polls it
+                # again instead of paying for another.
                 del self.ops[index]
-                self.calls.forget(op.key)
                 self._final(
-                    index, ClipState.TIMED_OUT, f"no result after {provider.poll_timeout:.0f} s"
+                    index,
+                    ClipState.TIMED_OUT,
+                    f"no result after {provider.poll_timeout:.0f} s; operation "
+                    f"{op.operation_id} is recorded and the next run or `vidpipe resume` "
+                    "polls it again",
                 )
             else:
                 op.next_poll = time.monotonic() + provider.poll_interval
@@ -243,6 +248,7 @@ class ClipOperations:
                 path=target,
                 sha256=sha,
                 operation_id=op.operation_id,
+                started=op.submitted,
             )
             self._complete(
                 index,
@@ -260,8 +266,11 @@ class ClipOperations:
                 ClipState.RAI_FILTERED,
                 status.reason or "filtered by the provider's safety filter",
             )
-        elif op.attempts <= provider.resubmits:
+        elif status.retry and op.attempts <= provider.resubmits:
             self._submit(index, op.key, op.request, attempts=op.attempts + 1)
+        elif not status.retry:
+            # A deterministic refusal: the same request would be refused again.
+            self._final(index, ClipState.FAILED, status.reason or "the service refused the clip")
         else:
             reason = status.reason or "the operation failed"
             self._final(index, ClipState.FAILED, f"{reason} (after {op.attempts} attempts)")

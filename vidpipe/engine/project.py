@@ -23,40 +23,40 @@ from typing import Any
 from vidpipe.artifacts import (
     Layout,
     copy_atomic,
-    sha256_file,
     sweep_temporaries,
     verified,
     write_atomic,
 )
-from vidpipe.engine.cache import generation_key
 from vidpipe.engine.calls import Calls, Stop
 from vidpipe.engine.clips import ClipOperations
-from vidpipe.engine.references import References, cap
-from vidpipe.engine.runtime import Outcome, Runtime, estimate
+from vidpipe.engine.references import References
+from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneState
 from vidpipe.errors import (
+    EditedKeyframe,
     Interrupted,
     InvalidAnswer,
+    LeaseLost,
     MediaError,
     ProviderError,
     TemplateProblem,
     VidpipeError,
 )
+from vidpipe.failures import unexpected
+from vidpipe.plan.model import Plan
+from vidpipe.plan.requests import (
+    image_references,
+    image_request,
+    request_key,
+    storyboard_request,
+)
 from vidpipe.prompts import (
-    Prompts,
     ScenePrompts,
     prompts_for,
     scene_prompts,
     scenes_after_overrides,
-    storyboard_prompt,
 )
-from vidpipe.providers import (
-    ImageRequest,
-    Provider,
-    ReferenceImage,
-    StoryboardRequest,
-)
-from vidpipe.spec.jobs import Job
+from vidpipe.providers import Provider, ReferenceImage, StoryboardRequest
 from vidpipe.spec.schema import load_schema
 from vidpipe.store import Project
 
@@ -66,26 +66,33 @@ STORYBOARD_ATTEMPTS = 3
 class ProjectRun:
     """Runs (or continues) one project of one job."""
 
-    def __init__(
-        self, runtime: Runtime, job: Job, project: Project, prompts: Prompts | None = None
-    ):
+    def __init__(self, runtime: Runtime, plan: Plan, project: Project):
         self.rt = runtime
-        self.job = job
+        self.plan = plan
+        self.job = job = plan.job
         self.project = project
-        self.prompts = prompts or prompts_for(job)
+        self.prompts = prompts_for(job)
         self.layout = Layout(runtime.config.artifacts_dir, job.name, project.id)
         self.outcome = Outcome(
             name=job.name, status=JobStatus.RUNNING, project_id=project.id, source=job.display
         )
         self.timings: dict[str, float] = dict(project.timings or {})
         self.calls = Calls(runtime, job.name, project.id, self.outcome)
-        self.clips = ClipOperations(runtime, job, project.id, self.layout, self.calls)
-        self.refs = References(runtime, job, self.layout, self.calls)
+        self.clips = ClipOperations(runtime, plan, project.id, self.layout, self.calls)
+        self.refs = References(runtime, self.job, self.layout, self.calls)
 
     # -- helpers --------------------------------------------------------------------------
 
     def _status(self, status: str, **values: Any) -> None:
+        # A step boundary: a runner that lost the project to another stops here.
+        self.calls.check_lease()
         self.rt.store.update_project(self.project.id, status=status, **values)
+        self.project.status = status
+
+    def _final_status(self, status: str, **values: Any) -> None:
+        """How a run ends, recorded unless another runner holds the project now."""
+        if self.rt.store.holds(self.project.id, self.rt.owner):
+            self.rt.store.update_project(self.project.id, status=status, **values)
         self.project.status = status
 
     def _progress(self, step: str, done: int, total: int) -> None:
@@ -99,35 +106,64 @@ class ProjectRun:
     def run(self) -> Outcome:
         started = time.monotonic()
         run_id = self.rt.store.start_run(self.project.id, self.rt.batch_id)
-        sweep_temporaries(self.layout.folder)
+        lost = False
         try:
-            self._run()
+            try:
+                sweep_temporaries(self.layout.folder)
+                self._run()
+            except (Stop, Interrupted, LeaseLost):
+                raise
+            except Exception:
+                # A failure because another runner took the project over (it swept our
+                # temporary files, say) is that, not a failure of the project.
+                self.calls.check_lease()
+                raise
+        except LeaseLost as exc:
+            # The project is another runner's now: leave its row to that runner.
+            lost = True
+            self.outcome.status = JobStatus.STOPPED
+            self.outcome.error = str(exc)
         except (Stop, Interrupted):
             self.outcome.status = JobStatus.STOPPED
             self.outcome.error = "interrupted"
-            self._status(ProjectState.STOPPED, stopped_after="interrupted", error_message=None)
+            self._final_status(
+                ProjectState.STOPPED, stopped_after="interrupted", error_message=None
+            )
+        except EditedKeyframe as exc:
+            # Not a failure: the project waits for the user's decision.
+            self.outcome.status = JobStatus.STOPPED
+            self.outcome.error = str(exc)
+            self._final_status(ProjectState.STOPPED, stopped_after="edited", error_message=str(exc))
         except (ProviderError, MediaError, TemplateProblem) as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
         except VidpipeError as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
-        except BaseException as exc:
-            # A bug or an interpreter exit: record it so the project is not left "running",
-            # then let it surface.
-            self._status(
-                ProjectState.FAILED, error_message=f"internal error: {type(exc).__name__}: {exc}"
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
+        except Exception as exc:
+            # Isolation: a bug, a full disk, a read-only folder fails this project alone with
+            # a one-line reason; the traceback goes to error.log beside its artifacts.
+            log_file = self.layout.folder / "error.log"
+            reason = unexpected(exc, log_file, self.rt.config.display(log_file))
+            self.outcome.status = JobStatus.FAILED
+            self.outcome.error = reason
+            self._final_status(ProjectState.FAILED, error_message=reason)
+        except BaseException:
+            # An interpreter exit: record it so the project is not left "running", then go.
+            self._final_status(
+                ProjectState.FAILED, error_message="interrupted by an interpreter exit"
             )
-            self.rt.store.finish_run(run_id, status="failed", error_message=repr(exc))
+            self.rt.store.finish_run(run_id, status="failed", error_message="interpreter exit")
             raise
         finally:
             self.outcome.duration_s = round(time.monotonic() - started, 3)
             self.outcome.cost_usd = round(self.calls.spent, 6)
-            self.rt.store.update_project(
-                self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
-            )
+            if not lost:
+                self.rt.store.update_project(
+                    self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
+                )
         self.rt.store.finish_run(
             run_id,
             status=self.outcome.status,
@@ -152,6 +188,7 @@ class ProjectRun:
         submit = until not in ("keyframes",)
         self._keyframes(scenes, prompts, submit_clips=submit)
         if until == "keyframes":
+            self._review_sheet()
             return self._stopped("keyframes")
         self._status(ProjectState.GENERATING_VIDEO)
         self._clips(scenes, prompts)
@@ -162,6 +199,12 @@ class ProjectRun:
         self._status(ProjectState.COMPLETE, stopped_after=None, error_message=None)
         self.outcome.status = JobStatus.COMPLETE
 
+    def _review_sheet(self) -> None:
+        """The contact sheet of the keyframes: what the review before paying for clips needs."""
+        from vidpipe.outputs.manifest import write_contact_sheet
+
+        write_contact_sheet(self.rt.store, self.rt.config, self.project)
+
     def _stopped(self, step: str) -> None:
         self._status(ProjectState.STOPPED, stopped_after=step)
         self.outcome.status = JobStatus.STOPPED
@@ -169,7 +212,7 @@ class ProjectRun:
     # -- storyboard -----------------------------------------------------------------------
 
     def _storyboard(self) -> dict[str, Any]:
-        rendered = storyboard_prompt(self.job, self.prompts)
+        rendered = self.plan.storyboard_prompt
         if (
             self.project.storyboard
             and self.project.storyboard_prompt == rendered.text
@@ -180,27 +223,19 @@ class ProjectRun:
         self._progress("storyboard", 0, 1)
         start = time.monotonic()
         provider = self.rt.provider_for(self.job, "storyboard")
-        request = StoryboardRequest(
-            model=provider.model("storyboard", self.job.models.get("storyboard")),
-            prompt=rendered.text,
-            schema=load_schema("storyboard"),
-            scene_count=self.job.scenes,
-            idea=self.job.prompt,
-            style=self.job.style,
-            aspect_ratio=self.job.aspect_ratio,
-            clip_duration=self.job.clip_duration,
-            seed=self.job.seed,
-            assets=tuple(
-                {"name": a.name, "kind": a.kind, "description": a.description}
-                for a in sorted(self.job.assets.values(), key=lambda a: a.name)
-            ),
+        request = storyboard_request(self.job, provider, rendered.text)
+        key = request_key(provider, "storyboard", request)
+        hit = self.calls.obtain(
+            "storyboard", key, capability="storyboard", provider=provider, model=request.model
         )
-        key = generation_key(provider.name, "storyboard", provider.key_fields(request))
-        hit = self.calls.lookup("storyboard", key)
         if hit is not None and hit.result is not None and not self._storyboard_problem(hit.result):
             data = hit.result
         else:
-            data = self._ask_storyboard(provider, request, key)
+            try:
+                data = self._ask_storyboard(provider, request, key)
+            except BaseException:
+                self.calls.release(key)
+                raise
         self.rt.store.update_project(
             self.project.id, storyboard=data, storyboard_prompt=rendered.text
         )
@@ -271,6 +306,7 @@ class ProjectRun:
     ) -> None:
         start = time.monotonic()
         rows = {s.index: s for s in self.rt.store.scenes(self.project.id)}
+        self._check_edits(rows.values())
         n = len(scenes)
         previous_end: tuple[Path, str] | None = None
         guide = self.project.storyboard["style_guide"] if self.project.storyboard else {}
@@ -284,11 +320,15 @@ class ProjectRun:
                 self.rt.store.update_scene(
                     self.project.id, i, status=SceneState.KEYFRAMES_GENERATING, error_message=None
                 )
-            # Start frame: the job's image, the previous scene's end frame, or a generation.
+            # Start frame: the job's image, a kept edit, the previous scene's end frame, or
+            # a generation.
+            kept = {kind: self._kept(recorded.get(kind)) for kind in ("start", "end")}
             if override and override.start_image:
                 start_file = self._override_frame(
                     i, "start", override.start_image, recorded.get("start")
                 )
+            elif kept["start"] is not None:
+                start_file = kept["start"]
             elif previous_end is not None:
                 start_file = previous_end
                 self._record_frame(
@@ -313,6 +353,8 @@ class ProjectRun:
                 )
             if override and override.end_image:
                 end_file = self._override_frame(i, "end", override.end_image, recorded.get("end"))
+            elif kept["end"] is not None:
+                end_file = kept["end"]
             else:
                 end_file = self._generated_frame(
                     i,
@@ -331,6 +373,34 @@ class ProjectRun:
                 self.clips.poll_due()
         self._progress("keyframes", n, n)
         self._timed("keyframes", start)
+
+    def _check_edits(self, scenes: Any) -> None:
+        """Stop before replacing a keyframe file someone edited: a whole image whose bytes
+        no longer match. A missing, truncated or unreadable file is made again."""
+        edited = []
+        for scene in sorted(scenes, key=lambda s: s.index):
+            for frame in sorted(scene.keyframes, key=lambda k: k.kind != "start"):
+                if frame.source == FrameSource.INHERITED:
+                    continue  # the previous scene's end frame, checked there
+                path = self.layout.load(frame.path)
+                if path.is_file() and not verified(path, frame.sha256) and _whole_image(path):
+                    edited.append((scene.index, frame.kind, path))
+        if not edited or self.rt.force:
+            return
+        shown = self.rt.config.display
+        lines = [
+            f"{shown(path)} was edited after vidpipe made it; `vidpipe keep {self.job.name} "
+            f"{index} {kind}` builds on the edited file, `vidpipe run --force` makes it again"
+            for index, kind, path in edited
+        ]
+        raise EditedKeyframe("; ".join(lines))
+
+    def _kept(self, recorded: Any) -> tuple[Path, str] | None:
+        """A frame the user edited and adopted with `vidpipe keep`, if intact."""
+        if recorded is None or recorded.source != FrameSource.KEPT:
+            return None
+        path = self.layout.load(recorded.path)
+        return (path, recorded.sha256) if verified(path, recorded.sha256) else None
 
     def _record_frame(
         self,
@@ -373,20 +443,16 @@ class ProjectRun:
     def _override_frame(
         self, index: int, kind: str, image: Path, recorded: Any
     ) -> tuple[Path, str]:
-        from PIL import Image
+        from vidpipe.media.still import keyframe_png
 
         target = self.layout.keyframe(index, kind)
-        digest = sha256_file(image)
+        frame = self.plan.frame(index, kind)
+        digest = frame.image_key
         trusted = self._trusted(recorded, digest)
         if trusted:
             return trusted
-        # Normalise to PNG so every keyframe file has one format.
-        with Image.open(image) as img:
-            import io
-
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, format="PNG")
-        sha = write_atomic(target, buf.getvalue())
+        # Every keyframe file is a PNG of the job's shape (fitted as the job says).
+        sha = write_atomic(target, keyframe_png(image, self.job.aspect_ratio, frame.fit))
         self.rt.store.put_keyframe(
             self.project.id,
             index,
@@ -413,45 +479,43 @@ class ProjectRun:
     ) -> tuple[Path, str]:
         provider = self.rt.provider_for(self.job, "image")
         model = provider.model("image", self.job.models.get("image"))
-        # The start frame an end frame is drawn from comes first and takes one place.
-        limit = provider.max_input_images(model)
-        room = None if limit is None else limit - (1 if reference else 0)
-        chosen = cap(refs, room)
-        request = ImageRequest(
-            model=model,
-            prompt=prompt,
-            aspect_ratio=self.job.aspect_ratio,
-            role="start" if kind == "start" else "end",
-            resolution=self.job.resolution,
-            seed=self.job.seed,
-            reference=reference[0].read_bytes() if reference else None,
-            references=chosen.sent,
-            hints={
-                "caption": scene["scene_description"],
-                "palette": list(guide.get("color_palette", [])),
-                "framing": f"{scene['start_frame_prompt'] if kind == 'start' else scene['end_frame_prompt']}",
-                "camera": guide.get("camera_style", ""),
-                "index": index,
-            },
+        chosen = image_references(provider, model, refs, with_start=reference is not None)
+        request = image_request(
+            self.job,
+            provider,
+            index,
+            kind,
+            prompt,
+            scene,
+            guide,
+            reference[0].read_bytes() if reference else None,
+            chosen.sent,
         )
         sent = (
-            chosen.record(f"scene {index} {kind} frame", model, limit)
+            chosen.record(f"scene {index} {kind} frame", model, provider.max_input_images(model))
             if chosen.sent or chosen.dropped
             else None
         )
-        key = generation_key(provider.name, "image", provider.key_fields(request))
+        key = request_key(provider, "image", request)
         trusted = self._trusted(recorded, key)
         if trusted:
             return trusted
         target = self.layout.keyframe(index, kind)
-        hit = self.calls.lookup(f"scene {index} {kind} frame", key)
+        what = f"scene {index} {kind} frame"
+        hit = self.calls.obtain(
+            what, key, capability="image", provider=provider, model=request.model
+        )
         if hit is not None and hit.path is not None:
             sha = copy_atomic(hit.path, target)
             source = FrameSource.CACHED
         else:
-            self.calls.calling(f"scene {index} {kind} frame", request.model)
-            answer = provider.image(request)
-            sha = write_atomic(target, answer.png)
+            try:
+                self.calls.calling(what, request.model)
+                answer = provider.image(request)
+                sha = write_atomic(target, answer.png)
+            except BaseException:
+                self.calls.release(key)
+                raise
             source = FrameSource.GENERATED
             self.calls.record(
                 key,
@@ -503,12 +567,12 @@ class ProjectRun:
 
         start = time.monotonic()
         self._progress("stitch", 0, 1)
-        estimate_usd = estimate(self.job, self.rt).cost_usd
-        self.rt.store.update_project(self.project.id, cost_estimate_usd=estimate_usd)
+        self.rt.store.update_project(self.project.id, cost_estimate_usd=self.plan.estimate.cost_usd)
         self.outcome.output = write_outputs(
             self.rt.store,
             self.rt.config,
             self.rt.store.project(self.project.id) or self.project,
+            self.plan,
             timings=self.timings,
         )
         self._timed("stitch", start)
@@ -518,6 +582,19 @@ class ProjectRun:
 
     def _project_cost(self) -> float:
         return round(sum(self.rt.store.project_cost(self.project.id).values()), 6)
+
+
+def _whole_image(path: Path) -> bool:
+    """Whether `path` decodes as a complete image: an edit, not a truncated or damaged file
+    (which is made again like a missing one)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+    return True
 
 
 def storyboard_problem(data: Any, scenes: int, assets: Mapping[str, Any] | None = None) -> str:

@@ -21,12 +21,25 @@ Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 #: Text a caption font must draw without a replacement box.
 COVERAGE_PROBE = "café 東京"
 
-#: Fonts tried first, in order (Debian paths); then whatever fontconfig knows for Japanese.
+#: Fonts tried first, in order: Debian's (fonts-wqy-microhei is the small one .ci/run
+#: installs), then where other distributions and desktops keep Noto CJK and the like; then
+#: whatever fontconfig knows for Japanese.
 _CANDIDATES = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/wqy-microhei/wqy-microhei.ttc",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+)
+
+#: Without any CJK font, one that at least draws accented Latin (no CJK: boxes for those).
+_LATIN_FALLBACKS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 )
 
 
@@ -65,7 +78,8 @@ def _fontconfig_files() -> list[str]:
 
 @lru_cache(maxsize=1)
 def unicode_font_path() -> str | None:
-    """The first installed font that draws :data:`COVERAGE_PROBE` without boxes, or None."""
+    """The first installed font that draws :data:`COVERAGE_PROBE` without boxes; else one
+    that draws its accented Latin; else None."""
     for path in [*_CANDIDATES, *_fontconfig_files()]:
         if not os.path.isfile(path):
             continue
@@ -74,6 +88,9 @@ def unicode_font_path() -> str | None:
         except OSError:
             continue
         if not missing_glyphs(font, COVERAGE_PROBE):
+            return path
+    for path in _LATIN_FALLBACKS:
+        if os.path.isfile(path):
             return path
     return None
 

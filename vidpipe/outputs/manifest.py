@@ -1,44 +1,30 @@
 """The outputs of a project: the stitched video, `manifest.json` and the contact sheet.
 
-Everything here works from what the database recorded, not from the job file, so
-`vidpipe stitch` can rebuild the outputs of any project without a provider call.
-Paths in the manifest are relative to the project root (SPEC §7).
+Clips, keyframes and costs come from what the database recorded; how to stitch them
+(crossfade, audio, the `output:` copy) comes from the job's plan: the job file is the
+truth. Paths in the manifest are relative to the project root (SPEC §7).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
 from vidpipe.errors import MediaError
+from vidpipe.plan.model import Plan
 from vidpipe.spec.config import Config
 from vidpipe.store import Project, Scene, Store
 
 GAP_STATES = ("rai_filtered", "timed_out")
 
 
-def write_outputs(
-    store: Store,
-    config: Config,
-    project: Project,
-    *,
-    crossfade: float | None = None,
-    timings: dict[str, float] | None = None,
-) -> str:
-    """Stitch the project's finished clips and write manifest and contact sheet.
-
-    Returns the final video's path relative to the project root.
-    """
-    from vidpipe import media
-
+def finished_clips(store: Store, config: Config, project: Project) -> list[Path]:
+    """The project's finished clips, each checked against its recorded sha256."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
-    scenes = store.scenes(project.id)
-    stitch = dict(project.job.get("stitch") or {})
-    if crossfade is not None:
-        stitch["crossfade"] = crossfade
     clips = []
-    for scene in scenes:
+    for scene in store.scenes(project.id):
         clip = scene.clip
         if clip is None or clip.status != "complete":
             continue
@@ -51,37 +37,129 @@ def write_outputs(
         clips.append(path)
     if not clips:
         raise MediaError("no finished clip to stitch")
-    with atomic_path(layout.output) as tmp:
-        result = media.stitch(
-            clips,
-            tmp,
-            crossfade=float(stitch.get("crossfade", 0)),
-            audio=bool(stitch.get("audio", True)),
+    return clips
+
+
+def write_preview(
+    store: Store, config: Config, project: Project, plan: Plan, crossfade: float
+) -> Path:
+    """Stitch the project's clips with another crossfade into output/preview-crossfade-S.mp4.
+
+    final.mp4, the manifest and the database are left alone: only the job file decides
+    what final.mp4 is.
+    """
+    from vidpipe import media
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    clips = finished_clips(store, config, project)
+    target = layout.preview(crossfade)
+    with atomic_path(target) as tmp:
+        media.stitch(clips, tmp, crossfade=crossfade, audio=plan.audio)
+    return target
+
+
+def write_outputs(
+    store: Store,
+    config: Config,
+    project: Project,
+    plan: Plan,
+    *,
+    timings: dict[str, float] | None = None,
+) -> str:
+    """Stitch the project's finished clips as its plan says; write manifest and contact sheet.
+
+    Returns the final video's path relative to the project root.
+    """
+    from vidpipe import media
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    scenes = store.scenes(project.id)
+    stitch = {"crossfade": plan.crossfade, "audio": plan.audio}
+    clips = finished_clips(store, config, project)
+    settings = plan.settings.get("finish")
+    # With a finish step the stitch is an intermediate and final.mp4 the finished film.
+    stitched = layout.output.with_name("stitched.mp4") if settings else layout.output
+    with atomic_path(stitched) as tmp:
+        result = media.stitch(clips, tmp, crossfade=plan.crossfade, audio=plan.audio)
+    finished = None
+    if settings:
+        from vidpipe.outputs.finishing import finish_film
+
+        finished = finish_film(
+            config,
+            settings,
+            stitched,
+            layout.output,
+            scenes,
+            plan.crossfade if result.mode == "crossfade" else 0.0,
+            _recorded_finish(layout),
         )
     output_sha = sha256_file(layout.output)
 
     sheet = _contact_sheet(scenes, layout, project)
-    write_atomic(layout.contact_sheet, sheet)
+    sheet_sha = write_atomic(layout.contact_sheet, sheet)
 
-    output_copy = project.job.get("output")
-    if output_copy:
-        copy_atomic(layout.output, config.root / output_copy)
+    if plan.output:
+        # Copied, never hard-linked: the user's file must not share bytes with an artifact.
+        copy_atomic(layout.output, config.root / plan.output, link=False)
+        if finished and finished.get("captions"):
+            # Captions travel with the video: deliverables/x.mp4 gets x.vtt and x.srt.
+            for suffix in (".vtt", ".srt"):
+                copy_atomic(
+                    layout.output.with_suffix(suffix),
+                    (config.root / plan.output).with_suffix(suffix),
+                    link=False,
+                )
 
     store.update_project(
         project.id,
         output_path=layout.stored(layout.output),
         output_sha256=output_sha,
-        output_duration=result.duration,
+        output_duration=finished["duration"] if finished else result.duration,
     )
     fresh = store.project(project.id) or project
     manifest = build_manifest(
         store, config, fresh, timings=timings, stitch=stitch, status="complete"
     )
     manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
-    write_atomic(
+    if finished is not None:
+        manifest["finish"] = finished
+    manifest_sha = write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
+    # Recorded so a later run trusts these files only while they are intact.
+    store.update_project(project.id, manifest_sha256=manifest_sha, sheet_sha256=sheet_sha)
     return manifest["output"]["path"]
+
+
+def outputs_intact(config: Config, project: Project) -> bool:
+    """Whether a project's final video, manifest and contact sheet match their records."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    return (
+        bool(project.output_path)
+        and verified(config.artifacts_dir / (project.output_path or ""), project.output_sha256)
+        and verified(layout.manifest, project.manifest_sha256)
+        and verified(layout.contact_sheet, project.sheet_sha256)
+    )
+
+
+def write_contact_sheet(store: Store, config: Config, project: Project) -> str:
+    """Write the project's contact sheet (`output/storyboard.png`) from its recorded
+    keyframes; returns its path relative to the project root. A project stopped after its
+    keyframes gets one too: it is what the review before paying for clips looks at."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    write_atomic(layout.contact_sheet, _contact_sheet(store.scenes(project.id), layout, project))
+    return config.display(layout.contact_sheet)
+
+
+def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
+    """The `finish` of the manifest on disk, if any (the finish step's last key)."""
+    try:
+        data = json.loads(layout.manifest.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    finish = data.get("finish") if isinstance(data, dict) else None
+    return finish if isinstance(finish, dict) else None
 
 
 def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
@@ -123,8 +201,13 @@ def build_manifest(
     timings: dict[str, float] | None = None,
     stitch: dict[str, Any] | None = None,
     status: str | None = None,
+    check_files: bool = False,
 ) -> dict[str, Any]:
-    """The manifest of a project as recorded now (SPEC §7)."""
+    """The manifest of a project as recorded now (SPEC §7).
+
+    With `check_files`, a clip recorded complete whose file is missing or changed shows
+    as ``damaged`` (what `vidpipe status` shows; the next run remakes it from the cache).
+    """
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     scenes_out = []
     gaps = []
@@ -146,9 +229,16 @@ def build_manifest(
         clip = scene.clip
         clip_out: dict[str, Any] | None = None
         if clip is not None:
+            state = clip.status
+            if (
+                check_files
+                and state == "complete"
+                and not verified(layout.load(clip.path or ""), clip.sha256)
+            ):
+                state = "damaged"
             clip_out = {
                 "path": config.display(layout.load(clip.path)) if clip.path else None,
-                "status": clip.status,
+                "status": state,
                 "duration": clip.duration,
                 "sha256": clip.sha256,
                 "source": clip.source,
@@ -188,7 +278,7 @@ def build_manifest(
         "provider": dict(project.providers or {}),
         "models": dict(project.models or {}),
         "output": output or {"path": None, "duration": None, "sha256": None},
-        "stitch": stitch if stitch is not None else dict(project.job.get("stitch") or {}),
+        "stitch": stitch if stitch is not None else dict(project.settings.get("stitch") or {}),
         "scenes": scenes_out,
         "gaps": gaps,
         "cost": {

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -133,6 +133,8 @@ class Usage:
     images: int = 0
     video_seconds: float = 0.0
     audio: bool = False
+    #: The clip's resolution, where a model's price depends on it (Veo at 4k).
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,9 @@ class VideoStatus:
     data: bytes | None = None
     reason: str | None = None
     usage: Usage = Usage()
+    #: False when submitting the same request again cannot change the answer (a policy
+    #: refusal, an invalid input): the pipeline then fails the scene without resubmitting.
+    retry: bool = True
 
 
 class Provider:
@@ -200,12 +205,20 @@ class Provider:
         """
         return None
 
-    def reference_video_problem(self, model: str, duration: int) -> str | None:
-        """Why `model` cannot make a clip of `duration` s from asset references (None: it can)."""
-        return None
+    def max_reference_images(self, model: str) -> int:
+        """How many asset reference images a clip of `model` may be made from.
 
-    def check_ready(self, capabilities: set[Capability]) -> None:
-        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing."""
+        Providers with a model catalog answer from it (Veo 3.1: 3); the local animatic
+        takes as many as Veo 3.1 does, so a job behaves alike on both.
+        """
+        return 3
+
+    def check_ready(self, capabilities: set[Capability], models: Collection[str] = ()) -> None:
+        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing.
+
+        `models` are the model ids the batch will call, for providers whose credentials
+        reach some models and not others.
+        """
 
     def preflight(self, job: Job, capabilities: set[Capability]) -> list[Problem]:
         """Problems that make `job` impossible for this provider, found before any call."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,15 @@ class Asset:
     by_ratio: Mapping[str, tuple[Path, ...]]
     #: Where it was declared (for messages and `status`).
     origin: str
+    #: Where each image path was written, to locate a problem with the image itself.
+    written: Mapping[Path, Problem] = field(default_factory=dict, compare=False, repr=False)
+
+    def image_problem(self, path: Path, message: str) -> Problem:
+        """A problem located where `path` was written (else at the declaring file)."""
+        at = self.written.get(path)
+        if at is None:
+            return Problem(self.origin, None, None, message)
+        return Problem(at.path, at.line, at.column, message)
 
     def images_for(self, aspect_ratio: str) -> tuple[Path, ...]:
         """The reference images for frames of `aspect_ratio` (its own list, else the default)."""
@@ -57,13 +66,13 @@ class Asset:
         """Whether a reference sheet must be generated: a description and no image."""
         return not self.images_for(aspect_ratio) and bool(self.description)
 
-    def data(self, config: Config, aspect_ratio: str) -> dict[str, Any]:
-        """What templates and the job's input record see of it."""
+    def data(self, root: Path, aspect_ratio: str) -> dict[str, Any]:
+        """What templates and the job's settings see of it (paths relative to `root`)."""
         return {
             "name": self.name,
             "kind": self.kind,
             "description": self.description,
-            "images": [config.display(p) for p in self.images_for(aspect_ratio)],
+            "images": [_relative(p, root) for p in self.images_for(aspect_ratio)],
         }
 
 
@@ -108,6 +117,7 @@ def _asset(
         {"default": list(raw_images)} if isinstance(raw_images, list) else dict(raw_images)
     )
     resolved: dict[str, tuple[Path, ...]] = {}
+    written: dict[Path, Problem] = {}
     for ratio, values in lists.items():
         paths = []
         for i, value in enumerate(values):
@@ -119,6 +129,7 @@ def _asset(
             path = check_image(declaring_file, value, source, loc, found)
             if path is not None:
                 paths.append(path)
+                written.setdefault(path, source.problem(loc, ""))
         resolved[ratio] = tuple(paths)
     description = str(item.get("description") or "")
     if not description and not any(lists.values()):
@@ -141,6 +152,7 @@ def _asset(
         images=default,
         by_ratio=resolved,
         origin=source.path,
+        written=written,
     )
 
 
@@ -217,3 +229,10 @@ def unknown_names(names: list[str], known: Mapping[str, Asset]) -> list[str]:
 def declared_list(known: Mapping[str, Asset]) -> str:
     """The declared asset names for a message ("none" when there are none)."""
     return ", ".join(sorted(known)) or "none (declare them under `assets:`)"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -10,8 +10,11 @@ Every problem is collected (not just the first) and reported as `path:line:colum
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import glob
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from typing import Any
 
 from vidpipe.errors import JobFileError, Problem
 from vidpipe.spec.assets import Asset, declared, declared_list, project_assets
-from vidpipe.spec.config import Config
+from vidpipe.spec.config import Config, Limits
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import Path_, SourceMap, YamlProblem, load_file
 
@@ -31,9 +34,10 @@ SCENE_FIELDS = (
     "end_frame_prompt",
     "video_motion_prompt",
     "transition_notes",
+    "caption",
 )
 #: Job keys whose mapping values merge key by key across layers.
-MERGED_KEYS = ("vars", "stitch", "models", "templates")
+MERGED_KEYS = ("vars", "stitch", "models", "templates", "finish")
 
 BUILTIN_JOB: dict[str, Any] = {
     "style": "cinematic",
@@ -51,6 +55,10 @@ JOB_SUFFIXES = (".yaml", ".yml")
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
+#: How an override image whose shape differs from the job's frame is made to fit.
+FITS = ("pad", "crop")
+
+
 @dataclass(frozen=True)
 class SceneOverride:
     """What a job replaces in one storyboard scene."""
@@ -64,6 +72,30 @@ class SceneOverride:
     assets: tuple[str, ...] | None = None
     #: `frames` or `assets` for this scene's clip (None: the job's choice).
     video_references: str | None = None
+    #: `pad` or `crop` for an image whose aspect ratio differs from the job's, by image kind.
+    fit: Mapping[str, str] = field(default_factory=dict)
+
+    def image(self, kind: str) -> Path | None:
+        """The `start` or `end` image, if the override gives one."""
+        return self.start_image if kind == "start" else self.end_image
+
+    def as_data(self, root: Path) -> dict[str, Any]:
+        """The override as plain data, image paths relative to the project root."""
+        out: dict[str, Any] = {"index": self.index, **self.fields}
+        if self.duration:
+            out["duration"] = self.duration
+        for kind in ("start", "end"):
+            image = self.image(kind)
+            if image is not None:
+                path = _relative(image, root)
+                out[f"{kind}_image"] = (
+                    {"path": path, "fit": self.fit[kind]} if kind in self.fit else path
+                )
+        if self.assets is not None:
+            out["assets"] = list(self.assets)
+        if self.video_references:
+            out["video"] = {"references": self.video_references}
+        return out
 
 
 @dataclass(frozen=True)
@@ -92,8 +124,6 @@ class Job:
     resolution: str | None
     output: Path | None
     matrix: Mapping[str, Any]
-    #: The resolved fields as plain data: the `job` template variable and the input hash.
-    data: Mapping[str, Any] = field(compare=False, repr=False)
     source: SourceMap = field(compare=False, repr=False)
     #: Where values this file does not write came from: a matrix entry, or vidpipe.yaml.
     own_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
@@ -103,11 +133,56 @@ class Job:
     assets: Mapping[str, Asset] = field(default_factory=dict)
     #: How clips are made unless a scene says otherwise: from `frames` or from `assets`.
     video_references: str = "frames"
+    #: Whether the job file (or a default) wrote `video:` (settings show it only then).
+    video_set: bool = False
+    #: The project's budgets (template rendering, images), from `limits:` in vidpipe.yaml.
+    limits: Limits = field(default_factory=Limits, compare=False, repr=False)
+    #: The resolved `finish:` (see vidpipe.spec.outputs), paths relative to the project root.
+    finish: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
         """The folder job-relative paths are resolved from."""
         return self.path.parent
+
+    @functools.cached_property
+    def settings(self) -> Mapping[str, Any]:
+        """The resolved fields as plain data, derived from the typed ones (one copy).
+
+        It is the `job` template variable, part of the plan's digest and what the
+        database records a project was made from.
+        """
+        out: dict[str, Any] = {
+            "name": self.name,
+            "prompt": self.prompt,
+            "style": self.style,
+            "aspect_ratio": self.aspect_ratio,
+            "clip_duration": self.clip_duration,
+            "scenes": self.scenes,
+            "provider": dict(self.providers),
+            "models": dict(self.models),
+            "vars": copy.deepcopy(dict(self.vars)),
+            "templates": dict(self.templates),
+            "scene_overrides": [o.as_data(self.root) for o in self.overrides],
+            "stitch": {"crossfade": self.crossfade, "audio": self.audio},
+            "seed": self.seed,
+            "negative_prompt": self.negative_prompt,
+            "generate_audio": self.generate_audio,
+            "resolution": self.resolution,
+            "output": _relative(self.output, self.root) if self.output else None,
+            "matrix": dict(self.matrix),
+            "finish": copy.deepcopy(dict(self.finish)) if self.finish else None,
+        }
+        # Only when used, so the settings (and plan digest) of jobs without assets stay as
+        # they were.
+        if self.assets:
+            out["assets"] = {
+                name: asset.data(self.root, self.aspect_ratio)
+                for name, asset in sorted(self.assets.items())
+            }
+        if self.video_set:
+            out["video"] = {"references": self.video_references}
+        return out
 
     def problem(self, key: str | Path_, message: str) -> Problem:
         """A problem located where the value at `key` was written.
@@ -188,9 +263,13 @@ def load_jobs(
     *,
     cwd: Path | None = None,
     flags: Mapping[str, Any] | None = None,
-    known_providers: Iterable[str] | None = None,
+    known_providers: Iterable[str],
 ) -> list[Job]:
-    """Load every job in `paths`, or raise :class:`JobFileError` listing every problem."""
+    """Load every job in `paths`, or raise :class:`JobFileError` listing every problem.
+
+    `known_providers` are the provider names a job may use (the caller asks the
+    provider registry: job files are read before, and without, any provider).
+    """
     cwd = (cwd or Path.cwd()).resolve()
     files, problems = discover(paths, config, cwd)
     if not files and not problems:
@@ -200,10 +279,6 @@ def load_jobs(
     catalog = project_assets(
         config, defaults.pop("assets", None) or {}, _image_check(config), problems
     )
-    if known_providers is None:
-        from vidpipe.providers import available
-
-        known_providers = available()
     known = set(known_providers)
     flags = dict(flags or {})
     # Provider names that do not come from a job file are checked once here, not once per job.
@@ -302,29 +377,47 @@ def load_job_file(
 
     own: dict[str, Any] = doc.data
     matrix = own.get("matrix") or {}
-    keys = list(matrix)
-    combos = list(itertools.product(*(matrix[k] for k in keys))) if keys else [()]
+    axes = [_axis(name, values) for name, values in matrix.items()]
+    count = math.prod(len(axis) for axis in axes)
+    if count > config.limits.matrix_jobs:
+        # Counted before anything is expanded: a product of a few lists can be millions.
+        return [], [
+            source.problem(
+                ("matrix",),
+                f"matrix expands to {count:,} jobs, more than the limit of "
+                f"{config.limits.matrix_jobs:,} (`limits: matrix_jobs` in vidpipe.yaml); "
+                "split it into several job files or raise the limit",
+            )
+        ]
     jobs: list[Job] = []
-    for combo in combos:
-        chosen = dict(zip(keys, combo, strict=True))
+    for combo in itertools.product(*axes) if axes else [()]:
+        chosen = {point.axis: point.value for point in combo}
+        refused = [p for point in combo for p in point.refused(source)]
+        if refused:
+            problems.extend(p for p in refused if p not in problems)
+            continue
         layered = _layer(BUILTIN_JOB, defaults, {k: v for k, v in own.items() if k != "matrix"})
-        layered = _layer(layered, chosen, flags)
-        origin: dict[str, Path_] = {k: ("matrix", k, matrix[k].index(v)) for k, v in chosen.items()}
+        layered = _layer(layered, *(point.overlay for point in combo), flags)
+        origin: dict[str, Path_] = {}
+        for point in combo:
+            origin.update(point.origins())
 
         def relocate(
-            at: Path_, on_key: bool, origin: dict[str, Path_] = origin
+            at: Path_, on_key: bool, combo: tuple[_Point, ...] = combo
         ) -> tuple[Path_, bool]:
-            if at and at[0] in origin and not _written_in(own, at):
-                return origin[str(at[0])], False
+            if not at or _written_in(own, at):
+                return at, on_key
+            for point in combo:
+                moved = point.locate(at)
+                if moved is not None:
+                    return moved, on_key and point.named
             return at, on_key
 
         found = validate("job", layered, source, relocate=relocate)
         if found:
             problems.extend(found)
             continue
-        suffix = "".join(
-            f"-{_slug(v, i)}" for i, v in zip(_indexes(matrix, chosen), combo, strict=True)
-        )
+        suffix = "".join(f"-{point.label}" for point in combo)
         job, found = _resolve(
             path,
             shown,
@@ -332,6 +425,7 @@ def load_job_file(
             own,
             suffix,
             chosen,
+            origin,
             config,
             known_providers,
             source,
@@ -341,6 +435,54 @@ def load_job_file(
         if job is not None:
             jobs.append(job)
     return jobs, problems
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One value of one matrix axis: a value of a job key, or a named set of job keys."""
+
+    axis: str
+    value: Any  # what `job.matrix.<axis>` holds: the value, or the value's name
+    label: str  # the job name suffix
+    overlay: Mapping[str, Any]  # the job keys this value sets
+    at: Path_  # where the value is written
+    named: bool
+
+    def origins(self) -> dict[str, Path_]:
+        if self.named:
+            return {key: (*self.at, key) for key in self.overlay}
+        return {self.axis: self.at}
+
+    def locate(self, at: Path_) -> Path_ | None:
+        """Where the value at job path `at` came from, if this matrix value set it."""
+        if self.named:
+            return (*self.at, *at) if _written_in(self.overlay, at) else None
+        return self.at if at[0] == self.axis else None
+
+    def refused(self, source: SourceMap) -> list[Problem]:
+        return [
+            source.problem(
+                (*self.at, key),
+                f"a named matrix value cannot set `{key}` (the job is named after the value)"
+                if key == "name"
+                else "a named matrix value cannot hold another matrix",
+                key=True,
+            )
+            for key in ("name", "matrix")
+            if self.named and key in self.overlay
+        ]
+
+
+def _axis(name: str, values: Any) -> list[_Point]:
+    if isinstance(values, Mapping):
+        return [
+            _Point(name, label, label, dict(overlay), ("matrix", name, label), True)
+            for label, overlay in values.items()
+        ]
+    return [
+        _Point(name, value, _slug(value, i), {name: value}, ("matrix", name, i), False)
+        for i, value in enumerate(values)
+    ]
 
 
 def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
@@ -353,11 +495,8 @@ def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
     return True
 
 
-def _indexes(matrix: Mapping[str, list[Any]], chosen: Mapping[str, Any]) -> list[int]:
-    return [matrix[k].index(v) for k, v in chosen.items()]
-
-
 def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    # Layers later in the list win; MERGED_KEYS merge one level deep.
     out: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
@@ -387,6 +526,7 @@ def _resolve(
     own: Mapping[str, Any],
     suffix: str,
     chosen: Mapping[str, Any],
+    origin: Mapping[str, Path_],
     config: Config,
     known_providers: set[str],
     source: SourceMap,
@@ -404,10 +544,9 @@ def _resolve(
         # A value the file does not write (a default, a matrix value) is located at its origin.
         if _written_in(own, key):
             return key
-        if key and key[0] in chosen:
-            matrix = own.get("matrix", {})
-            name = str(key[0])
-            return ("matrix", name, matrix[name].index(chosen[name]))
+        if key and key[0] in origin:
+            top = origin[str(key[0])]
+            return (*top, *key[1:]) if top[-1] == key[0] else top
         return ()
 
     base_name = data.get("name") or path.stem
@@ -455,9 +594,6 @@ def _resolve(
                     source.problem(loc, _unknown_provider(name_, known_providers, step))
                 )
 
-    output = None
-    if data.get("output"):
-        output = _inside(config, path, data["output"], source, at("output"), "output", problems)
     templates = dict(data.get("templates") or {})
     for key, value in templates.items():
         if Path(value).is_absolute():
@@ -500,12 +636,17 @@ def _resolve(
             problems.append(source.problem(loc, f"scene {index} is overridden twice"))
         seen.add(index)
         images: dict[str, Path | None] = {}
+        fit: dict[str, str] = {}
         for kind in ("start_image", "end_image"):
             images[kind] = None
-            if item.get(kind):
-                images[kind] = _image(
-                    config, path, item[kind], source, at("scene_overrides", i, kind), problems
-                )
+            value = item.get(kind)
+            loc = at("scene_overrides", i, kind)
+            if isinstance(value, Mapping):
+                if value.get("fit"):
+                    fit[kind.removesuffix("_image")] = value["fit"]
+                value, loc = value["path"], (*loc, "path")
+            if value:
+                images[kind] = _image(config, path, value, source, loc, problems)
         scene_assets = item.get("assets")
         if scene_assets is not None:
             for j, asset_name in enumerate(scene_assets):
@@ -523,45 +664,27 @@ def _resolve(
                 duration=item.get("duration"),
                 start_image=images["start_image"],
                 end_image=images["end_image"],
+                fit=fit,
                 assets=tuple(dict.fromkeys(scene_assets)) if scene_assets is not None else None,
                 video_references=(item.get("video") or {}).get("references"),
             )
         )
+    from vidpipe.spec.outputs import resolve_finish
+
+    finish, found = resolve_finish(
+        data.get("finish"),
+        data["aspect_ratio"],
+        lambda key, message: source.problem(at(*key), message),
+        lambda value, key, what: _inside(config, path, value, source, at(*key), what, problems),
+        config.display,
+        lambda value, key: _image(config, path, value, source, at(*key), problems),
+    )
+    problems.extend(found)
     if problems:
         return None, problems
 
     stitch = data["stitch"]
-    resolved = {
-        "name": name,
-        "prompt": data["prompt"],
-        "style": data["style"],
-        "aspect_ratio": data["aspect_ratio"],
-        "clip_duration": clip,
-        "scenes": scenes,
-        "provider": providers,
-        "models": dict(data.get("models") or {}),
-        "vars": data.get("vars") or {},
-        "templates": templates,
-        "scene_overrides": data.get("scene_overrides") or [],
-        "stitch": {
-            "crossfade": float(stitch.get("crossfade", 0)),
-            "audio": bool(stitch.get("audio", True)),
-        },
-        "seed": data.get("seed"),
-        "negative_prompt": data.get("negative_prompt"),
-        "generate_audio": data.get("generate_audio"),
-        "resolution": data.get("resolution"),
-        "output": config.display(output) if output else None,
-        "matrix": dict(chosen),
-    }
     video_references = (data.get("video") or {}).get("references", "frames")
-    # Only when used, so the input record (and hash) of jobs without assets stays as it was.
-    if assets:
-        resolved["assets"] = {
-            n: a.data(config, data["aspect_ratio"]) for n, a in sorted(assets.items())
-        }
-    if data.get("video"):
-        resolved["video"] = {"references": video_references}
     job = Job(
         name=name,
         path=path,
@@ -573,26 +696,42 @@ def _resolve(
         clip_duration=clip,
         scenes=scenes,
         providers=providers,
-        models=resolved["models"],
-        vars=resolved["vars"],
+        models=dict(data.get("models") or {}),
+        vars=data.get("vars") or {},
         templates=templates,
         overrides=tuple(sorted(overrides, key=lambda o: o.index)),
-        crossfade=resolved["stitch"]["crossfade"],
-        audio=resolved["stitch"]["audio"],
+        crossfade=float(stitch.get("crossfade", 0)),
+        audio=bool(stitch.get("audio", True)),
         seed=data.get("seed"),
         negative_prompt=data.get("negative_prompt"),
         generate_audio=data.get("generate_audio"),
         resolution=data.get("resolution"),
-        output=output,
+        output=None,
         matrix=dict(chosen),
-        data=resolved,
         source=source,
         own_keys=frozenset(own),
-        matrix_origin={k: ("matrix", k, own["matrix"][k].index(v)) for k, v in chosen.items()},
+        matrix_origin=dict(origin),
         defaults_source=config.source,
+        limits=config.limits,
+        finish=finish,
         assets=assets,
         video_references=video_references,
+        video_set=bool(data.get("video")),
     )
+    if data.get("output"):
+        # `output:` is a template over the job's resolved fields (job.name, job.matrix…).
+        from vidpipe.spec.outputs import render_output
+
+        try:
+            rendered = render_output(
+                data["output"], {"job": job.settings, "vars": job.settings["vars"]}
+            )
+        except ValueError as exc:
+            return None, [source.problem(at("output"), str(exc))]
+        output = _inside(config, path, rendered, source, at("output"), "output", problems)
+        if output is None:
+            return None, problems
+        job = dataclasses.replace(job, output=output)
     return job, []
 
 
@@ -605,6 +744,13 @@ def _image_check(config: Config) -> Any:
         return _image(config, declaring_file, value, source, loc, problems)
 
     return check
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _template_exists(root: Path, job_folder: Path, name: str) -> bool:
@@ -673,19 +819,39 @@ def _image(
     if target.suffix.lower() not in _IMAGE_SUFFIXES:
         problems.append(source.problem(loc, f"image {value!r} must be a .png, .jpg or .jpeg file"))
         return None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(target) as img:
-            fmt = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        problems.append(source.problem(loc, f"image {value!r} is not a readable PNG or JPEG image"))
-        return None
-    if fmt not in ("PNG", "JPEG"):
-        problems.append(source.problem(loc, f"image {value!r} is {fmt}, not PNG or JPEG"))
+    problem = image_problem(target, config.limits.image_pixels)
+    if problem:
+        problems.append(source.problem(loc, f"image {value!r} {problem}"))
         return None
     return target
+
+
+def image_problem(path: Path, max_pixels: int) -> str:
+    """Why an image file cannot be used ('' if it can): format, size, then a full decode.
+
+    The pixel count comes from the header before anything is decoded (a 20000×20000 PNG
+    is a few kilobytes that decode to 1.2 GB), and the full decode happens here, at
+    validate time: checksums can be valid over compressed data that does not decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    limit = f"the limit of {max_pixels:,} pixels (`limits: image_pixels` in vidpipe.yaml)"
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            width, height = img.size
+            img.verify()
+        if fmt not in ("PNG", "JPEG"):
+            return f"is {fmt}, not PNG or JPEG"
+        if width * height > max_pixels:
+            return f"is {width}×{height} = {width * height:,} pixels, more than {limit}"
+        with Image.open(path) as img:
+            img.load()
+    except Image.DecompressionBombError:
+        return f"has more pixels than {limit}"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return "is not a readable PNG or JPEG image"
+    return ""
 
 
 def _duplicate_names(jobs: Sequence[Job]) -> list[Problem]:

@@ -1,4 +1,5 @@
-"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations.
+"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations
+and the call log.
 
 Paths are stored relative to `artifacts_dir` so a database can move between machines that
 mount the artifacts at different places.
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -29,7 +31,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 
 
 def utcnow() -> datetime:
@@ -57,6 +59,7 @@ def owner_gone(owner: str | None) -> bool:
     """
     if not owner:
         return True
+    owner = owner.split("/", 1)[0]  # a claim's owner is the runner id + "/" + a project id
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -98,12 +101,16 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     job_name: Mapped[str] = mapped_column(String(64), index=True)
     source_path: Mapped[str] = mapped_column(Text)
-    input_hash: Mapped[str] = mapped_column(String(64), index=True)
+    #: The digest of the plan the project was made from (its identity among a job's projects).
+    plan_digest: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-    job: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The resolved settings the plan was made from (a record; nothing reads settings here).
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: What determined each generation (see vidpipe.plan.assess): why a later plan differs.
+    node_inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     providers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     models: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     storyboard: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -111,6 +118,8 @@ class Project(Base):
     output_path: Mapped[str | None] = mapped_column(Text)
     output_sha256: Mapped[str | None] = mapped_column(String(64))
     output_duration: Mapped[float | None] = mapped_column(Float)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    sheet_sha256: Mapped[str | None] = mapped_column(String(64))
     cost_estimate_usd: Mapped[float] = mapped_column(Float, default=0.0)
     cost_actual_usd: Mapped[float] = mapped_column(Float, default=0.0)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
@@ -211,7 +220,8 @@ class Generation(Base):
     capability: Mapped[str] = mapped_column(String(20))
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # submitted | complete | rai_filtered
+    #: running (claimed: being made, see lease) | submitted | complete
+    status: Mapped[str] = mapped_column(String(20))
     operation_id: Mapped[str | None] = mapped_column(Text)
     result_path: Mapped[str | None] = mapped_column(Text)
     result_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -220,5 +230,28 @@ class Generation(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     project_id: Mapped[str | None] = mapped_column(String(40))
     owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CallRecord(Base):
+    """One generation a project used in one run: made (and paid for) or taken from the cache.
+
+    The generations table is the cache, one row per key, overwritten by ``--force``; this is
+    the ledger that `vidpipe costs` and `vidpipe batches` add up, one row per use.
+    """
+
+    __tablename__ = "call_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    project_id: Mapped[str] = mapped_column(String(40), index=True)
+    job_name: Mapped[str] = mapped_column(String(64))
+    capability: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(64))
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_s: Mapped[float | None] = mapped_column(Float)

@@ -40,23 +40,6 @@ VIDEO_SIZES = {"16:9": (320, 180), "9:16": (180, 320)}
 EDIT_TINT = (255, 0, 255)
 EDIT_TINT_ALPHA = 0.35
 
-VEO_ASPECT_RATIOS = ("16:9", "9:16")
-VEO_DURATIONS = {"veo-2": (5, 6, 7, 8), "veo-3": (4, 6, 8)}
-#: Veo `referenceImages`: at most this many, `referenceType: asset`, 8 s, Veo 3.1 (not Lite).
-VEO_MAX_REFERENCE_IMAGES = 3
-#: Input images a Gemini image model takes per request (the rest: 14 for Gemini 3).
-GEMINI_IMAGE_INPUTS = {"gemini-2.5-flash-image": 3}
-GEMINI3_IMAGE_INPUTS = 14
-
-
-def gemini_image_inputs(model: str) -> int:
-    """How many input images the emulated Gemini image model accepts."""
-    for prefix, limit in GEMINI_IMAGE_INPUTS.items():
-        if model.startswith(prefix):
-            return limit
-    return GEMINI3_IMAGE_INPUTS
-
-
 DEFAULT_RAI_REASON = (
     "Unable to generate videos because the prompt or input image violates Vertex AI's "
     "Responsible AI practices (emulated). Support codes: 58061214"
@@ -148,9 +131,14 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def make_image(prompt: str, aspect: str | None, source: bytes | None = None) -> bytes:
+def make_image(
+    prompt: str,
+    aspect: str | None,
+    source: bytes | None = None,
+    size: tuple[int, int] | None = None,
+) -> bytes:
     """A PNG for ``prompt``; if ``source`` (image bytes) is given, a tinted copy of it."""
-    size = image_size_for(aspect)
+    size = size or image_size_for(aspect)
     if source is not None:
         base = _cover(Image.open(io.BytesIO(source)), size)
         img = Image.blend(base, Image.new("RGB", size, EDIT_TINT), EDIT_TINT_ALPHA)
@@ -185,8 +173,13 @@ def make_mp4(
     last: Image.Image | None = None,
     fps: int = 24,
     silent: bool = False,
+    audio: bool = True,
 ) -> bytes:
-    """A real MP4 (H.264 yuv420p + AAC mono 48 kHz) cross-dissolving ``first`` → ``last``."""
+    """A real MP4 (H.264 yuv420p + AAC mono 48 kHz) cross-dissolving ``first`` → ``last``.
+
+    ``silent`` writes a silent audio track; ``audio=False`` writes none (a video-only
+    MP4, what Veo returns for ``generateAudio: false`` and from Veo 2).
+    """
     import av  # local import: only needed when a clip is actually rendered
 
     w, h = size
@@ -198,8 +191,9 @@ def make_mp4(
         vs = container.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
-        aus = container.add_stream("aac", rate=_AUDIO_RATE)
-        aus.layout = "mono"
+        if audio:
+            aus = container.add_stream("aac", rate=_AUDIO_RATE)
+            aus.layout = "mono"
         for i in range(n):
             img = Image.blend(a, b, i / max(1, n - 1))
             bar = round(w * (i + 1) / n)
@@ -211,7 +205,7 @@ def make_mp4(
         for packet in vs.encode():
             container.mux(packet)
         tone = _tone_frame(silent)
-        total = round(n / fps * _AUDIO_RATE)
+        total = round(n / fps * _AUDIO_RATE) if audio else 0
         pts = 0
         while pts < total:
             ns = min(_AUDIO_FRAME, total - pts)
@@ -222,8 +216,9 @@ def make_mp4(
             pts += ns
             for packet in aus.encode(af):
                 container.mux(packet)
-        for packet in aus.encode():
-            container.mux(packet)
+        if audio:
+            for packet in aus.encode():
+                container.mux(packet)
     return buf.getvalue()
 
 
@@ -332,26 +327,6 @@ def _request_text(body: Any, include_system: bool = False) -> str:
     return "\n".join(texts)
 
 
-def validate_reference_images(
-    model: str, inst: dict[str, Any], params: dict[str, Any], refs: Any
-) -> None:
-    """Veo 3.1 reference-to-video: what the service refuses."""
-    if not model.startswith("veo-3.1") or "lite" in model:
-        raise _HttpError(400, f"referenceImages is not supported by {model}.")
-    if not isinstance(refs, list) or len(refs) > VEO_MAX_REFERENCE_IMAGES:
-        raise _HttpError(400, f"At most {VEO_MAX_REFERENCE_IMAGES} referenceImages are supported.")
-    # The REST docs write `asset`; the SDK sends the enum name `ASSET`.
-    if any(not isinstance(r, dict) or str(r.get("referenceType")).lower() != "asset" for r in refs):
-        raise _HttpError(400, "referenceImages[].referenceType must be asset.")
-    for key in ("image", "lastFrame", "video"):
-        if inst.get(key):
-            raise _HttpError(400, f"referenceImages cannot be combined with {key}.")
-    if not inst.get("prompt"):
-        raise _HttpError(400, "referenceImages need a prompt.")
-    if params.get("durationSeconds", 8) != 8:
-        raise _HttpError(400, "referenceImages need durationSeconds 8.")
-
-
 def _input_images(body: Any) -> list[tuple[str, bytes]]:
     """(role, bytes) of images in a body: inline parts, and Veo/Imagen instance images."""
     out: list[tuple[str, bytes]] = []
@@ -393,6 +368,13 @@ def _tokens(text: str) -> int:
 
 
 class _HttpError(Exception):
-    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.code, self.message, self.headers = code, message, headers or {}
+        self.details = details or []
