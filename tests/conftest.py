@@ -162,7 +162,9 @@ def pg_database() -> Iterator[str]:
         pytest.skip(f"PostgreSQL not reachable at {host}:{port}: {reason}")
     yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture

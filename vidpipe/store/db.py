@@ -58,7 +58,6 @@ from vidpipe.store.models import (
     utcnow,
 )
 
-
 #: The PostgreSQL advisory lock key that serialises migrations (any fixed number; "vidp").
 _MIGRATION_LOCK = 0x76696470
 
