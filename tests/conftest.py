@@ -53,15 +53,19 @@ class Project:
     def backend(self) -> str:
         return "sqlite" if self.database.startswith("sqlite") else "postgresql"
 
+    @property
+    def store_url(self) -> str:
+        """The database URL as the project's runs resolve it (SQLite: an absolute path)."""
+        if self.database == "sqlite:///vidpipe.db":
+            return f"sqlite:///{self.root / 'vidpipe.db'}"
+        return self.database
+
     def sql(self, query: str, **params: Any) -> list[Any]:
         """Run one statement against the project's database (either backend); its rows."""
         from sqlalchemy import create_engine, text
         from sqlalchemy.pool import NullPool
 
-        url = self.database
-        if url == "sqlite:///vidpipe.db":
-            url = f"sqlite:///{self.root / 'vidpipe.db'}"
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(self.store_url, poolclass=NullPool)
         try:
             with engine.begin() as conn:
                 result = conn.execute(text(query), params)

@@ -17,7 +17,7 @@ V1_SCHEMA = Path(__file__).parent / "data" / "schema_v1.sql"
 def columns(project, table: str) -> list[str]:
     from sqlalchemy import create_engine, inspect
 
-    engine = create_engine(store_url(project))
+    engine = create_engine(project.store_url)
     try:
         return [c["name"] for c in inspect(engine).get_columns(table)]
     finally:
@@ -27,17 +27,11 @@ def columns(project, table: str) -> list[str]:
 def indexes(project, table: str) -> list[str]:
     from sqlalchemy import create_engine, inspect
 
-    engine = create_engine(store_url(project))
+    engine = create_engine(project.store_url)
     try:
         return [i["name"] for i in inspect(engine).get_indexes(table)]
     finally:
         engine.dispose()
-
-
-def store_url(project) -> str:
-    if project.backend == "sqlite":
-        return f"sqlite:///{project.root / 'vidpipe.db'}"
-    return project.database
 
 
 def version(project) -> int:
@@ -47,7 +41,7 @@ def version(project) -> int:
 
 @pytest.mark.both_databases
 def test_an_empty_database_gets_the_current_schema(project) -> None:
-    Store(store_url(project)).close()
+    Store(project.store_url).close()
     assert version(project) == SCHEMA_VERSION == MIGRATIONS[-1][0]
     project_columns = columns(project, "projects")
     assert {"plan_digest", "settings", "node_inputs"} <= set(project_columns)
@@ -77,7 +71,7 @@ def test_a_version_1_database_is_migrated_keeping_its_projects(project) -> None:
     )
     assert "input_hash" in columns(project, "projects")
 
-    Store(store_url(project)).close()
+    Store(project.store_url).close()
     assert version(project) == SCHEMA_VERSION
     ((digest, settings, node_inputs),) = project.sql(
         "select plan_digest, settings, node_inputs from projects"

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import threading
+from datetime import datetime
 
 import pytest
 
+from vidpipe.store import Store
 from vidpipe.testing.fakes import SCRIPT
 
 FAKE = "provider: fake\nprompt: A kite over a hill. It lands.\nscenes: 2\nclip_duration: 1\n"
@@ -87,3 +90,73 @@ def test_list_status_and_report_read_the_project_database(project, fake):
     assert project.jobs_in_report("again.json")["kite"]["provider_calls"] == 0
     if project.backend == "postgresql":
         assert not (project.root / "vidpipe.db").exists()
+
+
+# -- the store under contention: separate connections, as separate runners have ---------------
+
+
+def at_once(n: int, work) -> list:
+    """Run `work(i)` on n threads released together; the answers in thread order."""
+    barrier = threading.Barrier(n)
+    answers: list = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        answers[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+@pytest.mark.both_databases
+def test_runners_opening_a_new_plan_together_create_one_project(project):
+    stores = [Store(project.store_url) for _ in range(6)]
+    try:
+        answers = at_once(
+            6,
+            lambda i: stores[i].open_project(
+                "kite",
+                "d" * 64,
+                f"host-{i}:1:token",  # other machines: their leases are never presumed dead
+                60,
+                force=False,
+                values={"source_path": "jobs/kite.yaml"},
+            ),
+        )
+    finally:
+        for store in stores:
+            store.close()
+    assert sorted(outcome for _, outcome in answers) == ["busy"] * 5 + ["new"]
+    assert len({p.id for p, _ in answers}) == 1
+    assert project.sql("select count(*) from projects")[0][0] == 1
+
+
+@pytest.mark.both_databases
+def test_one_runner_wins_each_generation_claim_and_a_lapsed_claim_is_taken_over(project):
+    stores = [Store(project.store_url) for _ in range(6)]
+    try:
+        won = at_once(
+            6,
+            lambda i: stores[i].claim_generation(
+                "k" * 64, f"host-{i}:1:token/p", 60, capability="video", provider="p", model="m"
+            ),
+        )
+        assert sorted(won) == [False] * 5 + [True]
+        # The winner's lease lapses (its machine died): exactly one other runner takes over.
+        stores[0].put_generation("k" * 64, lease_expires_at=datetime(2000, 1, 1))
+        again = at_once(
+            6,
+            lambda i: stores[i].claim_generation(
+                "k" * 64, f"host-{i + 6}:1:token/p", 60, capability="video", provider="p", model="m"
+            ),
+        )
+        assert sorted(again) == [False] * 5 + [True]
+    finally:
+        for store in stores:
+            store.close()
+    ((status, owner),) = project.sql("select status, owner from generations")
+    assert status == "running" and owner.startswith("host-") and int(owner[5:].split(":")[0]) >= 6

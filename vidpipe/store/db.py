@@ -28,6 +28,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -384,6 +385,14 @@ class Store:
         """
         now = utcnow()
         with self.session() as s:
+            if not self.is_sqlite:
+                # FOR UPDATE locks rows that exist; two runners opening a plan nobody ran
+                # yet would both create it. This lock (until commit) makes one of them wait
+                # and then find the other's project.
+                s.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:plan, 0))"),
+                    {"plan": f"{job_name}\n{plan_digest}"},
+                )
             project = None
             if not force:
                 query = (
