@@ -25,6 +25,7 @@ from vidpipe.artifacts import sha256_file
 from vidpipe.cli import cli
 from vidpipe.scaffold import scaffold
 from vidpipe.testing.fakes import SCRIPT, FakeProvider, Script
+from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
 
 #: The PostgreSQL server the `both_databases` tests also run against (trust auth).
 PG_SERVER = ("127.0.0.1", 5432, "root")
@@ -237,3 +238,42 @@ def scaffolded(tmp_path: Path) -> Project:
     root = tmp_path / "demo"
     scaffold(root)
     return Project(root)
+
+
+# -- the Vertex emulator ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _vertex() -> Iterator[VertexEmulator]:
+    # One server per module: its video cache makes repeated clips cheap. Proxies are
+    # bypassed so the SDK talks straight to 127.0.0.1.
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.lower().endswith("_proxy"):
+                mp.delenv(key, raising=False)
+        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
+        with VertexEmulator(polls_until_done=1, storyboard_fn=idea_storyboard) as emulator:
+            yield emulator
+
+
+@pytest.fixture
+def emu(_vertex: VertexEmulator) -> Iterator[VertexEmulator]:
+    """The module's Vertex emulator, reset to a clean slate for each test."""
+    _vertex.reset(config=True)
+    yield _vertex
+    _vertex.reset(config=True)
+
+
+def google_env(emu: VertexEmulator, api_key: str, **extra: Any) -> dict[str, str]:
+    """The environment that points vidpipe's google provider at the emulator (an API key
+    with a project and location: a key alone is express mode, which cannot call Veo)."""
+    env = {
+        "GOOGLE_API_KEY": api_key,
+        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
+        "GOOGLE_CLOUD_LOCATION": "us-central1",
+        "VIDPIPE_GOOGLE__BASE_URL": emu.url,
+        "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
+        "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import google_env
 from PIL import Image
 
 from vidpipe.batch.runner import shard_of
 from vidpipe.pricing import catalog_prices
 from vidpipe.testing.fakes import Script, fail_with
-from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
+from vidpipe.testing.vertex_emulator import VertexEmulator
 
 API_KEY = "AIzaTEST-BATCH-KEY"
 
@@ -30,33 +29,8 @@ API_KEY = "AIzaTEST-BATCH-KEY"
 # Fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def _emulator() -> Iterator[VertexEmulator]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.lower().endswith("_proxy"):
-                mp.delenv(key, raising=False)
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with VertexEmulator(polls_until_done=1, storyboard_fn=idea_storyboard) as emulator:
-            yield emulator
-
-
-@pytest.fixture
-def emu(_emulator: VertexEmulator) -> Iterator[VertexEmulator]:
-    _emulator.reset(config=True)
-    yield _emulator
-    _emulator.reset(config=True)
-
-
 def genv(emu: VertexEmulator) -> dict[str, str]:
-    return {
-        "GOOGLE_API_KEY": API_KEY,
-        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
-        "GOOGLE_CLOUD_LOCATION": "us-central1",
-        "VIDPIPE_GOOGLE__BASE_URL": emu.url,
-        "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
-        "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
-    }
+    return google_env(emu, API_KEY)
 
 
 def google_job(project: Any, name: str, *, scenes: int = 1, extra: str = "") -> str:

@@ -9,45 +9,25 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import google_env
 from PIL import Image
 from test_report import assert_not_blank, assert_self_contained, browse, cards
 
 from vidpipe.batch.progress import Meter
-from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
+from vidpipe.testing.vertex_emulator import VertexEmulator
 
 API_KEY = "AIzaTEST-HISTORY-SECRET"
 
 
-@pytest.fixture
-def emu() -> Iterator[VertexEmulator]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.lower().endswith("_proxy"):
-                mp.delenv(key, raising=False)
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with VertexEmulator(polls_until_done=1, storyboard_fn=idea_storyboard) as emulator:
-            yield emulator
-
-
 def genv(emu: VertexEmulator) -> dict[str, str]:
-    return {
-        "GOOGLE_API_KEY": API_KEY,
-        # A key alone is express mode, which cannot call Veo: the project's URL is needed.
-        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
-        "GOOGLE_CLOUD_LOCATION": "us-central1",
-        "VIDPIPE_GOOGLE__BASE_URL": emu.url,
-        "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
-        "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
-    }
+    return google_env(emu, API_KEY)
 
 
 def google_job(project: Any, name: str, motion: str) -> None:

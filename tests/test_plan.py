@@ -8,46 +8,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import google_env
 from PIL import Image
 
-from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
+from vidpipe.testing.vertex_emulator import VertexEmulator
 
 API_KEY = "AIzaTEST-PLAN-KEY"
 
 
-@pytest.fixture(scope="module")
-def _emulator() -> Iterator[VertexEmulator]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.lower().endswith("_proxy"):
-                mp.delenv(key, raising=False)
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with VertexEmulator(polls_until_done=1, storyboard_fn=idea_storyboard) as emulator:
-            yield emulator
-
-
-@pytest.fixture
-def emu(_emulator: VertexEmulator) -> Iterator[VertexEmulator]:
-    _emulator.reset(config=True)
-    yield _emulator
-    _emulator.reset(config=True)
-
-
 def genv(emu: VertexEmulator) -> dict[str, str]:
-    return {
-        "GOOGLE_API_KEY": API_KEY,
-        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
-        "GOOGLE_CLOUD_LOCATION": "us-central1",
-        "VIDPIPE_GOOGLE__BASE_URL": emu.url,
-        "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
-        "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
-    }
+    return google_env(emu, API_KEY)
 
 
 def png(path: Path, size: tuple[int, int], colour: tuple[int, int, int]) -> None:

@@ -16,15 +16,14 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import google_env
 from PIL import Image
 
 from vidpipe.testing.fakes import fail_with
-from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
 
 API_KEY = "AIzaTEST-REPORT-SECRET"
 
@@ -194,17 +193,6 @@ def test_report_picks_a_batch_and_refuses_when_there_is_none(project, tmp_path):
 # 9. The headline scenario: local and google jobs, one google job failing
 
 
-@pytest.fixture
-def emu() -> Iterator[VertexEmulator]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key in list(os.environ):
-            if key.lower().endswith("_proxy"):
-                mp.delenv(key, raising=False)
-        mp.setenv("NO_PROXY", "127.0.0.1,localhost")
-        with VertexEmulator(polls_until_done=1, storyboard_fn=idea_storyboard) as emulator:
-            yield emulator
-
-
 def google_job(project: Any, name: str) -> str:
     marker = f"{name}-marker"
     project.job(
@@ -220,14 +208,7 @@ def test_headline_mixed_batch_with_a_failing_google_job(project, emu, tmp_path):
     google_job(project, "cloud-ok")
     bad = google_job(project, "cloud-bad")
     emu.invalid_storyboard_json(count=None, match=bad)  # every storyboard answer broken
-    env = {
-        "GOOGLE_API_KEY": API_KEY,
-        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
-        "GOOGLE_CLOUD_LOCATION": "us-central1",
-        "VIDPIPE_GOOGLE__BASE_URL": emu.url,
-        "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
-        "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
-    }
+    env = google_env(emu, API_KEY)
     result = project.cli(
         "run", "-q", "-j", "3", "--report", "report.json", "--junit", "junit.xml", env=env
     )
