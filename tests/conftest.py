@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +26,9 @@ from vidpipe.cli import cli
 from vidpipe.scaffold import scaffold
 from vidpipe.testing.fakes import SCRIPT, FakeProvider, Script
 from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
+
+#: The PostgreSQL server the `both_databases` tests also run against (trust auth).
+PG_SERVER = ("127.0.0.1", 5432, "root")
 
 SECRET_PREFIXES = ("VIDPIPE_", "GOOGLE_", "GEMINI_", "CLOUDSDK_")
 
@@ -44,6 +47,32 @@ class Project:
     """A vidpipe project folder with helpers to write jobs and run the CLI in it."""
 
     root: Path
+    #: The project's database URL: SQLite in the folder, or a PostgreSQL schema of its own.
+    database: str = "sqlite:///vidpipe.db"
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.database.startswith("sqlite") else "postgresql"
+
+    @property
+    def store_url(self) -> str:
+        """The database URL as the project's runs resolve it (SQLite: an absolute path)."""
+        if self.database == "sqlite:///vidpipe.db":
+            return f"sqlite:///{self.root / 'vidpipe.db'}"
+        return self.database
+
+    def sql(self, query: str, **params: Any) -> list[Any]:
+        """Run one statement against the project's database (either backend); its rows."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(self.store_url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(query), params)
+                return list(result.all()) if result.returns_rows else []
+        finally:
+            engine.dispose()
 
     def write(self, rel: str, text: str) -> Path:
         path = self.root / rel
@@ -108,15 +137,71 @@ artifacts_dir: tmp
 """
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_databases` run their `project` on SQLite and on PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_databases") and (
+        "project" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("project", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test run, dropped at the end; its URL.
+
+    Skips (with the reason) where no server answers on 127.0.0.1:5432.
+    """
+    try:
+        import psycopg
+        from psycopg import sql
+    except ImportError:  # pragma: no cover - psycopg is in the test extra
+        pytest.skip("psycopg is not installed (pip install -e '.[test]')")
+    host, port, user = PG_SERVER
+    admin = f"host={host} port={port} user={user} dbname=postgres connect_timeout=5"
+    name = f"vidpipe_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        pytest.skip(f"PostgreSQL not reachable at {host}:{port}: {reason}")
+    yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    """An empty project (vidpipe.yaml with fast defaults, jobs/, templates/)."""
+def pg_url(pg_database: str) -> str:
+    """A database URL whose tables live in a fresh schema of their own (fast isolation)."""
+    import psycopg
+    from psycopg import sql
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_database.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return f"{pg_database}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Project]:
+    """An empty project (vidpipe.yaml with fast defaults, jobs/, templates/).
+
+    Parametrized as ``postgresql`` (tests marked `both_databases`), its database is a fresh
+    schema in the test run's PostgreSQL database instead of vidpipe.db.
+    """
     root = tmp_path / "proj"
     root.mkdir()
     (root / "jobs").mkdir()
     (root / "templates").mkdir()
-    (root / "vidpipe.yaml").write_text(FAST_CONFIG, encoding="utf-8")
-    yield Project(root)
+    config = FAST_CONFIG
+    database = "sqlite:///vidpipe.db"
+    if getattr(request, "param", "sqlite") == "postgresql":
+        database = request.getfixturevalue("pg_url")
+        config = config.replace("sqlite:///vidpipe.db", database)
+    (root / "vidpipe.yaml").write_text(config, encoding="utf-8")
+    yield Project(root, database)
 
 
 @pytest.fixture
@@ -129,24 +214,22 @@ def fake() -> Iterator[Script]:
     SCRIPT.reset()
 
 
-def recorded_artifacts_intact(root: Path) -> None:
+def recorded_artifacts_intact(project: Project | Path) -> None:
     """Every artifact the database records matches its file: nothing truncated counts."""
-    db = root / "vidpipe.db"
-    if not db.exists():
+    if isinstance(project, Path):
+        project = Project(project)
+    if project.backend == "sqlite" and not (project.root / "vidpipe.db").exists():
         return
-    with sqlite3.connect(db, timeout=30) as conn:
-        rows = conn.execute("select path, sha256 from keyframes").fetchall()
-        rows += conn.execute(
-            "select path, sha256 from video_clips where status = 'complete'"
-        ).fetchall()
-        rows += conn.execute(
-            "select result_path, result_sha256 from generations where result_path is not null"
-        ).fetchall()
-        rows += conn.execute(
-            "select output_path, output_sha256 from projects where output_path is not null"
-        ).fetchall()
+    rows = project.sql("select path, sha256 from keyframes")
+    rows += project.sql("select path, sha256 from video_clips where status = 'complete'")
+    rows += project.sql(
+        "select result_path, result_sha256 from generations where result_path is not null"
+    )
+    rows += project.sql(
+        "select output_path, output_sha256 from projects where output_path is not null"
+    )
     for path, digest in rows:
-        assert sha256_file(root / "tmp" / path) == digest, path
+        assert sha256_file(project.root / "tmp" / path) == digest, path
 
 
 @pytest.fixture

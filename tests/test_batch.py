@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -71,11 +70,9 @@ def names_in(project: Any, rel: str = "report.json") -> list[str]:
 
 
 def project_rows(project: Any) -> list[tuple[Any, ...]]:
-    db = project.root / "vidpipe.db"
-    if not db.exists():
+    if project.backend == "sqlite" and not (project.root / "vidpipe.db").exists():
         return []
-    with sqlite3.connect(db) as conn:
-        return conn.execute("select job_name, status from projects").fetchall()
+    return [tuple(row) for row in project.sql("select job_name, status from projects")]
 
 
 def png(path: Any, color: tuple[int, int, int]) -> None:
@@ -310,6 +307,7 @@ def test_select_picks_jobs_by_name_including_matrix_names(project):
     assert not (project.root / "vidpipe.db").exists()
 
 
+@pytest.mark.both_databases
 def test_shards_are_a_stable_disjoint_cover(project):
     names = twelve_jobs(project)
     split: dict[int, list[list[str]]] = {}
@@ -365,6 +363,7 @@ def test_an_empty_shard_is_not_an_error(project, fake):
 # 5. --fail-fast
 
 
+@pytest.mark.both_databases
 def test_fail_fast_starts_no_job_after_a_failure(project, fake):
     for name in ("a-first", "b-second", "c-third"):
         fake_job(project, name)
@@ -403,6 +402,7 @@ def test_fail_fast_starts_no_job_after_a_failure(project, fake):
 PRICED_FAKE = "pricing:\n  fake-video: {per_second: 1.0}\n"  # a fake second costs $1
 
 
+@pytest.mark.both_databases
 def test_report_and_junit_of_a_mixed_batch(project, fake):
     project.write("vidpipe.yaml", (project.root / "vidpipe.yaml").read_text() + PRICED_FAKE)
     fake_job(project, "a-broken")  # est. $1; fails, spends nothing
@@ -471,9 +471,8 @@ def test_report_and_junit_of_a_mixed_batch(project, fake):
     # One job after the other: the batch took at least as long as its jobs together.
     assert totals["duration_s"] >= sum(j["duration_s"] for j in jobs.values()) - 0.01
     # The report kept in the database (what `vidpipe report` shows) is this one.
-    with sqlite3.connect(project.root / "vidpipe.db") as conn:
-        (stored,) = conn.execute("select report from batches").fetchone()
-    assert json.loads(stored) == report
+    ((stored,),) = project.sql("select report from batches")
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == report
 
     root = ET.parse(project.root / "out" / "junit.xml").getroot()
     suite = root if root.tag == "testsuite" else root.find("testsuite")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -36,15 +35,15 @@ def start(project) -> subprocess.Popen[str]:
 
 
 def status(project) -> str | None:
-    db = project.root / "vidpipe.db"
-    if not db.exists():
+    from sqlalchemy.exc import DBAPIError
+
+    if project.backend == "sqlite" and not (project.root / "vidpipe.db").exists():
         return None
     try:
-        with sqlite3.connect(db, timeout=1) as conn:
-            row = conn.execute("select status from projects").fetchone()
-    except sqlite3.OperationalError:
+        rows = project.sql("select status from projects")
+    except DBAPIError:  # locked, or not made yet
         return None
-    return row[0] if row else None
+    return rows[0][0] if rows else None
 
 
 def files(project, pattern: str) -> list[Path]:
@@ -69,22 +68,19 @@ def kill_when(project, ready: Callable[[], bool], timeout: float = 120) -> None:
 
 
 def finish_and_check(project) -> None:
-    recorded_artifacts_intact(project.root)
+    recorded_artifacts_intact(project)
     result = project.subprocess("run", "--report", "report.json")
     assert result.returncode == 0, result.stderr
     job = project.jobs_in_report()["train"]
     assert job["status"] == "complete"
     info = verify(project.root / job["output"])
     assert info.duration == pytest.approx(5 * 2 - 4 * 0.5, abs=1 / 24)
-    recorded_artifacts_intact(project.root)
+    recorded_artifacts_intact(project)
     leftovers = [p for p in (project.root / "tmp").rglob("*") if TMP_MARK in p.name]
     assert leftovers == []
-    with sqlite3.connect(project.root / "vidpipe.db") as conn:
-        assert conn.execute("select count(*) from projects").fetchone()[0] == 1
-        # Every keyframe and clip was made once: nothing paid for twice across the crash.
-        made = conn.execute(
-            "select capability, count(*) from generations group by capability"
-        ).fetchall()
+    assert project.sql("select count(*) from projects")[0][0] == 1
+    # Every keyframe and clip was made once: nothing paid for twice across the crash.
+    made = project.sql("select capability, count(*) from generations group by capability")
     assert dict(made) == {"storyboard": 1, "image": 6, "video": 5}
 
 
@@ -102,6 +98,7 @@ def test_killed_during_keyframes(project):
 
 
 @pytest.mark.slow
+@pytest.mark.both_databases
 def test_killed_during_clips(project):
     project.job("train", JOB)
     kill_when(project, lambda: len(files(project, "*/*/clips/*.mp4")) >= 2)
@@ -109,6 +106,7 @@ def test_killed_during_clips(project):
 
 
 @pytest.mark.slow
+@pytest.mark.both_databases
 def test_killed_during_stitching(project):
     project.job("train", JOB)
     kill_when(project, lambda: status(project) == "stitching")
@@ -130,7 +128,7 @@ def test_a_signal_stops_cleanly_then_the_next_run_resumes(project, signum):
     assert f"{signal.Signals(signum).name} received" in err
     assert "Traceback" not in err
     assert status(project) == "stopped"
-    recorded_artifacts_intact(project.root)
+    recorded_artifacts_intact(project)
     finish_and_check(project)
 
 

@@ -38,8 +38,7 @@ def fake_job(project, name: str, prompt: str = "A kite over a hill. It lands.") 
 
 
 def db(project, sql: str) -> list[tuple]:
-    with sqlite3.connect(project.root / "vidpipe.db") as conn:
-        return conn.execute(sql).fetchall()
+    return [tuple(row) for row in project.sql(sql)]
 
 
 def db_text(project) -> str:
@@ -389,6 +388,7 @@ def test_a_second_sigterm_stops_at_once_with_143(project):
 # -- single flight ----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_three_identical_jobs_at_once_make_the_calls_of_one(project, fake):
     for name in ("a", "b", "c"):
         fake_job(project, name)
@@ -403,6 +403,7 @@ def test_three_identical_jobs_at_once_make_the_calls_of_one(project, fake):
 LOCAL = "prompt: A lighthouse. A storm. Dawn.\nscenes: 3\n"
 
 
+@pytest.mark.both_databases
 def test_two_runners_sharing_a_database_make_each_generation_once(project):
     for name in ("a", "b", "c"):
         project.job(name, LOCAL)
@@ -431,23 +432,38 @@ def test_two_runners_sharing_a_database_make_each_generation_once(project):
     }
 
 
-def pause_outside_a_transaction(proc: subprocess.Popen[str], path: Path) -> None:
-    """SIGSTOP `proc` at a moment it holds no SQLite write lock (no runner could take a
-    lock from a stopped process; that is SQLite, not the lease under test)."""
+def in_a_transaction(project) -> bool:
+    """Whether a runner holds a transaction open: SQLite's write lock, or on PostgreSQL
+    any other connection to the database that is mid-statement or mid-transaction."""
+    if project.backend == "postgresql":
+        busy = project.sql(
+            "select count(*) from pg_stat_activity where datname = current_database()"
+            " and pid != pg_backend_pid() and state is not null and state != 'idle'"
+        )
+        return busy[0][0] > 0
+    try:
+        with sqlite3.connect(project.root / "vidpipe.db", timeout=0.2) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+    except sqlite3.OperationalError:
+        return True
+    return False
+
+
+def pause_outside_a_transaction(proc: subprocess.Popen[str], project) -> None:
+    """SIGSTOP `proc` at a moment it holds no transaction (no runner could take a lock from
+    a stopped process; that is the database, not the lease under test)."""
     for _ in range(200):
         proc.send_signal(signal.SIGSTOP)
         time.sleep(0.05)
-        try:
-            with sqlite3.connect(path, timeout=0.2) as conn:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.rollback()
+        if not in_a_transaction(project):
             return
-        except sqlite3.OperationalError:
-            proc.send_signal(signal.SIGCONT)
-            time.sleep(0.02)
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
     pytest.fail("the runner never paused outside a transaction")
 
 
+@pytest.mark.both_databases
 def test_a_paused_runner_that_lost_its_lease_does_not_remake_what_the_other_made(project):
     project.job("long", "prompt: One. Two. Three. Four. Five. Six.\nscenes: 6\nclip_duration: 2\n")
     env = {**os.environ, "VIDPIPE_LEASE_SECONDS": "5"}
@@ -463,7 +479,7 @@ def test_a_paused_runner_that_lost_its_lease_does_not_remake_what_the_other_made
     while not list((project.root / "tmp").glob("*/*/keyframes/*.png")):
         assert time.monotonic() < deadline and paused.poll() is None
         time.sleep(0.01)
-    pause_outside_a_transaction(paused, project.root / "vidpipe.db")
+    pause_outside_a_transaction(paused, project)
     try:
         before = db(project, "select count(*) from generations where status = 'complete'")[0][0]
         time.sleep(6)  # the lease lapses

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
+
+import pytest
 
 from vidpipe.store import Store
 from vidpipe.store.migrations import MIGRATIONS
@@ -13,47 +14,73 @@ from vidpipe.store.models import SCHEMA_VERSION
 V1_SCHEMA = Path(__file__).parent / "data" / "schema_v1.sql"
 
 
-def columns(db: Path, table: str) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [row[1] for row in conn.execute(f"pragma table_info({table})")]
+def columns(project, table: str) -> list[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(project.store_url)
+    try:
+        return [c["name"] for c in inspect(engine).get_columns(table)]
+    finally:
+        engine.dispose()
 
 
-def version(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("select value from vidpipe_meta where key = 'schema_version'").fetchone()
-    return int(row[0])
+def indexes(project, table: str) -> list[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(project.store_url)
+    try:
+        return [i["name"] for i in inspect(engine).get_indexes(table)]
+    finally:
+        engine.dispose()
 
 
-def test_an_empty_database_gets_the_current_schema(tmp_path: Path) -> None:
-    db = tmp_path / "new.db"
-    Store(f"sqlite:///{db}").close()
-    assert version(db) == SCHEMA_VERSION == MIGRATIONS[-1][0]
-    project_columns = columns(db, "projects")
+def version(project) -> int:
+    rows = project.sql("select value from vidpipe_meta where key = 'schema_version'")
+    return int(rows[0][0])
+
+
+@pytest.mark.both_databases
+def test_an_empty_database_gets_the_current_schema(project) -> None:
+    Store(project.store_url).close()
+    assert version(project) == SCHEMA_VERSION == MIGRATIONS[-1][0]
+    project_columns = columns(project, "projects")
     assert {"plan_digest", "settings", "node_inputs"} <= set(project_columns)
     assert not {"input_hash", "job"} & set(project_columns)
 
 
+@pytest.mark.both_databases
 def test_a_version_1_database_is_migrated_keeping_its_projects(project) -> None:
-    db = project.root / "vidpipe.db"
-    with sqlite3.connect(db) as conn:
-        conn.executescript(V1_SCHEMA.read_text())
-        conn.execute("insert into vidpipe_meta values ('schema_version', '1')")
-        conn.execute(
-            "insert into projects (id, job_name, source_path, input_hash, status, created_at, "
-            "updated_at, job, providers, models, cost_estimate_usd, cost_actual_usd, timings) "
-            "values ('20250101-000000-abcdef', 'old', 'jobs/old.yaml', ?, 'complete', "
-            "'2025-01-01 00:00:00', '2025-01-01 00:00:00', ?, '{}', '{}', 0, 0, '{}')",
-            ("a" * 64, json.dumps({"stitch": {"crossfade": 0.5}})),
-        )
-    assert "input_hash" in columns(db, "projects")
+    script = V1_SCHEMA.read_text()
+    if project.backend == "postgresql":
+        # What vidpipe 0.1.0's create_all wrote on PostgreSQL for the same tables.
+        script = script.replace("DATETIME", "TIMESTAMP WITHOUT TIME ZONE")
+        script = script.replace("\tid INTEGER NOT NULL", "\tid SERIAL NOT NULL")
+    for statement in script.split(";"):
+        if statement.strip() and not all(
+            line.startswith("--") for line in statement.strip().splitlines()
+        ):
+            project.sql(statement)
+    project.sql("insert into vidpipe_meta values ('schema_version', '1')")
+    project.sql(
+        "insert into projects (id, job_name, source_path, input_hash, status, created_at, "
+        "updated_at, job, providers, models, cost_estimate_usd, cost_actual_usd, timings) "
+        "values ('20250101-000000-abcdef', 'old', 'jobs/old.yaml', :digest, 'complete', "
+        "'2025-01-01 00:00:00', '2025-01-01 00:00:00', :job, '{}', '{}', 0, 0, '{}')",
+        digest="a" * 64,
+        job=json.dumps({"stitch": {"crossfade": 0.5}}),
+    )
+    assert "input_hash" in columns(project, "projects")
 
-    Store(f"sqlite:///{db}").close()
-    assert version(db) == SCHEMA_VERSION
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("select plan_digest, settings, node_inputs from projects").fetchone()
-        indexes = [r[1] for r in conn.execute("pragma index_list(projects)")]
-    assert row == ("a" * 64, json.dumps({"stitch": {"crossfade": 0.5}}), None)
-    assert "ix_projects_plan_digest" in indexes and "ix_projects_input_hash" not in indexes
+    Store(project.store_url).close()
+    assert version(project) == SCHEMA_VERSION
+    ((digest, settings, node_inputs),) = project.sql(
+        "select plan_digest, settings, node_inputs from projects"
+    )
+    if isinstance(settings, str):  # SQLite hands JSON back as text
+        settings = json.loads(settings)
+    assert (digest, settings, node_inputs) == ("a" * 64, {"stitch": {"crossfade": 0.5}}, None)
+    names = indexes(project, "projects")
+    assert "ix_projects_plan_digest" in names and "ix_projects_input_hash" not in names
 
     # The migrated database works: the old project is listed, and a run adds a new one.
     listed = json.loads(project.cli("list", "--json").stdout)

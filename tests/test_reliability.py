@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -49,7 +48,7 @@ def final_run_is_complete(project) -> dict:
         assert verify(project.root / jobs[name]["output"]).duration == pytest.approx(
             seconds, abs=1 / 24
         )
-    recorded_artifacts_intact(project.root)
+    recorded_artifacts_intact(project)
     assert [p for p in (project.root / "tmp").rglob("*") if TMP_MARK in p.name] == []
     return jobs
 
@@ -94,7 +93,7 @@ def test_sigkill_at_random_moments_then_a_final_run_completes(project):
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.wait()
-        recorded_artifacts_intact(project.root)
+        recorded_artifacts_intact(project)
     final_run_is_complete(project)
 
 
@@ -102,6 +101,7 @@ def test_sigkill_at_random_moments_then_a_final_run_completes(project):
 
 
 @pytest.mark.slow
+@pytest.mark.both_databases
 def test_two_concurrent_runners_make_each_generation_once(project):
     write_batch(project)
     first = popen(project, "-j", "2", "--report", "a.json")
@@ -115,9 +115,8 @@ def test_two_concurrent_runners_make_each_generation_once(project):
     for name in BATCH:
         assert a[name]["status"] == b[name]["status"] == "complete"
         assert a[name]["project_id"] == b[name]["project_id"]
-    with sqlite3.connect(project.root / "vidpipe.db") as conn:
-        generations = conn.execute("select count(*) from generations").fetchone()[0]
-        projects = conn.execute("select count(*) from projects").fetchone()[0]
+    generations = project.sql("select count(*) from generations")[0][0]
+    projects = project.sql("select count(*) from projects")[0][0]
     made = sum(j["provider_calls"] for j in a.values()) + sum(
         j["provider_calls"] for j in b.values()
     )
@@ -125,7 +124,7 @@ def test_two_concurrent_runners_make_each_generation_once(project):
     one_runner = sum(1 + (1 + n) + n for n in (3, 2, 3))
     assert generations == made == one_runner
     assert projects == len(BATCH)
-    recorded_artifacts_intact(project.root)
+    recorded_artifacts_intact(project)
 
 
 # -- hostile input through run: refused before anything is created ----------------------------
@@ -247,5 +246,5 @@ def test_a_damaged_artifact_is_made_again(project):
     job = project.jobs_in_report()["a"]
     assert job["status"] == "complete"
     assert frame.read_bytes() == good  # redrawn (the local provider is deterministic)
-    recorded_artifacts_intact(project.root)
+    recorded_artifacts_intact(project)
     assert isinstance(Path(job["output"]), Path)

@@ -114,7 +114,9 @@ def install(engine: Any) -> None:
     def _redact_parameters(
         _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
     ) -> tuple[str, Any]:
-        if many:
+        # With insertmanyvalues (PostgreSQL) `many` is set but the rows arrive already
+        # folded into one statement with one mapping of parameters.
+        if many and not isinstance(parameters, Mapping):
             return statement, [_clean(p) for p in parameters]
         return statement, _clean(parameters)
 

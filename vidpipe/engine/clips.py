@@ -123,31 +123,39 @@ class ClipOperations:
             )
             return
         target = self.layout.clip(index)
-        hit = self.calls.obtain(
-            f"scene {index} clip",
-            key,
-            capability="video",
-            provider=self.provider,
-            model=request.model,
-        )
-        if hit is not None and hit.path is not None:
-            sha = copy_atomic(hit.path, target)
-            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
-            return
-        # Another job's operation for the same clip: poll it rather than pay again.
-        pending = self.rt.cache.pending(key)
-        if pending is not None and pending.operation_id:
-            self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
-            store.put_clip(
-                self.project_id,
-                index,
-                status=ClipState.POLLING,
-                generation_key=key,
-                operation_id=pending.operation_id,
-                attempts=1,
-                submitted_at=utcnow(),
+        while True:
+            hit = self.calls.obtain(
+                f"scene {index} clip",
+                key,
+                capability="video",
+                provider=self.provider,
+                model=request.model,
             )
-            return
+            if hit is not None and hit.path is not None:
+                sha = copy_atomic(hit.path, target)
+                self._complete(
+                    index, key, target, sha, source=FrameSource.CACHED, operation_id=None
+                )
+                return
+            # Another job's operation for the same clip: poll it rather than pay again.
+            pending = self.rt.cache.pending(key)
+            if pending is not None and pending.operation_id:
+                self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
+                store.put_clip(
+                    self.project_id,
+                    index,
+                    status=ClipState.POLLING,
+                    generation_key=key,
+                    operation_id=pending.operation_id,
+                    attempts=1,
+                    submitted_at=utcnow(),
+                )
+                return
+            # Submit only on our own claim. The operation `obtain` saw pending may have
+            # finished since: then the next look is a cache hit, not a second payment.
+            row = store.generation(key)
+            if row is not None and row.status == "running" and row.owner == self.calls.owner:
+                break
         self._submit(index, key, request, attempts=1)
 
     def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:

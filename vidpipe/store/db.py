@@ -6,8 +6,11 @@ keyframes, video_clips, pipeline_runs (each time a runner works on a project), b
 vidpipe_meta (the schema version).
 
 SQLite is the default, opened with WAL (readers never block the writer), a busy timeout
-(several runners share one file) and foreign keys on. Any SQLAlchemy URL works; nothing
-here is SQLite-only except those pragmas.
+(several runners share one file) and foreign keys on. PostgreSQL
+(``postgresql+psycopg://user:password@host:5432/db``) is the other tested backend: the
+runners of several machines share it, leases and claims lock their rows
+(``SELECT … FOR UPDATE``), and an unreachable server, a refused login or a missing
+database is a sentence naming the server and what to do, the password masked.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -35,7 +39,7 @@ from sqlalchemy.orm import (
 )
 
 from vidpipe.errors import ConfigError
-from vidpipe.redact import add_secret, install
+from vidpipe.redact import add_secret, install, redact
 from vidpipe.store.migrations import MIGRATIONS
 from vidpipe.store.models import (
     SCHEMA_VERSION,
@@ -54,6 +58,9 @@ from vidpipe.store.models import (
     runner_id,
     utcnow,
 )
+
+#: The PostgreSQL advisory lock key that serialises migrations (any fixed number; "vidp").
+_MIGRATION_LOCK = 0x76696470
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -99,6 +106,9 @@ class Store:
             ) from None
         add_secret(parsed.password)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self._server = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        self._database = parsed.database or ""
+        self._user = parsed.username or ""
         #: The database file (SQLite), for messages.
         self.file: Path | None = None
         kwargs: dict[str, Any] = {}
@@ -112,6 +122,17 @@ class Store:
                     "an empty cache (every generation is then made, and paid for, again)"
                 )
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        elif parsed.get_backend_name() == "postgresql":
+            kwargs.update(
+                # Every job thread (-j) and the lease keeper hold a connection at times; a
+                # connection dropped by the server or a proxy is replaced, not reported.
+                pool_size=8,
+                max_overflow=8,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+                # A firewalled host would otherwise hang for minutes before saying so.
+                connect_args={"connect_timeout": 10},
+            )
         try:
             self.engine = create_engine(url, **kwargs)
         except Exception as exc:  # a missing driver, a bad option: the URL is the problem
@@ -128,6 +149,11 @@ class Store:
         """Bring the schema up to date; return the version."""
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Runners starting together on an empty database would both create the
+                    # tables (one fails on a duplicate type); this lock, held until commit,
+                    # makes the second wait and then find the schema made.
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 if (
                     self.is_sqlite
                     and conn.exec_driver_sql("PRAGMA quick_check(1)").scalar() != "ok"
@@ -177,10 +203,7 @@ class Store:
         """Why the database cannot be opened, and what to do, in one sentence."""
         reason = str(exc.orig) if exc.orig is not None else str(exc)
         if self.file is None:
-            return (
-                f"cannot open database {self._name()}: {reason}; check the URL, the "
-                "credentials and that the server is running"
-            )
+            return self._server_unusable(exc, reason)
         if "locked" in reason or "busy" in reason:
             return (
                 f"database {self.file} is locked: another process has held a write open for "
@@ -195,6 +218,36 @@ class Store:
             f"{self.file} is not a usable vidpipe database ({reason}): it is damaged or "
             "another program's file. Restore it from a backup, or move it away and run again "
             "to start an empty cache (every generation is then made, and paid for, again)"
+        )
+
+    def _server_unusable(self, exc: DatabaseError, reason: str) -> str:
+        """Why a database server refused us, and what to do, in one sentence."""
+        # The driver's text spans lines ("connection failed: … \n Is the server running…");
+        # its first meaningful line is the reason.
+        lines = [line.strip() for line in reason.splitlines() if line.strip()]
+        reason = redact(lines[0] if lines else reason)
+        code = getattr(exc.orig, "sqlstate", None)
+        where = f"the database server at {self._server}"
+        if code == "3D000" or ("does not exist" in reason and "database" in reason):
+            host, _, port = self._server.rpartition(":")
+            user = f" -U {self._user}" if self._user else ""
+            return (
+                f"database {self._database!r} does not exist on {where} ({_redact(self.url)}); "
+                f"create it (createdb -h {host} -p {port}{user} {self._database}) and run again"
+            )
+        if (code or "").startswith("28") or "authentication" in reason or "role" in reason:
+            return (
+                f"{where} refused the login of {self._user!r} ({reason}); check the user "
+                "name and password in the database URL (and the server's pg_hba.conf)"
+            )
+        if code is None and "connection" in reason.lower():
+            return (
+                f"cannot reach {where} ({reason}); start the server, or fix the host and "
+                f"port in the database URL {_redact(self.url)!r}"
+            )
+        return (
+            f"cannot use database {_redact(self.url)!r} on {where}: {reason}; check the URL, "
+            "the credentials and that the server is running"
         )
 
     @contextmanager
@@ -332,6 +385,14 @@ class Store:
         """
         now = utcnow()
         with self.session() as s:
+            if not self.is_sqlite:
+                # FOR UPDATE locks rows that exist; two runners opening a plan nobody ran
+                # yet would both create it. This lock (until commit) makes one of them wait
+                # and then find the other's project.
+                s.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:plan, 0))"),
+                    {"plan": f"{job_name}\n{plan_digest}"},
+                )
             project = None
             if not force:
                 query = (
@@ -652,6 +713,10 @@ def _sqlite_file(url: str, database: str | None, query: Any) -> Path:
 
 def _redact(url: str) -> str:
     """A database URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        pass
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
