@@ -519,6 +519,34 @@ def _slug(value: Any, index: int) -> str:
     return slug or str(index)
 
 
+@dataclass
+class _Resolving:
+    """One job being resolved: where its values came from, and the problems found so far."""
+
+    path: Path
+    config: Config
+    source: SourceMap
+    own: Mapping[str, Any]
+    origin: Mapping[str, Path_]
+    problems: list[Problem] = field(default_factory=list)
+
+    def at(self, *key: str | int) -> Path_:
+        """Where the value at `key` was written: a value the file does not write (a default,
+        a matrix value) is located at its origin."""
+        if _written_in(self.own, key):
+            return key
+        if key and key[0] in self.origin:
+            top = self.origin[str(key[0])]
+            return (*top, *key[1:]) if top[-1] == key[0] else top
+        return ()
+
+    def refuse(self, key: Path_, message: str) -> None:
+        self.problems.append(self.source.problem(key, message))
+
+    def image(self, value: str, key: Path_) -> Path | None:
+        return _image(self.config, self.path, value, self.source, key, self.problems)
+
+
 def _resolve(
     path: Path,
     shown: str,
@@ -532,159 +560,25 @@ def _resolve(
     source: SourceMap,
     catalog: Mapping[str, Asset],
 ) -> tuple[Job | None, list[Problem]]:
-    problems: list[Problem] = []
+    """One job from its layered data (built-in defaults, `defaults:`, the file, the matrix
+    values, CLI flags), in named steps; every problem located where its value was written."""
+    cx = _Resolving(path, config, source, own, origin)
     assets = {
         **catalog,
         **declared(
-            own.get("assets") or {}, path, source, ("assets",), _image_check(config), problems
+            own.get("assets") or {}, path, source, ("assets",), _image_check(config), cx.problems
         ),
     }
-
-    def at(*key: str | int) -> Path_:
-        # A value the file does not write (a default, a matrix value) is located at its origin.
-        if _written_in(own, key):
-            return key
-        if key and key[0] in origin:
-            top = origin[str(key[0])]
-            return (*top, *key[1:]) if top[-1] == key[0] else top
-        return ()
-
-    base_name = data.get("name") or path.stem
-    name = f"{base_name}{suffix}"
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
-        problems.append(
-            source.problem(
-                at("name"),
-                f"job name {name!r} (from the file name) is not a valid job name; add "
-                "`name:` with 1-64 lowercase letters, digits, '.', '_' or '-'",
-            )
-        )
-
-    if "scenes" in own and "duration" in own:
-        problems.append(source.problem(at("duration"), "give `scenes` or `duration`, not both"))
-    clip = int(data["clip_duration"])
-    if "duration" in data and "scenes" not in own:
-        scenes = max(1, round(float(data["duration"]) / clip))
-    else:
-        scenes = int(data.get("scenes", DEFAULT_SCENES))
-    if scenes > config.max_scenes:
-        problems.append(
-            source.problem(
-                at("scenes") if "scenes" in data else at("duration"),
-                f"{scenes} scenes is more than max_scenes ({config.max_scenes}); lower it or "
-                "raise max_scenes in vidpipe.yaml",
-            )
-        )
-
-    raw_provider = data["provider"]
-    default_provider = config.defaults.get("provider", "local")
-    if not isinstance(default_provider, str):
-        default_provider = "local"
-    if isinstance(raw_provider, str):
-        providers = dict.fromkeys(STEPS, raw_provider)
-    else:
-        providers = {step: raw_provider.get(step, default_provider) for step in STEPS}
-    if "provider" in own or "provider" in chosen:
-        # Names from defaults and --provider are checked once, by load_jobs; a valid
-        # --provider replaces the job's value, so there is nothing left to refuse here.
-        for step, name_ in _provider_names(raw_provider):
-            if name_ not in known_providers:
-                loc = at("provider") if step is None else at("provider", step)
-                problems.append(
-                    source.problem(loc, _unknown_provider(name_, known_providers, step))
-                )
-
-    templates = dict(data.get("templates") or {})
-    for key, value in templates.items():
-        if Path(value).is_absolute():
-            problems.append(
-                source.problem(
-                    at("templates", key), f"template path {value!r} must be relative, not absolute"
-                )
-            )
-        elif not _stays_inside(config.root, path.parent / value):
-            problems.append(
-                source.problem(
-                    at("templates", key),
-                    f"template path {value!r} leaves the project folder {config.root}",
-                )
-            )
-        elif not _template_exists(config.root, path.parent, value):
-            folder = config.display(path.parent)
-            problems.append(
-                source.problem(
-                    at("templates", key),
-                    f"template {value!r} not found in {folder}/, templates/ or vidpipe's "
-                    "built-in templates; create it or fix the name",
-                )
-            )
-
-    overrides: list[SceneOverride] = []
-    seen: set[int] = set()
-    for i, item in enumerate(data.get("scene_overrides") or []):
-        index = int(item["index"])
-        loc = at("scene_overrides", i, "index")
-        if index >= scenes:
-            problems.append(
-                source.problem(
-                    loc,
-                    f"scene_overrides[{i}].index is {index}, but the job has {scenes} scene(s) "
-                    f"(indexes 0 to {scenes - 1})",
-                )
-            )
-        if index in seen:
-            problems.append(source.problem(loc, f"scene {index} is overridden twice"))
-        seen.add(index)
-        images: dict[str, Path | None] = {}
-        fit: dict[str, str] = {}
-        for kind in ("start_image", "end_image"):
-            images[kind] = None
-            value = item.get(kind)
-            loc = at("scene_overrides", i, kind)
-            if isinstance(value, Mapping):
-                if value.get("fit"):
-                    fit[kind.removesuffix("_image")] = value["fit"]
-                value, loc = value["path"], (*loc, "path")
-            if value:
-                images[kind] = _image(config, path, value, source, loc, problems)
-        scene_assets = item.get("assets")
-        if scene_assets is not None:
-            for j, asset_name in enumerate(scene_assets):
-                if asset_name not in assets:
-                    problems.append(
-                        source.problem(
-                            at("scene_overrides", i, "assets", j),
-                            f"unknown asset {asset_name!r}; declared assets: {declared_list(assets)}",
-                        )
-                    )
-        overrides.append(
-            SceneOverride(
-                index=index,
-                fields={k: item[k] for k in SCENE_FIELDS if k in item},
-                duration=item.get("duration"),
-                start_image=images["start_image"],
-                end_image=images["end_image"],
-                fit=fit,
-                assets=tuple(dict.fromkeys(scene_assets)) if scene_assets is not None else None,
-                video_references=(item.get("video") or {}).get("references"),
-            )
-        )
-    from vidpipe.spec.outputs import resolve_finish
-
-    finish, found = resolve_finish(
-        data.get("finish"),
-        data["aspect_ratio"],
-        lambda key, message: source.problem(at(*key), message),
-        lambda value, key, what: _inside(config, path, value, source, at(*key), what, problems),
-        config.display,
-        lambda value, key: _image(config, path, value, source, at(*key), problems),
-    )
-    problems.extend(found)
-    if problems:
-        return None, problems
+    name = _job_name(cx, data, suffix)
+    clip, scenes = _scene_count(cx, data)
+    providers = _step_providers(cx, data, chosen, known_providers)
+    templates = _template_paths(cx, data)
+    overrides = _scene_overrides(cx, data, scenes, assets)
+    finish = _finish(cx, data)
+    if cx.problems:
+        return None, cx.problems
 
     stitch = data["stitch"]
-    video_references = (data.get("video") or {}).get("references", "frames")
     job = Job(
         name=name,
         path=path,
@@ -715,24 +609,166 @@ def _resolve(
         limits=config.limits,
         finish=finish,
         assets=assets,
-        video_references=video_references,
+        video_references=(data.get("video") or {}).get("references", "frames"),
         video_set=bool(data.get("video")),
     )
     if data.get("output"):
-        # `output:` is a template over the job's resolved fields (job.name, job.matrix…).
-        from vidpipe.spec.outputs import render_output
+        job = _with_output(cx, data["output"], job)
+    return (job, []) if not cx.problems else (None, cx.problems)
 
-        try:
-            rendered = render_output(
-                data["output"], {"job": job.settings, "vars": job.settings["vars"]}
+
+def _job_name(cx: _Resolving, data: Mapping[str, Any], suffix: str) -> str:
+    name = f"{data.get('name') or cx.path.stem}{suffix}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+        cx.refuse(
+            cx.at("name"),
+            f"job name {name!r} (from the file name) is not a valid job name; add "
+            "`name:` with 1-64 lowercase letters, digits, '.', '_' or '-'",
+        )
+    return name
+
+
+def _scene_count(cx: _Resolving, data: Mapping[str, Any]) -> tuple[int, int]:
+    """The clip length and the scene count (`scenes`, or `duration` / `clip_duration`)."""
+    if "scenes" in cx.own and "duration" in cx.own:
+        cx.refuse(cx.at("duration"), "give `scenes` or `duration`, not both")
+    clip = int(data["clip_duration"])
+    if "duration" in data and "scenes" not in cx.own:
+        scenes = max(1, round(float(data["duration"]) / clip))
+    else:
+        scenes = int(data.get("scenes", DEFAULT_SCENES))
+    if scenes > cx.config.max_scenes:
+        cx.refuse(
+            cx.at("scenes") if "scenes" in data else cx.at("duration"),
+            f"{scenes} scenes is more than max_scenes ({cx.config.max_scenes}); lower it or "
+            "raise max_scenes in vidpipe.yaml",
+        )
+    return clip, scenes
+
+
+def _step_providers(
+    cx: _Resolving, data: Mapping[str, Any], chosen: Mapping[str, Any], known: set[str]
+) -> dict[str, str]:
+    """The provider of each step (one name for all, or one per step)."""
+    raw = data["provider"]
+    default = cx.config.defaults.get("provider", "local")
+    if not isinstance(default, str):
+        default = "local"
+    if isinstance(raw, str):
+        providers = dict.fromkeys(STEPS, raw)
+    else:
+        providers = {step: raw.get(step, default) for step in STEPS}
+    if "provider" in cx.own or "provider" in chosen:
+        # Names from defaults and --provider are checked once, by load_jobs; a valid
+        # --provider replaces the job's value, so there is nothing left to refuse here.
+        for step, name in _provider_names(raw):
+            if name not in known:
+                loc = cx.at("provider") if step is None else cx.at("provider", step)
+                cx.refuse(loc, _unknown_provider(name, known, step))
+    return providers
+
+
+def _template_paths(cx: _Resolving, data: Mapping[str, Any]) -> dict[str, str]:
+    """`templates:`: relative, inside the project, and found on the search path."""
+    templates = dict(data.get("templates") or {})
+    root, folder = cx.config.root, cx.path.parent
+    for key, value in templates.items():
+        where = cx.at("templates", key)
+        if Path(value).is_absolute():
+            cx.refuse(where, f"template path {value!r} must be relative, not absolute")
+        elif not _stays_inside(root, folder / value):
+            cx.refuse(where, f"template path {value!r} leaves the project folder {root}")
+        elif not _template_exists(root, folder, value):
+            cx.refuse(
+                where,
+                f"template {value!r} not found in {cx.config.display(folder)}/, templates/ or "
+                "vidpipe's built-in templates; create it or fix the name",
             )
-        except ValueError as exc:
-            return None, [source.problem(at("output"), str(exc))]
-        output = _inside(config, path, rendered, source, at("output"), "output", problems)
-        if output is None:
-            return None, problems
-        job = dataclasses.replace(job, output=output)
-    return job, []
+    return templates
+
+
+def _scene_overrides(
+    cx: _Resolving, data: Mapping[str, Any], scenes: int, assets: Mapping[str, Asset]
+) -> list[SceneOverride]:
+    overrides: list[SceneOverride] = []
+    seen: set[int] = set()
+    for i, item in enumerate(data.get("scene_overrides") or []):
+        index = int(item["index"])
+        loc = cx.at("scene_overrides", i, "index")
+        if index >= scenes:
+            cx.refuse(
+                loc,
+                f"scene_overrides[{i}].index is {index}, but the job has {scenes} scene(s) "
+                f"(indexes 0 to {scenes - 1})",
+            )
+        if index in seen:
+            cx.refuse(loc, f"scene {index} is overridden twice")
+        seen.add(index)
+        images: dict[str, Path | None] = {}
+        fit: dict[str, str] = {}
+        for kind in ("start_image", "end_image"):
+            images[kind] = None
+            value = item.get(kind)
+            loc = cx.at("scene_overrides", i, kind)
+            if isinstance(value, Mapping):
+                if value.get("fit"):
+                    fit[kind.removesuffix("_image")] = value["fit"]
+                value, loc = value["path"], (*loc, "path")
+            if value:
+                images[kind] = cx.image(value, loc)
+        scene_assets = item.get("assets")
+        for j, asset_name in enumerate(scene_assets or ()):
+            if asset_name not in assets:
+                cx.refuse(
+                    cx.at("scene_overrides", i, "assets", j),
+                    f"unknown asset {asset_name!r}; declared assets: {declared_list(assets)}",
+                )
+        overrides.append(
+            SceneOverride(
+                index=index,
+                fields={k: item[k] for k in SCENE_FIELDS if k in item},
+                duration=item.get("duration"),
+                start_image=images["start_image"],
+                end_image=images["end_image"],
+                fit=fit,
+                assets=tuple(dict.fromkeys(scene_assets)) if scene_assets is not None else None,
+                video_references=(item.get("video") or {}).get("references"),
+            )
+        )
+    return overrides
+
+
+def _finish(cx: _Resolving, data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """`finish:` with its files checked (see vidpipe.spec.outputs)."""
+    from vidpipe.spec.outputs import resolve_finish
+
+    finish, found = resolve_finish(
+        data.get("finish"),
+        data["aspect_ratio"],
+        lambda key, message: cx.source.problem(cx.at(*key), message),
+        lambda value, key, what: _inside(
+            cx.config, cx.path, value, cx.source, cx.at(*key), what, cx.problems
+        ),
+        cx.config.display,
+        lambda value, key: cx.image(value, cx.at(*key)),
+    )
+    cx.problems.extend(found)
+    return finish
+
+
+def _with_output(cx: _Resolving, template: str, job: Job) -> Job:
+    """`output:` is a template over the job's resolved fields (job.name, job.matrix…)."""
+    from vidpipe.spec.outputs import render_output
+
+    try:
+        rendered = render_output(template, {"job": job.settings, "vars": job.settings["vars"]})
+    except ValueError as exc:
+        cx.refuse(cx.at("output"), str(exc))
+        return job
+    output = _inside(
+        cx.config, cx.path, rendered, cx.source, cx.at("output"), "output", cx.problems
+    )
+    return dataclasses.replace(job, output=output) if output is not None else job
 
 
 def _image_check(config: Config) -> Any:
