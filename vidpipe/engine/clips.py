@@ -71,6 +71,7 @@ class ClipOperations:
             generate_audio=self.job.generate_audio,
             negative_prompt=self.job.negative_prompt,
             seed=self.job.seed,
+            keyframe_edges=self.job.crossfade,
         )
 
     def submit(

@@ -138,7 +138,9 @@ def _truncated(path: Path, found: int, declared: int) -> MediaError:
 def add_video_encoder(
     out: av.container.OutputContainer, width: int, height: int, rate: Fraction
 ) -> av.video.stream.VideoStream:
-    stream = out.add_stream("libx264", rate=rate, options={"preset": PRESET})
+    # forced-idr: a frame marked I by the caller becomes an IDR, so a copy can start there
+    # (the renderer marks the crossfade edges); without such marks it changes nothing.
+    stream = out.add_stream("libx264", rate=rate, options={"preset": PRESET, "forced-idr": "1"})
     stream.width = width
     stream.height = height
     stream.pix_fmt = "yuv420p"

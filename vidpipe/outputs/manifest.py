@@ -7,7 +7,9 @@ Paths in the manifest are relative to the project root (SPEC §7).
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
@@ -60,8 +62,7 @@ def write_outputs(
         )
     output_sha = sha256_file(layout.output)
 
-    sheet = _contact_sheet(scenes, layout, project)
-    write_atomic(layout.contact_sheet, sheet)
+    sheet_key = _refresh_contact_sheet(scenes, layout, project)
 
     output_copy = project.job.get("output")
     if output_copy:
@@ -77,33 +78,69 @@ def write_outputs(
     manifest = build_manifest(
         store, config, fresh, timings=timings, stitch=stitch, status="complete"
     )
-    manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
+    manifest["output"].update(
+        {
+            "width": result.width,
+            "height": result.height,
+            "mode": result.mode,
+            # How the frames got there (copy, smart: only the crossfade windows encoded,
+            # full re-encode) and why: a probe of the clips decides, see media/smart.py.
+            "stitch_path": result.path,
+            "stitch_reason": result.reason,
+        }
+    )
+    manifest["contact_sheet"] = {
+        "path": config.display(layout.contact_sheet),
+        "inputs": sheet_key,
+    }
     write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
     return manifest["output"]["path"]
 
 
-def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
+# Part of the contact sheet's key: bump when its drawing changes, so old sheets are redrawn.
+_SHEET_VERSION = 2
+
+
+def _refresh_contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> str:
+    """Draw the contact sheet unless the one on disk was drawn from the same inputs.
+
+    The key covers everything the drawing reads (keyframe hashes, captions, notes, title,
+    layout version); the previous manifest records the key of the sheet beside it.
+    Returns the key.
+    """
+    title = f"{project.job_name} · {project.id}"
+    rows: list[tuple[int, str, Path | None, Path | None, str | None]] = []
+    digests: list[list[str | None]] = []
+    for scene in scenes:
+        frames = {k.kind: (layout.load(k.path), k.sha256) for k in scene.keyframes}
+        clip = scene.clip
+        note = f"gap: {clip.status}" if clip is not None and clip.status in GAP_STATES else None
+        start, end = frames.get("start"), frames.get("end")
+        rows.append((scene.index, scene.description, start and start[0], end and end[0], note))
+        # The recorded hash stands for the file's content; a deleted file is drawn as a
+        # placeholder, so its absence is part of the key.
+        digests.append([f[1] if f and f[0].is_file() else None for f in (start, end)])
+    inputs = [_SHEET_VERSION, title, [(r[0], r[1], r[4]) for r in rows], digests]
+    key = hashlib.sha256(json.dumps(inputs, ensure_ascii=False).encode("utf-8")).hexdigest()
+    if layout.contact_sheet.is_file() and _recorded_sheet_key(layout) == key:
+        return key
     from vidpipe.outputs.contact_sheet import SheetRow, contact_sheet
 
-    rows = []
-    for scene in scenes:
-        frames = {k.kind: layout.load(k.path) for k in scene.keyframes}
-        clip = scene.clip
-        note = None
-        if clip is not None and clip.status in GAP_STATES:
-            note = f"gap: {clip.status}"
-        rows.append(
-            SheetRow(
-                index=scene.index,
-                caption=scene.description,
-                start_png=frames.get("start"),
-                end_png=frames.get("end"),
-                note=note,
-            )
-        )
-    return contact_sheet(rows, title=f"{project.job_name} · {project.id}")
+    sheet_rows = [SheetRow(i, caption, start, end, note) for i, caption, start, end, note in rows]
+    write_atomic(layout.contact_sheet, contact_sheet(sheet_rows, title=title))
+    return key
+
+
+def _recorded_sheet_key(layout: Layout) -> str | None:
+    try:
+        recorded = json.loads(layout.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    sheet = recorded.get("contact_sheet") if isinstance(recorded, dict) else None
+    key = sheet.get("inputs") if isinstance(sheet, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def build_manifest(

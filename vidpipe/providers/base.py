@@ -84,6 +84,10 @@ class VideoRequest:
     generate_audio: bool | None = None
     negative_prompt: str | None = None
     seed: int | None = None
+    # Seconds from each end where the stitch will blend (the job's crossfade): a renderer
+    # that can place keyframes there lets the stitch copy everything between the blends.
+    # Not a model input: providers that cannot place keyframes drop it from the cache key.
+    keyframe_edges: float = 0.0
 
 
 @dataclass(frozen=True)

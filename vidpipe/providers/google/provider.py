@@ -319,6 +319,8 @@ class GoogleProvider(Provider):
         fields = super().key_fields(request)
         # Models never see the storyboard hints (captions, palettes for the local panels).
         fields.pop("hints", None)
+        # Veo places its own keyframes: a crossfade change must not pay for a new clip.
+        fields.pop("keyframe_edges", None)
         if isinstance(request, StoryboardRequest):
             for name in ("idea", "style", "aspect_ratio", "clip_duration"):
                 fields.pop(name, None)  # already in the rendered prompt

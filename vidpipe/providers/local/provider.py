@@ -137,6 +137,9 @@ class LocalProvider(Provider):
             # storyboard template cannot change its answer, so it must not miss the cache.
             fields.pop("prompt", None)
             fields.pop("schema", None)
+        if fields.get("keyframe_edges") == 0:
+            # Clips rendered before keyframe placement existed keep their cache keys.
+            fields.pop("keyframe_edges")
         return fields
 
     def storyboard(self, request: StoryboardRequest) -> StoryboardAnswer:
@@ -203,6 +206,7 @@ class LocalProvider(Provider):
                 fps=FPS,
                 motion=motion_from_prompt(request.prompt),
                 audio_seed=None if request.generate_audio is False else _seed(operation_id),
+                keyframe_edges=request.keyframe_edges,
             )
             data = out.read_bytes()
         return VideoStatus(
