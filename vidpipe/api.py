@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
-from vidpipe.spec.config import Config
-from vidpipe.spec.jobs import Job, load_jobs
-from vidpipe.store import Project, Store
+
+if TYPE_CHECKING:
+    from vidpipe.spec.config import Config
+    from vidpipe.spec.jobs import Job
+    from vidpipe.store import Project, Store
+    from vidpipe.store.lite import LiteStore, ProjectRow
 
 
 def _database_exists(config: Config) -> bool:
@@ -25,13 +28,25 @@ def _database_exists(config: Config) -> bool:
 
 def open_store(config: Config, *, create: bool = False) -> Store | None:
     """The project database, or None when it does not exist yet (and `create` is off)."""
+    from vidpipe.store import Store
+
     if not create and not _database_exists(config):
         return None
     return Store(config.database)
 
 
+def open_reader(config: Config) -> LiteStore | Store | None:
+    """The project database for commands that read it (and `stitch`): over the standard
+    library's sqlite3 when it can (no SQLAlchemy to import), else the full Store."""
+    from vidpipe.store.lite import LiteStore
+
+    return LiteStore.open(config.database) or open_store(config)
+
+
 def find_jobs(config: Config, ref: str, cwd: Path) -> list[Job]:
     """Jobs named by a file path, or by a job name among the project's jobs."""
+    from vidpipe.spec.jobs import load_jobs
+
     candidate = Path(ref) if Path(ref).is_absolute() else cwd / ref
     if candidate.exists():
         return load_jobs([ref], config, cwd=cwd)
@@ -131,7 +146,7 @@ def estimate_batch(
 # -- list / status ------------------------------------------------------------------------
 
 
-def _output(config: Config, project: Project) -> str | None:
+def _output(config: Config, project: Project | ProjectRow) -> str | None:
     return (
         config.display(config.artifacts_dir / project.output_path) if project.output_path else None
     )
@@ -139,7 +154,7 @@ def _output(config: Config, project: Project) -> str | None:
 
 def list_projects(config: Config, *, status: str | None = None) -> list[dict[str, Any]]:
     """Projects, newest first (`vidpipe list --json`)."""
-    store = open_store(config)
+    store = open_reader(config)
     if store is None:
         return []
     rows = [
@@ -156,7 +171,7 @@ def list_projects(config: Config, *, status: str | None = None) -> list[dict[str
     return rows
 
 
-def _project(store: Store | None, ref: str) -> Project:
+def _project(store: Store | LiteStore | None, ref: str) -> Project | ProjectRow:
     project = store.find_project(ref) if store is not None else None
     if project is None:
         raise NotFound(f"no project or job named {ref!r}; `vidpipe list` shows what exists")
@@ -167,7 +182,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
     """One project in detail (`vidpipe status --json`)."""
     from vidpipe.outputs.manifest import build_manifest
 
-    store = open_store(config)
+    store = open_reader(config)
     project = _project(store, ref)
     assert store is not None
     manifest = build_manifest(store, config, project)
@@ -210,6 +225,7 @@ def resume_project(
     from vidpipe.batch.progress import make_progress
     from vidpipe.batch.runner import Batch, Prepared, RunOptions, providers_for
     from vidpipe.engine.runtime import Runtime, input_hash
+    from vidpipe.spec.jobs import load_jobs
 
     store = open_store(config)
     project = _project(store, ref)
@@ -257,7 +273,7 @@ def restitch(config: Config, ref: str, *, crossfade: float | None = None) -> str
     """Rebuild a project's outputs from its clips (`vidpipe stitch`); no provider calls."""
     from vidpipe.outputs.manifest import write_outputs
 
-    store = open_store(config)
+    store = open_reader(config)
     project = _project(store, ref)
     assert store is not None
     try:

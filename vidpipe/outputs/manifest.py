@@ -10,20 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
 from vidpipe.errors import MediaError
-from vidpipe.spec.config import Config
-from vidpipe.store import Project, Scene, Store
+
+if TYPE_CHECKING:
+    from vidpipe.spec.config import Config
+    from vidpipe.store import Project, Scene, Store
+    from vidpipe.store.lite import LiteStore, ProjectRow, SceneRow
+
+    AnyStore = Store | LiteStore
+    AnyProject = Project | ProjectRow
 
 GAP_STATES = ("rai_filtered", "timed_out")
 
 
 def write_outputs(
-    store: Store,
+    store: AnyStore,
     config: Config,
-    project: Project,
+    project: AnyProject,
     *,
     crossfade: float | None = None,
     timings: dict[str, float] | None = None,
@@ -103,7 +109,9 @@ def write_outputs(
 _SHEET_VERSION = 2
 
 
-def _refresh_contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> str:
+def _refresh_contact_sheet(
+    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
+) -> str:
     """Draw the contact sheet unless the one on disk was drawn from the same inputs.
 
     The key covers everything the drawing reads (keyframe hashes, captions, notes, title,
@@ -144,9 +152,9 @@ def _recorded_sheet_key(layout: Layout) -> str | None:
 
 
 def build_manifest(
-    store: Store,
+    store: AnyStore,
     config: Config,
-    project: Project,
+    project: AnyProject,
     *,
     timings: dict[str, float] | None = None,
     stitch: dict[str, Any] | None = None,

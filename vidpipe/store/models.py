@@ -29,7 +29,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-SCHEMA_VERSION = 1
+from vidpipe.store.migrations import SCHEMA_VERSION as SCHEMA_VERSION
 
 
 def utcnow() -> datetime:
