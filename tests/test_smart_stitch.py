@@ -15,9 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import Project
 from PIL import Image, ImageDraw
 
-from tests.conftest import Project
 from vidpipe import media
 from vidpipe.providers.local.animatic import Motion, render_clip
 

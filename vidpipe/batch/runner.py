@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import verified
 from vidpipe.engine.project import ProjectRun
@@ -29,7 +29,10 @@ from vidpipe.prompts import check_templates, prompts_for
 from vidpipe.providers import Provider, create
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
-from vidpipe.store import Project, Store, runner_id
+from vidpipe.store import runner_id
+
+if TYPE_CHECKING:
+    from vidpipe.store import Project, Store
 
 
 @dataclass
@@ -436,6 +439,7 @@ def run_batch(
     if warning:
         (warn or _stderr)(warning)
     from vidpipe.batch.progress import make_progress
+    from vidpipe.store import Store
 
     progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
     store = Store(config.database)

@@ -15,10 +15,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import verified
-from vidpipe.store import Generation, Store, runner_id, utcnow
+from vidpipe.store import runner_id, utcnow
+
+if TYPE_CHECKING:
+    from vidpipe.store import Generation, Store
 
 KEY_VERSION = 1
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import (
     Layout,
@@ -56,7 +56,9 @@ from vidpipe.providers import (
 )
 from vidpipe.spec.jobs import Job
 from vidpipe.spec.schema import load_schema
-from vidpipe.store import Project
+
+if TYPE_CHECKING:
+    from vidpipe.store import Project
 
 STORYBOARD_ATTEMPTS = 3
 

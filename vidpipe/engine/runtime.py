@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vidpipe import __version__
 from vidpipe.artifacts import sha256_file
@@ -17,7 +17,9 @@ from vidpipe.prompts import Prompts, prompts_for
 from vidpipe.providers import CAPABILITIES, Capability, Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
-from vidpipe.store import Store
+
+if TYPE_CHECKING:
+    from vidpipe.store import Store
 
 
 class Progress(Protocol):

@@ -32,6 +32,10 @@ def __getattr__(name: str) -> Any:
         from vidpipe.store.db import Store
 
         return Store
+    if name in ("new_id", "owner_gone", "runner_id", "utcnow"):
+        from vidpipe.store import ids
+
+        return getattr(ids, name)
     if name in __all__:
         from vidpipe.store import models
 
