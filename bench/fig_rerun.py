@@ -80,7 +80,7 @@ def figures(quick: bool) -> list[Figure]:
         f"unchanged re-run of a {JOBS}-job local batch, wall",
         median([p.wall for p in reruns]),
         "s",
-        3.0,
+        1.0,
         details,
     )
     rerun.note = RERUN_PROFILE

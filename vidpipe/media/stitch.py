@@ -141,7 +141,12 @@ class _NotCopyable(Exception):
 
 
 def stitch(
-    clips: Sequence[Path], out_path: Path, *, crossfade: float = 0.0, audio: bool = True
+    clips: Sequence[Path],
+    out_path: Path,
+    *,
+    crossfade: float = 0.0,
+    audio: bool = True,
+    smart: bool = True,
 ) -> StitchResult:
     """Join clips into one MP4 at ``out_path`` and report how, measured from the result.
 
@@ -157,7 +162,7 @@ def stitch(
       (same H.264 parameter sets, regular timestamps: see :mod:`vidpipe.media.smart`)
       only the overlap windows are encoded and everything between them is copied (path
       "smart"); otherwise every frame is re-encoded (path "full"). ``result.reason``
-      says why.
+      says why; ``smart=False`` forces the full re-encode (for comparisons).
 
     ``audio=False`` drops audio in every mode; with audio, a film gets an audio track
     when at least one clip has one. Raises MediaError for no clips, an unreadable or
@@ -199,6 +204,8 @@ def stitch(
                     mode, path, reason = "copy", "copy", "every clip's packets copied"
                 except _NotCopyable as exc:
                     reason = str(exc)
+            elif mode == "crossfade" and not smart:
+                reason = "full re-encode requested"
             elif mode == "crossfade":
                 from vidpipe.media.smart import plan_smart, write_smart
 
@@ -528,7 +535,7 @@ def _stitch_reencode(
     out = open_output(out_path)
     with out, media_errors(out_path, "write the film", CHECK_DISK):
         video = add_video_encoder(out, width, height, rate)
-        writer = AudioWriter(out, add_audio_encoder(out)) if audio else None
+        writer = AudioWriter(out, add_audio_encoder(out, fast=True)) if audio else None
         index = 0  # output frame number
         tail_frames: list[np.ndarray] = []
         tail_audio: np.ndarray | None = None
