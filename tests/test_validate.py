@@ -696,7 +696,7 @@ def test_cached_schema_results_are_located_afresh(project: Project) -> None:
     moved = project.cli("validate", "jobs/bad.yaml")
     assert "jobs/bad.yaml:3:9:" in moved.output
     assert moved.output.replace(":3:9:", ":2:9:") == first.output
-    cached = list((Path.home() / ".cache" / "vidpipe" / "valid").glob("*/*"))
+    cached = list((Path.home() / ".cache" / "vidpipe" / "schema").glob("*/*"))
     assert cached, "results were cached under the (test) home"
     project.job("bad", "prompt: x\nscenes: 2\n")
     assert project.cli("validate", "jobs/bad.yaml").exit_code == 0

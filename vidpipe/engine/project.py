@@ -144,10 +144,11 @@ class ProjectRun:
         if until == "storyboard":
             return self._stopped("storyboard")
         prompts = scene_prompts(self.job, storyboard, self.prompts)
-        for p in prompts:
-            texts = {"start": p.start.text, "end": p.end.text, "motion": p.motion.text}
-            self.rt.store.update_scene(self.project.id, p.index, prompts=texts)
-        self._status(ProjectState.KEYFRAMING, error_message=None)
+        with self.rt.store.atomic():  # one commit for the step's rows
+            for p in prompts:
+                texts = {"start": p.start.text, "end": p.end.text, "motion": p.motion.text}
+                self.rt.store.update_scene(self.project.id, p.index, prompts=texts)
+            self._status(ProjectState.KEYFRAMING, error_message=None)
         submit = until not in ("keyframes",)
         self._keyframes(scenes, prompts, submit_clips=submit)
         if until == "keyframes":

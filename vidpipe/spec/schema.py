@@ -8,18 +8,14 @@ and say what is allowed, and locate each at the offending YAML node.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import hashlib
 import json
-import os
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vidpipe.artifacts import write_atomic
 from vidpipe.errors import Problem
 from vidpipe.spec.yamlsource import Path_, SourceMap
 
@@ -66,9 +62,9 @@ def validate(
             message, key_path = _message(error, (*prefix, *error.absolute_path))
             errors.append((list(error.absolute_path), message, key_path))
         if marker is not None:
-            with contextlib.suppress(OSError, TypeError, ValueError):
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(marker, json.dumps(errors).encode("utf-8"))
+            from vidpipe.usercache import remember
+
+            remember(marker, json.dumps(errors).encode("utf-8"))
     problems = []
     for error_path, message, key_path in errors:
         path: Path_ = (*prefix, *error_path)
@@ -100,17 +96,13 @@ def _result_file(name: str, data: Any, prefix: Path_ = ()) -> Path | None:
     afresh each time); the key covers the vidpipe version, the schema, the prefix and the
     data's repr (which tells 1 from "1" and 1.0).
     """
-    from vidpipe import __version__
+    from vidpipe.usercache import entry
 
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     try:
         text = repr(data)
     except RecursionError:
         return None
-    schema = json.dumps(load_schema(name), sort_keys=True)
-    parts = (__version__, name, schema, repr(prefix), text)
-    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()
-    return Path(root) / "vidpipe" / "valid" / key[:2] / key
+    return entry("schema", name, json.dumps(load_schema(name), sort_keys=True), repr(prefix), text)
 
 
 def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:

@@ -12,6 +12,7 @@ here is SQLite-only except those pragmas.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -50,6 +51,9 @@ from vidpipe.store.models import (
     utcnow,
 )
 
+# Set while this thread runs a read-only transaction (see Store.reading).
+_reading = threading.local()
+
 
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
@@ -66,6 +70,11 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if getattr(_reading, "on", False):
+            # A read: WAL gives it a snapshot without the write lock, so readers never
+            # queue behind another job's writes (nor make writers queue behind them).
+            conn.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front. A deferred transaction that reads and then
         # writes can fail at once with "database is locked" when another runner wrote in
         # between (WAL snapshot upgrade); an immediate one waits for busy_timeout instead, and
@@ -89,6 +98,7 @@ class Store:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()  # this thread's open atomic() session, if any
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------------
@@ -126,9 +136,44 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a transaction, committed on success."""
+        """A session in a transaction, committed on success (inside :meth:`atomic`, that
+        block's session and transaction)."""
+        current = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
         with self.Session() as s, s.begin():
             yield s
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run this thread's store calls in the block as one transaction: a step's row
+        writes cost one commit (and one wait for the write lock), not one per row. Keep
+        provider calls out of the block: it holds the write lock."""
+        if getattr(self._local, "session", None) is not None:
+            yield
+            return
+        with self.Session() as s, s.begin():
+            self._local.session = s
+            try:
+                yield
+            finally:
+                self._local.session = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite a deferred transaction (no write lock)."""
+        if getattr(self._local, "session", None) is not None:
+            yield self._local.session
+            return
+        # The session begins its transaction at its first statement: the flag stays up
+        # for the whole block.
+        _reading.on = True
+        try:
+            with self.Session() as s, s.begin():
+                yield s
+        finally:
+            _reading.on = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -151,7 +196,7 @@ class Store:
 
     def batch(self, batch_id: str | None = None) -> BatchRecord | None:
         """A batch by id, or the newest finished one."""
-        with self.session() as s:
+        with self.reading() as s:
             if batch_id:
                 return s.get(BatchRecord, batch_id)
             return s.scalars(
@@ -164,7 +209,7 @@ class Store:
     # -- projects -------------------------------------------------------------------------
 
     def newest_project(self, job_name: str, input_hash: str | None = None) -> Project | None:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(Project).where(Project.job_name == job_name)
             if input_hash is not None:
                 query = query.where(Project.input_hash == input_hash)
@@ -173,7 +218,7 @@ class Store:
             ).first()
 
     def project(self, project_id: str) -> Project | None:
-        with self.session() as s:
+        with self.reading() as s:
             return s.get(Project, project_id)
 
     def find_project(self, job_or_id: str) -> Project | None:
@@ -181,7 +226,7 @@ class Store:
         return self.project(job_or_id) or self.newest_project(job_or_id)
 
     def projects(self, status: str | None = None, limit: int | None = None) -> Sequence[Project]:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(Project).order_by(Project.created_at.desc(), Project.id.desc())
             if status:
                 query = query.where(Project.status == status)
@@ -295,7 +340,7 @@ class Store:
         """Scenes of a project with their keyframes and clip loaded."""
         from sqlalchemy.orm import selectinload
 
-        with self.session() as s:
+        with self.reading() as s:
             return list(
                 s.scalars(
                     select(Scene)
@@ -343,7 +388,7 @@ class Store:
 
     def clip(self, project_id: str, index: int) -> VideoClip | None:
         """The clip row of one scene, if it has one."""
-        with self.session() as s:
+        with self.reading() as s:
             return s.scalars(
                 select(VideoClip)
                 .join(Scene)
@@ -374,7 +419,7 @@ class Store:
             s.execute(update(PipelineRun).where(PipelineRun.id == run_id).values(**values))
 
     def runs(self, project_id: str) -> list[PipelineRun]:
-        with self.session() as s:
+        with self.reading() as s:
             return list(
                 s.scalars(
                     select(PipelineRun)
@@ -386,7 +431,7 @@ class Store:
     # -- generations (the cache) ----------------------------------------------------------
 
     def generation(self, key: str) -> Generation | None:
-        with self.session() as s:
+        with self.reading() as s:
             return s.get(Generation, key)
 
     def put_generation(self, key: str, **values: Any) -> None:
@@ -407,7 +452,7 @@ class Store:
 
     def project_cost(self, project_id: str) -> dict[str, float]:
         """Actual spend of a project by capability (cache hits cost nothing)."""
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.execute(
                 select(Generation.capability, Generation.cost_usd).where(
                     Generation.project_id == project_id
