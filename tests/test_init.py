@@ -31,6 +31,7 @@ COMMANDS = [
     "render",
     "run",
     "estimate",
+    "plan",
     "list",
     "status",
     "resume",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from vidpipe import providers
+from vidpipe.artifacts import sha256_file
 from vidpipe.media import probe, verify
 from vidpipe.testing.fakes import fail_with
 
@@ -311,17 +312,46 @@ def test_crossfade_change_rerenders_only_the_local_clips(project):
     assert info.duration == pytest.approx(3 * 1.0 - 2 * 0.25, abs=1 / 24)
 
 
-def test_stitch_command_restitches_existing_clips(project):
+def test_stitch_crossfade_writes_a_preview_and_final_follows_the_job_file(project):
     project.job("fade", "prompt: Waves at night. A lantern. Dawn.\nscenes: 3\n")
     assert project.cli("run", "--report", "report.json").exit_code == 0
     output = project.root / project.jobs_in_report()["fade"]["output"]
+    before = sha256_file(output)
     assert probe(output).duration == pytest.approx(3.0, abs=1 / 24)
+
     result = project.cli("stitch", "fade", "--crossfade", "0.5")
     assert result.exit_code == 0, result.output
-    assert probe(output).duration == pytest.approx(2.0, abs=1 / 24)
+    preview = output.parent / "preview-crossfade-0.5.mp4"
+    assert probe(preview).duration == pytest.approx(2.0, abs=1 / 24)
+    assert "stitch: {crossfade: 0.5}" in result.output and "jobs/fade.yaml" in result.output
+    # final.mp4 and its manifest are the job file's, untouched.
+    assert sha256_file(output) == before
     manifest = json.loads((output.parent / "manifest.json").read_text())
-    assert manifest["stitch"]["crossfade"] == 0.5
-    assert manifest["output"]["sha256"] != ""
+    assert manifest["stitch"]["crossfade"] == 0
+
+    again = project.cli("run", "--report", "again.json")
+    assert again.exit_code == 0, again.output
+    job = project.jobs_in_report("again.json")["fade"]
+    assert (job["status"], job["provider_calls"], job["cached_calls"]) == ("complete", 0, 0)
+    assert sha256_file(output) == before
+
+    # Without --crossfade, `stitch` rebuilds final.mp4 as the job file says.
+    result = project.cli("stitch", "fade")
+    assert result.exit_code == 0, result.output
+    assert probe(output).duration == pytest.approx(3.0, abs=1 / 24)
+
+
+def test_run_restitches_a_final_video_that_no_longer_matches(project):
+    project.job("fade", "prompt: Waves at night. A lantern. Dawn.\nscenes: 2\n")
+    assert project.cli("run", "--report", "report.json").exit_code == 0
+    output = project.root / project.jobs_in_report()["fade"]["output"]
+    before = sha256_file(output)
+    output.write_bytes(b"edited by hand")
+    result = project.cli("run", "--report", "again.json")
+    assert result.exit_code == 0, result.output
+    job = project.jobs_in_report("again.json")["fade"]
+    assert (job["status"], job["provider_calls"]) == ("complete", 0)
+    assert sha256_file(output) == before
 
 
 def test_output_copy(project):

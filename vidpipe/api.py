@@ -1,7 +1,8 @@
-"""What the read-mostly commands do: render, estimate, list, status, resume, stitch.
+"""What the commands do besides `run`: validate, render, estimate, plan, list, status,
+resume, stitch, report.
 
 Each function returns plain data (or text) for the CLI to print; they are also the
-Python API of those commands.
+Python API of those commands. `run` is :func:`vidpipe.batch.runner.run_batch`.
 """
 
 from __future__ import annotations
@@ -11,28 +12,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
+from vidpipe.plan import AFTER_STORYBOARD, Plan, Status, assess, compile_batch
+from vidpipe.providers import available
+from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import Job, load_jobs
 
 if TYPE_CHECKING:
-    from vidpipe.spec.config import Config
-    from vidpipe.spec.jobs import Job
     from vidpipe.store import Project, Store
     from vidpipe.store.lite import LiteStore, ProjectRow
 
 
-def _database_exists(config: Config) -> bool:
-    url = config.database
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).is_file()
-    return True
+def open_store(config: Config) -> Store | None:
+    """The project database, or None when it does not exist yet (it is not created)."""
+    from vidpipe.store import existing
 
-
-def open_store(config: Config, *, create: bool = False) -> Store | None:
-    """The project database, or None when it does not exist yet (and `create` is off)."""
-    from vidpipe.store import Store
-
-    if not create and not _database_exists(config):
-        return None
-    return Store(config.database)
+    return existing(config.database)
 
 
 def open_reader(config: Config) -> LiteStore | Store | None:
@@ -45,12 +39,11 @@ def open_reader(config: Config) -> LiteStore | Store | None:
 
 def find_jobs(config: Config, ref: str, cwd: Path) -> list[Job]:
     """Jobs named by a file path, or by a job name among the project's jobs."""
-    from vidpipe.spec.jobs import load_jobs
-
     candidate = Path(ref) if Path(ref).is_absolute() else cwd / ref
+    known = available()
     if candidate.exists():
-        return load_jobs([ref], config, cwd=cwd)
-    jobs = [j for j in load_jobs([], config, cwd=cwd) if j.name == ref]
+        return load_jobs([ref], config, cwd=cwd, known_providers=known)
+    jobs = [j for j in load_jobs([], config, cwd=cwd, known_providers=known) if j.name == ref]
     if not jobs:
         raise NotFound(f"no job file or job named {ref!r}; give a path like jobs/example.yaml")
     return jobs
@@ -115,32 +108,88 @@ def _recorded_storyboard(
     return None
 
 
-# -- estimate -----------------------------------------------------------------------------
+# -- validate / estimate / plan ------------------------------------------------------------
+
+
+def validate_batch(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
+) -> list[Plan]:
+    """Compile every job (every compile-time check); raise JobFileError listing problems."""
+    return compile_batch(config, paths, provider=provider, cwd=cwd).plans
 
 
 def estimate_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
 ) -> dict[str, Any]:
-    """Planned calls and cost per job and in total (`vidpipe estimate`)."""
-    from vidpipe.batch.runner import RunOptions, prepare
-    from vidpipe.engine.runtime import Runtime, estimate
-
-    prepared = prepare(
-        config, RunOptions(paths=paths, provider=provider), cwd=cwd, check_credentials=False
-    )
-    runtime = Runtime(config=config, store=None, providers=prepared.providers)  # type: ignore[arg-type]
-    jobs = []
-    for job in prepared.jobs:
-        planned = estimate(job, runtime)
-        jobs.append(
-            {
-                "name": job.name,
-                "source": job.display,
-                "provider": dict(job.providers),
-                **planned.as_dict(),
-            }
-        )
+    """The whole price per job and in total, as if nothing were cached (`vidpipe estimate`)."""
+    jobs = [
+        {
+            "name": plan.name,
+            "source": plan.job.display,
+            "provider": dict(plan.providers),
+            **plan.estimate.as_dict(),
+        }
+        for plan in validate_batch(config, paths, provider=provider, cwd=cwd)
+    ]
     return {"jobs": jobs, "total_usd": round(sum(j["cost_usd"] for j in jobs), 6)}
+
+
+def plan_batch(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
+) -> dict[str, Any]:
+    """What a run would reuse, make and pay for, job by job (`vidpipe plan --json`).
+
+    The shape is documented in the README ("vidpipe plan --json") and kept stable.
+    """
+    compiled = compile_batch(config, paths, provider=provider, cwd=cwd)
+    store = open_store(config)
+    jobs: list[dict[str, Any]] = []
+    try:
+        for plan in compiled.plans:
+            assessment = assess(plan, compiled.providers, store, config)
+            jobs.append(
+                {
+                    "name": plan.name,
+                    "source": plan.job.display,
+                    "digest": plan.digest,
+                    "provider": dict(plan.providers),
+                    "models": dict(plan.models),
+                    "storyboard_pending": assessment.storyboard_pending,
+                    "generations": [
+                        {
+                            "node": step.node,
+                            "capability": step.capability,
+                            "scene": step.scene,
+                            "status": str(step.status),
+                            "key": step.key,
+                            "cost_usd": step.cost_usd,
+                            "reasons": list(step.reasons),
+                        }
+                        for step in assessment.steps
+                    ],
+                    "stitch": {
+                        "status": str(assessment.stitch),
+                        "reason": assessment.stitch_reason,
+                    },
+                    "counts": {str(s): assessment.count(s) for s in Status},
+                    "new_cost_usd": assessment.new_cost_usd,
+                    "estimate_usd": plan.estimate.cost_usd,
+                    "output": plan.output,
+                }
+            )
+    finally:
+        if store is not None:
+            store.close()
+    totals = {str(s): sum(j["counts"][str(s)] for j in jobs) for s in Status}
+    return {
+        "jobs": jobs,
+        "totals": {
+            "jobs": len(jobs),
+            **totals,
+            "new_cost_usd": round(sum(j["new_cost_usd"] for j in jobs), 6),
+        },
+        "key_pending": AFTER_STORYBOARD,
+    }
 
 
 # -- list / status ------------------------------------------------------------------------
@@ -218,18 +267,8 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
 # -- resume / stitch ----------------------------------------------------------------------
 
 
-def resume_project(
-    config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
-) -> Any:
-    """Continue a stopped, failed or interrupted project with its job file as it is now."""
-    from vidpipe.batch.progress import make_progress
-    from vidpipe.batch.runner import Batch, Prepared, RunOptions, providers_for
-    from vidpipe.engine.runtime import Runtime, input_hash
-    from vidpipe.spec.jobs import load_jobs
-
-    store = open_store(config)
-    project = _project(store, ref)
-    assert store is not None
+def _plan_of(config: Config, project: Project | ProjectRow, cwd: Path) -> Plan:
+    """The plan of a project's job, compiled from its job file as it is now."""
     source = (
         config.root / project.source_path
         if not Path(project.source_path).is_absolute()
@@ -237,27 +276,40 @@ def resume_project(
     )
     if not source.is_file():
         raise InputError(f"the job file of {project.id} ({project.source_path}) no longer exists")
-    jobs = [j for j in load_jobs([str(source)], config, cwd=cwd) if j.name == project.job_name]
-    if not jobs:
+    plans = [
+        p for p in compile_batch(config, [str(source)], cwd=cwd).plans if p.name == project.job_name
+    ]
+    if not plans:
         raise InputError(f"{project.source_path} no longer defines job {project.job_name!r}")
-    job = jobs[0]
-    prepared = Prepared(jobs=[job], providers=providers_for([job], config))
-    for name, provider in prepared.providers.items():
-        provider.check_ready({s for s, p in job.providers.items() if p == name})  # type: ignore[misc]
-    if (
-        input_hash(job, Runtime(config=config, store=store, providers=prepared.providers))
-        != project.input_hash
-    ):
+    return plans[0]
+
+
+def resume_project(
+    config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
+) -> Any:
+    """Continue a stopped, failed or interrupted project with its job file as it is now."""
+    from vidpipe.batch.progress import make_progress
+    from vidpipe.batch.runner import Batch, Prepared, RunOptions
+    from vidpipe.plan import providers_for
+
+    store = open_store(config)
+    project = _project(store, ref)
+    assert store is not None
+    plan = _plan_of(config, project, cwd)
+    if plan.digest != project.plan_digest:
         raise InputError(
             f"{project.source_path} or its templates changed since project {project.id} was made; "
             "`vidpipe run` makes a new project for the changed job (unchanged steps come from the cache)"
         )
+    prepared = Prepared(plans=[plan], providers=providers_for([plan.job], config))
+    for name, provider in prepared.providers.items():
+        provider.check_ready({s for s, p in plan.providers.items() if p == name})  # type: ignore[misc]
     progress = make_progress(1, quiet=quiet)
     batch = Batch(
         config,
         store,
         prepared,
-        RunOptions(paths=[str(source)]),
+        RunOptions(paths=[project.source_path]),
         progress,
         stop=stopper.event if stopper else None,
     )
@@ -269,15 +321,39 @@ def resume_project(
     return outcomes[0]
 
 
-def restitch(config: Config, ref: str, *, crossfade: float | None = None) -> str:
-    """Rebuild a project's outputs from its clips (`vidpipe stitch`); no provider calls."""
-    from vidpipe.outputs.manifest import write_outputs
+def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = None) -> str:
+    """Rebuild a project's outputs from its clips (`vidpipe stitch`); no provider calls.
+
+    With `crossfade`, a preview is written beside final.mp4 and final.mp4 is left alone
+    (the job file decides what final.mp4 is); the message says how to keep it.
+    """
+    from vidpipe.outputs.manifest import write_outputs, write_preview
 
     store = open_reader(config)
     project = _project(store, ref)
     assert store is not None
     try:
-        path = write_outputs(store, config, project, crossfade=crossfade)
+        plan = _plan_of(config, project, cwd)
+        if crossfade is not None:
+            preview = write_preview(store, config, project, plan, crossfade)
+            return (
+                f"wrote a preview: {config.display(preview)} (final.mp4 is unchanged); to make "
+                f"it permanent, set `stitch: {{crossfade: {crossfade:g}}}` in "
+                f"{project.source_path} and run `vidpipe run`"
+            )
+        if plan.digest != project.plan_digest:
+            raise InputError(
+                f"{project.source_path} changed since project {project.id} was made; "
+                "`vidpipe run` brings its final.mp4 up to date (cached steps cost nothing)"
+            )
+        path = write_outputs(store, config, project, plan)
     finally:
         store.close()
-    return path
+    return f"stitched {path}"
+
+
+def gallery(config: Config, html_path: Path, batch_id: str | None = None) -> tuple[Path, int]:
+    """Write the HTML gallery of a batch (`vidpipe report`)."""
+    from vidpipe.outputs.report import write_gallery
+
+    return write_gallery(config, html_path, batch_id)

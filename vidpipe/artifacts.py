@@ -64,12 +64,19 @@ def write_atomic(path: Path, data: bytes) -> str:
     return sha256_bytes(data)
 
 
-def copy_atomic(src: Path, dst: Path) -> str:
-    """Copy `src` to `dst` atomically (a hard link when possible); return the sha256."""
+def copy_atomic(src: Path, dst: Path, *, link: bool = True) -> str:
+    """Copy `src` to `dst` atomically; return the sha256.
+
+    With `link` the temporary is a hard link when possible (artifacts inside the artifacts
+    folder share their bytes). Without it the bytes are copied: a file handed to the user
+    (`output:`) must not share an inode with an artifact, or editing one edits the other.
+    """
     if src.resolve() == dst.resolve():
         return sha256_file(dst)
     with atomic_path(dst) as tmp:
         try:
+            if not link:
+                raise OSError("copy requested")
             tmp.unlink(missing_ok=True)
             os.link(src, tmp)
         except OSError:
@@ -115,6 +122,10 @@ class Layout:
     @property
     def output(self) -> Path:
         return self.folder / "output" / "final.mp4"
+
+    def preview(self, crossfade: float) -> Path:
+        """Where `vidpipe stitch --crossfade S` writes a trial stitch (never final.mp4)."""
+        return self.folder / "output" / f"preview-crossfade-{crossfade:g}.mp4"
 
     @property
     def manifest(self) -> Path:

@@ -7,6 +7,7 @@ for budget; 2 invalid input (nothing was run); 128+N stopped by signal N.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from vidpipe.errors import JobFileError, VidpipeError
 
 if TYPE_CHECKING:
     from vidpipe.spec.config import Config
-    from vidpipe.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,13 +42,20 @@ class App:
             overrides["database"] = self.database
         return load_config(cwd=self.cwd, path=self.config_path, overrides=overrides)
 
-    def store(self, config: Config | None = None) -> Store:
-        from vidpipe.store import Store
-
-        return Store((config or self.config()).database)
-
 
 pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float flag that refuses `nan` and `inf` (NaN passes every range check)."""
+
+    name = "finite number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx) if value is not None else value
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def config_options(fn: F) -> F:
@@ -151,18 +158,16 @@ def validate(app: App, paths: tuple[str, ...], provider: str | None) -> None:
 
     PATHS are files, folders or globs (default: jobs/). Exits 2 listing every problem.
     """
-    from vidpipe.batch.runner import RunOptions, prepare
+    from vidpipe.api import validate_batch
 
-    config = app.config()
-    prepared = prepare(
-        config, RunOptions(paths=paths, provider=provider), cwd=app.cwd, check_credentials=False
-    )
-    for job in prepared.jobs:
+    plans = validate_batch(app.config(), paths, provider=provider, cwd=app.cwd)
+    for plan in plans:
+        job = plan.job
         providers = sorted(set(job.providers.values()))
         click.echo(
             f"ok  {job.display}: {job.name} ({job.scenes} scenes, {job.aspect_ratio}, {'/'.join(providers)})"
         )
-    click.echo(f"{len(prepared.jobs)} job{'s' if len(prepared.jobs) != 1 else ''} valid.")
+    click.echo(f"{len(plans)} job{'s' if len(plans) != 1 else ''} valid.")
 
 
 @cli.command()
@@ -224,13 +229,15 @@ def _shard(
     help="Ignore the cache and existing projects: generate everything again.",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Validate, render and estimate; make no provider call."
+    "--dry-run",
+    is_flag=True,
+    help="Compile and plan: each job's cost of new generations; make no provider call.",
 )
 @click.option(
     "--max-cost",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     metavar="USD",
-    help="Do not start jobs beyond this budget.",
+    help="Do not start jobs whose new generations would exceed this budget.",
 )
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="Write a JSON report here."
@@ -263,7 +270,7 @@ def run(
     """Run jobs (files, folders or globs; default: jobs/)."""
     from vidpipe.batch.runner import RunOptions, run_batch
     from vidpipe.batch.signals import stop_on_signals
-    from vidpipe.outputs.report import batch_report, write_json, write_junit
+    from vidpipe.outputs.report import write_json, write_junit
 
     if verbose:
         import logging
@@ -287,28 +294,35 @@ def run(
     )
     with stop_on_signals() as stopper:
         result = run_batch(config, options, cwd=app.cwd, stopper=stopper)
-    report = batch_report(config, result)
+    report = result.report()
     if report_path:
         write_json(app.cwd / report_path, report)
     if junit_path:
         write_junit(app.cwd / junit_path, report)
-    _summary(report, quiet=quiet)
+    _summary(report, quiet=quiet, dry_run=dry_run)
     sys.exit(result.exit_code)
 
 
-def _summary(report: dict[str, Any], quiet: bool) -> None:
+def _summary(report: dict[str, Any], quiet: bool, dry_run: bool = False) -> None:
     if not quiet:
         for job in report["jobs"]:
             extra = job["output"] or job["error"] or ""
+            if job["status"] == "planned":
+                click.echo(f"{'planned':<15} {job['name']:<30} ${job['estimate_usd']:.2f} new")
+                continue
             click.echo(
                 f"{job['status']:<15} {job['name']:<30} calls {job['provider_calls']:>3} new, "
                 f"{job['cached_calls']:>3} cached  ${job['cost_usd']:.2f}  {extra}"
             )
     t = report["totals"]
     counts = ", ".join(f"{n} {s}" for s, n in sorted(t["by_status"].items()))
+    jobs = f"{t['jobs']} job{'s' if t['jobs'] != 1 else ''}: {counts or 'none'}"
+    if dry_run:
+        planned = sum(j["estimate_usd"] for j in report["jobs"] if j["status"] == "planned")
+        click.echo(f"{jobs}; planned cost ${planned:.2f} of new generations (dry run)")
+        return
     click.echo(
-        f"{t['jobs']} job{'s' if t['jobs'] != 1 else ''}: {counts or 'none'}; {t['provider_calls']} provider calls, "
-        f"{t['cached_calls']} cached; ${t['cost_usd']:.2f}"
+        f"{jobs}; {t['provider_calls']} provider calls, {t['cached_calls']} cached; ${t['cost_usd']:.2f}"
     )
 
 
@@ -319,13 +333,17 @@ def _summary(report: dict[str, Any], quiet: bool) -> None:
 @config_options
 @pass_app
 def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bool) -> None:
-    """Planned provider calls and cost (USD) per job. No calls are made."""
+    """The whole price (USD) of each job, as if nothing were cached. No calls are made.
+
+    `vidpipe plan` shows what a run would actually make and pay for.
+    """
     from vidpipe.api import estimate_batch
 
     data = estimate_batch(app.config(), paths, provider=provider, cwd=app.cwd)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    click.echo("whole price of each job, as if nothing were cached (`vidpipe plan`: what is new)")
     for job in data["jobs"]:
         calls = job["calls"]
         click.echo(
@@ -338,6 +356,53 @@ def estimate(app: App, paths: tuple[str, ...], provider: str | None, as_json: bo
             )
         )
     click.echo(f"total: ${data['total_usd']:.2f} for {len(data['jobs'])} job(s)")
+
+
+_MARKS = {"reuse": "=", "new": "+", "in flight": "~"}
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--provider", metavar="NAME", help="Plan as if every job used this provider.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a stable shape; see README).")
+@config_options
+@pass_app
+def plan(app: App, paths: tuple[str, ...], provider: str | None, as_json: bool) -> None:
+    """What a run would reuse, make and pay for, and why. No calls are made.
+
+    Each generation is `reuse` (cached), `new` (with the reason and its price) or
+    `in flight` (submitted earlier; a run polls it).
+    """
+    from vidpipe.api import plan_batch
+
+    data = plan_batch(app.config(), paths, provider=provider, cwd=app.cwd)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for job in data["jobs"]:
+        click.echo(f"job {job['name']} ({job['source']})")
+        for step in job["generations"]:
+            mark = _MARKS[step["status"]]
+            price = f"${step['cost_usd']:.2f}" if step["status"] == "new" else ""
+            why = "; ".join(step["reasons"])
+            click.echo(
+                f"  {mark} {step['node']:<22} {step['status']:<9} {price:>7}  {why}".rstrip()
+            )
+        stitch = job["stitch"]
+        click.echo(
+            f"  {_MARKS[stitch['status']]} {'stitch':<22} {stitch['status']:<9} {'':>7}  {stitch['reason']}"
+        )
+        counts = job["counts"]
+        click.echo(
+            f"  {counts['new']} new (${job['new_cost_usd']:.2f}), {counts['reuse']} reuse, "
+            f"{counts['in flight']} in flight\n"
+        )
+    t = data["totals"]
+    click.echo(
+        f"total: {t['new']} new generation{'s' if t['new'] != 1 else ''} "
+        f"${t['new_cost_usd']:.2f}, {t['reuse']} reused, {t['in flight']} in flight, "
+        f"across {t['jobs']} job{'s' if t['jobs'] != 1 else ''}"
+    )
 
 
 @cli.command("list")
@@ -414,18 +479,20 @@ def resume(app: App, job_or_id: str, quiet: bool) -> None:
 @click.argument("job_or_id")
 @click.option(
     "--crossfade",
-    type=click.FloatRange(0, 10),
+    type=FiniteFloat(0, 10),
     metavar="S",
-    help="Crossfade seconds (default: the job's).",
+    help="Try another crossfade: writes output/preview-crossfade-S.mp4, not final.mp4.",
 )
 @config_options
 @pass_app
 def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
-    """Re-stitch a project from its existing clips. No provider calls."""
+    """Re-stitch a project from its existing clips. No provider calls.
+
+    final.mp4 always follows the job file; --crossfade writes a preview beside it.
+    """
     from vidpipe.api import restitch
 
-    path = restitch(app.config(), job_or_id, crossfade=crossfade)
-    click.echo(f"stitched {path}")
+    click.echo(restitch(app.config(), job_or_id, cwd=app.cwd, crossfade=crossfade))
 
 
 @cli.command()
@@ -444,9 +511,9 @@ def stitch(app: App, job_or_id: str, crossfade: float | None) -> None:
 @pass_app
 def report(app: App, html_path: str, batch_id: str | None) -> None:
     """A self-contained HTML gallery of a batch: contact sheets, players, costs, errors."""
-    from vidpipe.outputs.report import write_gallery
+    from vidpipe.api import gallery
 
-    path, count = write_gallery(app.config(), (app.cwd / html_path).resolve(), batch_id)
+    path, count = gallery(app.config(), (app.cwd / html_path).resolve(), batch_id)
     click.echo(f"wrote {path} ({count} job{'s' if count != 1 else ''})")
 
 

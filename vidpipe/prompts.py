@@ -134,18 +134,21 @@ class Prompts:
         except TemplateNotFound as exc:
             raise TemplateProblem(self.names[key], None, _not_found(exc)) from None
 
-    def fingerprint(self) -> str:
-        """sha256 over the sources of all four templates and what they include.
+    def digest(self, key: str) -> str:
+        """sha256 over one template's source and the sources it includes."""
+        digest = hashlib.sha256()
+        path = self.template_path(key)
+        digest.update(path.read_bytes() + b"\0")
+        for dep in self._includes(path.read_text("utf-8")):
+            with contextlib.suppress(TemplateNotFound):  # reported when rendering
+                digest.update(self.loader.locate(dep).read_bytes())
+        return digest.hexdigest()
 
-        Part of a job's input hash: editing a template makes the job out of date.
-        """
+    def fingerprint(self) -> str:
+        """sha256 over the sources of all four templates and what they include."""
         digest = hashlib.sha256()
         for key in BUILTIN_NAMES:
-            path = self.template_path(key)
-            digest.update(key.encode() + b"\0" + path.read_bytes() + b"\0")
-            for dep in self._includes(path.read_text("utf-8")):
-                with contextlib.suppress(TemplateNotFound):  # reported when rendering
-                    digest.update(self.loader.locate(dep).read_bytes())
+            digest.update(key.encode() + b"\0" + self.digest(key).encode())
         return digest.hexdigest()
 
     @staticmethod
@@ -308,7 +311,7 @@ def prompts_for(job: Any) -> Prompts:
 
 def base_context(job: Any) -> dict[str, Any]:
     """What every template sees: `job` (resolved fields) and `vars`."""
-    return {"job": dict(job.data), "vars": dict(job.vars)}
+    return {"job": dict(job.settings), "vars": dict(job.vars)}
 
 
 def storyboard_prompt(job: Any, prompts: Prompts | None = None) -> Rendered:
@@ -376,7 +379,7 @@ def check_templates(job: Any) -> None:
 
     prompts = prompts_for(job)
     try:
-        key = (prompts.fingerprint(), repr(prompts.names), repr(job.data), repr(job.vars))
+        key = (prompts.fingerprint(), repr(prompts.names), repr(job.settings), repr(job.vars))
     except (TemplateProblem, UnicodeDecodeError, OSError):
         key = None  # a template missing or unreadable: rendering reports it
     passed = entry("templates", *key) if key else None

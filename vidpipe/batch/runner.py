@@ -21,18 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidpipe.artifacts import verified
 from vidpipe.engine.project import ProjectRun
-from vidpipe.engine.runtime import Outcome, Runtime, estimate, input_hash
-from vidpipe.errors import InputError, JobFileError, Problem, TemplateProblem
-from vidpipe.prompts import check_templates, prompts_for
-from vidpipe.providers import Provider, create
+from vidpipe.engine.runtime import Outcome, Runtime
+from vidpipe.engine.states import JobStatus
+from vidpipe.errors import InputError
+from vidpipe.plan import Plan, assess, compile_batch, up_to_date
+from vidpipe.providers import Provider
 from vidpipe.spec.config import Config
-from vidpipe.spec.jobs import Job, load_jobs
 from vidpipe.store import runner_id
 
 if TYPE_CHECKING:
-    from vidpipe.store import Project, Store
+    from vidpipe.store import Store
 
 
 @dataclass
@@ -66,6 +65,26 @@ class BatchResult:
         bad = {"failed", "skipped_budget"}
         return 1 if any(o.status in bad for o in self.outcomes) else 0
 
+    def report(self) -> dict[str, Any]:
+        """The report of a batch (`--report`, SPEC §7): one entry per job, and totals."""
+        jobs = [
+            {
+                "name": o.name,
+                "status": o.status,
+                "project_id": o.project_id,
+                "output": o.output,
+                "cost_usd": round(o.cost_usd, 6),
+                "estimate_usd": round(o.estimate_usd, 6),
+                "duration_s": o.duration_s,
+                "provider_calls": o.provider_calls,
+                "cached_calls": o.cached_calls,
+                "error": o.error,
+                "source": o.source,
+            }
+            for o in self.outcomes
+        ]
+        return {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
+
     def totals(self) -> dict[str, Any]:
         by_status: dict[str, int] = {}
         for o in self.outcomes:
@@ -88,11 +107,16 @@ class BatchResult:
 
 @dataclass
 class Prepared:
-    """A checked batch, ready to run: jobs, provider instances, estimates."""
+    """A checked batch, ready to run: one compiled plan per job, provider instances."""
 
-    jobs: list[Job]
+    plans: list[Plan]
     providers: dict[str, Provider]
-    warnings: list[str] = field(default_factory=list)
+    #: Planned cost of each job's new generations (job name → USD), when assessed.
+    new_cost: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def jobs(self) -> list[Any]:
+        return [plan.job for plan in self.plans]
 
 
 #: Internal outcome: another runner holds the job's lease; try again later.
@@ -106,8 +130,8 @@ def shard_of(name: str, count: int) -> int:
 
 
 def select_jobs(
-    jobs: list[Job], patterns: Sequence[str], shard: tuple[int, int] | None
-) -> list[Job]:
+    jobs: list[Plan], patterns: Sequence[str], shard: tuple[int, int] | None
+) -> list[Plan]:
     """Jobs whose names match any `--select` glob, then those in shard K of N.
 
     A selection that matches no job is a usage error (a typo must not pass as a green,
@@ -126,45 +150,34 @@ def select_jobs(
 def prepare(
     config: Config, options: RunOptions, *, cwd: Path | None = None, check_credentials: bool = True
 ) -> Prepared:
-    """Load, validate, select and pre-flight a batch. Raises InputError (exit 2) on any problem."""
-    flags = {"provider": options.provider} if options.provider else {}
-    jobs = load_jobs(list(options.paths), config, cwd=cwd, flags=flags)
-    problems: list[Problem] = []
-    for job in jobs:
-        try:
-            check_templates(job)
-        except TemplateProblem as exc:
-            problems.append(
-                Problem(
-                    exc.template, exc.line, None, f"{exc.detail} (job {job.name}, {job.display})"
-                )
-            )
-    if problems:
-        raise JobFileError(problems)
-    # Every job of the batch is checked, selected or not: --select and --shard choose what
-    # runs, not what is valid, so every shard of a CI matrix agrees on an invalid file.
-    providers = providers_for(jobs, config)
-    for job in jobs:
-        for name, provider in providers.items():
-            capabilities = {step for step, p in job.providers.items() if p == name}
-            if capabilities:
-                problems.extend(provider.preflight(job, capabilities))  # type: ignore[arg-type]
-    if problems:
-        raise JobFileError(problems)
-    jobs = select_jobs(jobs, options.select, options.shard)
-    used = {name for job in jobs for name in job.providers.values()}
-    providers = {name: p for name, p in providers.items() if name in used}
+    """Compile, select and pre-flight a batch. Raises InputError (exit 2) on any problem.
+
+    Every job of the batch is compiled and checked, selected or not: --select and
+    --shard choose what runs, not what is valid, so every shard of a CI matrix agrees on
+    an invalid file.
+    """
+    compiled = compile_batch(config, options.paths, provider=options.provider, cwd=cwd)
+    plans = select_jobs(compiled.plans, options.select, options.shard)
+    used = {name for plan in plans for name in plan.providers.values()}
+    providers = {name: p for name, p in compiled.providers.items() if name in used}
     if check_credentials:
         for name, provider in providers.items():
-            needed = {step for job in jobs for step, p in job.providers.items() if p == name}
+            needed = {step for plan in plans for step, p in plan.providers.items() if p == name}
             provider.check_ready(needed)  # type: ignore[arg-type]
-    return Prepared(jobs=jobs, providers=providers)
+    return Prepared(plans=plans, providers=providers)
 
 
-def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
-    """One instance per provider name used by the batch (they share rate limits)."""
-    names = sorted({name for job in jobs for name in job.providers.values()})
-    return {name: create(name, config) for name in names}
+def planned_costs(
+    config: Config, prepared: Prepared, store: Store | None, *, force: bool = False
+) -> dict[str, float]:
+    """Each job's cost of new generations, assessed against the cache before anything runs.
+
+    `--dry-run` and `--max-cost` both use this one snapshot, so they pick the same jobs.
+    """
+    return {
+        plan.name: assess(plan, prepared.providers, store, config, force=force).new_cost_usd
+        for plan in prepared.plans
+    }
 
 
 class _Leases:
@@ -202,16 +215,6 @@ class _Leases:
         self.thread.join(timeout=5)
 
 
-def up_to_date(config: Config, project: Project) -> bool:
-    """A finished project whose output (and its copy, if any) is intact on disk."""
-    if project.status != "complete" or not project.output_path:
-        return False
-    if not verified(config.artifacts_dir / project.output_path, project.output_sha256):
-        return False
-    copy = (project.job or {}).get("output")
-    return not copy or verified(config.root / copy, project.output_sha256)
-
-
 class Batch:
     """Runs prepared jobs with bounded concurrency, budget admission and fail-fast."""
 
@@ -238,7 +241,7 @@ class Batch:
         # --max-cost admits jobs in batch order, whichever worker thread gets there first:
         # job i waits until every earlier job has been admitted, refused or passed over.
         self.turns = threading.Condition()
-        self.order = {job.name: i for i, job in enumerate(prepared.jobs)}
+        self.order = {plan.name: i for i, plan in enumerate(prepared.plans)}
         self.decided: set[int] = set()
         self.next_turn = 0
         self.runtime = Runtime(
@@ -257,11 +260,11 @@ class Batch:
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
         # (not before, job): a job another runner holds goes back in the queue for later.
-        queue: list[tuple[float, Job]] = [(0.0, job) for job in self.prepared.jobs]
+        queue: list[tuple[float, Plan]] = [(0.0, plan) for plan in self.prepared.plans]
         retry_after = min(2.0, self.config.lease_seconds / 4)
         try:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-job") as pool:
-                pending: dict[Future[Outcome], Job] = {}
+                pending: dict[Future[Outcome], Plan] = {}
                 while queue or pending:
                     now = time.monotonic()
                     while len(pending) < workers:
@@ -275,7 +278,7 @@ class Batch:
                                 job.name,
                                 "stopped",
                                 error="not started: the batch is stopping",
-                                source=job.display,
+                                source=job.job.display,
                             )
                             self._pass_turn(job)
                             continue
@@ -299,9 +302,9 @@ class Batch:
                             self.no_new_jobs.set()
         finally:
             leases.close()
-        return [outcomes[j.name] for j in self.prepared.jobs if j.name in outcomes]
+        return [outcomes[p.name] for p in self.prepared.plans if p.name in outcomes]
 
-    def _pass_turn(self, job: Job) -> None:
+    def _pass_turn(self, job: Plan) -> None:
         """`job` no longer holds up the admission of the jobs after it."""
         with self.turns:
             self.decided.add(self.order[job.name])
@@ -309,7 +312,7 @@ class Batch:
                 self.next_turn += 1
             self.turns.notify_all()
 
-    def _admit(self, job: Job, estimate_usd: float) -> bool:
+    def _admit(self, job: Plan, estimate_usd: float) -> bool:
         if self.options.max_cost is None:
             return True
         index = self.order[job.name]
@@ -330,43 +333,41 @@ class Batch:
             with self.lock:
                 self.committed += spent - estimate_usd
 
-    def _run_job(self, job: Job, leases: _Leases) -> Outcome:
+    def _run_job(self, plan: Plan, leases: _Leases) -> Outcome:
         try:
-            outcome = self._job(job, leases)
+            outcome = self._job(plan, leases)
         except InputError as exc:
-            outcome = Outcome(job.name, "failed", error=str(exc), source=job.display)
+            outcome = Outcome(plan.name, "failed", error=str(exc), source=plan.job.display)
         finally:
-            self._pass_turn(job)  # up to date, busy or failed before admission
+            self._pass_turn(plan)  # up to date, busy or failed before admission
         if outcome.status == BUSY:
-            self.progress.step(job.name, "waiting for another runner", 0, 1)
+            self.progress.step(plan.name, "waiting for another runner", 0, 1)
         else:
-            self.progress.finished(job.name, outcome.status, outcome.error or "")
+            self.progress.finished(plan.name, outcome.status, outcome.error or "")
         return outcome
 
-    def _job(self, job: Job, leases: _Leases) -> Outcome:
+    def _job(self, plan: Plan, leases: _Leases) -> Outcome:
         rt = self.runtime
-        prompts = prompts_for(job)
-        digest = input_hash(job, rt, prompts)
-        planned = estimate(job, rt)
+        job = plan.job
         values = {
             "source_path": job.display,
             "status": "pending",
-            "job": dict(job.data),
-            "providers": dict(job.providers),
-            "models": rt.models(job),
+            "settings": dict(plan.settings),
+            "providers": dict(plan.providers),
+            "models": dict(plan.models),
             "batch_id": rt.batch_id,
-            "cost_estimate_usd": planned.cost_usd,
+            "cost_estimate_usd": plan.estimate.cost_usd,
         }
         while True:
             project, state = self.store.open_project(
                 job.name,
-                digest,
+                plan.digest,
                 leases.owner,
                 self.config.lease_seconds,
                 force=self.options.force,
                 values=values,
             )
-            if state == "complete" and up_to_date(self.config, project):
+            if state == "complete" and up_to_date(plan, project, self.config):
                 return Outcome(
                     job.name,
                     "complete",
@@ -385,9 +386,9 @@ class Batch:
             ):
                 continue
             break
-        # Conservative: a changed job may find most of its calls in the cache.
-        expected = planned.cost_usd
-        if not self._admit(job, expected):
+        # What the plan says is new (assessed before the batch started), not the whole price.
+        expected = self.prepared.new_cost.get(plan.name, plan.estimate.cost_usd)
+        if not self._admit(plan, expected):
             self.store.release(project.id, leases.owner)
             if state == "new":
                 self.store.update_project(project.id, status="stopped", stopped_after="budget")
@@ -395,26 +396,53 @@ class Batch:
                 job.name,
                 "skipped_budget",
                 project_id=project.id,
-                estimate_usd=planned.cost_usd,
-                error=f"estimated ${planned.cost_usd:.2f} would exceed --max-cost ${self.options.max_cost:.2f}",
+                estimate_usd=expected,
+                error=budget_refusal(expected, self.options.max_cost or 0.0),
                 source=job.display,
             )
         self.progress.started(job.name)
         with leases.holding(project.id):
             self.store.update_project(project.id, batch_id=rt.batch_id)
-            outcome = ProjectRun(rt, job, project, prompts).run()
-        outcome.estimate_usd = planned.cost_usd
+            outcome = ProjectRun(rt, plan, project).run()
+            # What each generation was made from, so a later `vidpipe plan` can say why
+            # one is new.
+            record = assess(plan, self.prepared.providers, self.store, self.config).record()
+            self.store.update_project(project.id, node_inputs=record)
+        outcome.estimate_usd = expected
         self._settle(expected, outcome.cost_usd)
         return outcome
 
 
-def plan_only(config: Config, prepared: Prepared) -> list[Outcome]:
-    """`--dry-run`: every job `planned`, with its estimate; no project, no call."""
-    runtime = Runtime(config=config, store=None, providers=prepared.providers)  # type: ignore[arg-type]
+def budget_refusal(planned: float, max_cost: float) -> str:
+    """Why a job was not started for --max-cost (one wording for dry and real runs)."""
+    return f"planned ${planned:.2f} of new generations would exceed --max-cost ${max_cost:.2f}"
+
+
+def plan_only(prepared: Prepared, max_cost: float | None = None) -> list[Outcome]:
+    """`--dry-run`: each job `planned` with its cost of new generations; no call.
+
+    With `max_cost`, jobs are admitted in batch order exactly as a real run admits them,
+    and those that would not fit are `skipped_budget`.
+    """
     out = []
-    for job in prepared.jobs:
-        planned = estimate(job, runtime)
-        out.append(Outcome(job.name, "planned", estimate_usd=planned.cost_usd, source=job.display))
+    committed = 0.0
+    for plan in prepared.plans:
+        planned = prepared.new_cost.get(plan.name, plan.estimate.cost_usd)
+        if max_cost is not None and committed + planned > max_cost + 1e-9:
+            out.append(
+                Outcome(
+                    plan.name,
+                    JobStatus.SKIPPED_BUDGET,
+                    estimate_usd=planned,
+                    error=budget_refusal(planned, max_cost),
+                    source=plan.job.display,
+                )
+            )
+            continue
+        committed += planned
+        out.append(
+            Outcome(plan.name, JobStatus.PLANNED, estimate_usd=planned, source=plan.job.display)
+        )
     return out
 
 
@@ -429,8 +457,18 @@ def run_batch(
 ) -> BatchResult:
     """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
+    if options.dry_run or options.max_cost is not None:
+        # A dry run never creates the database; a real run with a budget reads it as is.
+        from vidpipe.store import existing
+
+        known = existing(config.database)
+        try:
+            prepared.new_cost = planned_costs(config, prepared, known, force=options.force)
+        finally:
+            if known is not None:
+                known.close()
     if options.dry_run:
-        return BatchResult(None, plan_only(config, prepared))
+        return BatchResult(None, plan_only(prepared, options.max_cost))
     if not prepared.jobs:
         return BatchResult(None, [])  # an empty shard: nothing to do is not an error
     from vidpipe.batch.diskspace import check_disk
@@ -458,12 +496,8 @@ def run_batch(
         interrupted=stopper.signum if stopper is not None else None,
         wall_s=time.monotonic() - started,
     )
-    from vidpipe.outputs.report import batch_report
-
     # The same totals as the --report file and the JUnit suite time: the batch's wall time.
-    store.finish_batch(
-        batch_id, "complete" if result.exit_code == 0 else "failed", batch_report(config, result)
-    )
+    store.finish_batch(batch_id, "complete" if result.exit_code == 0 else "failed", result.report())
     store.close()
     return result
 

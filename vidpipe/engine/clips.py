@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
-from vidpipe.engine.cache import generation_key
 from vidpipe.engine.calls import Calls, Stop
 from vidpipe.engine.runtime import Runtime
 from vidpipe.engine.states import ClipState, FrameSource, SceneState
 from vidpipe.errors import ProviderError
+from vidpipe.plan.model import Plan
+from vidpipe.plan.requests import request_key, video_request
 from vidpipe.providers import Provider, VideoRequest, VideoStatus
-from vidpipe.spec.jobs import Job
 from vidpipe.store import utcnow
 
 
@@ -42,9 +42,9 @@ class _Op:
 class ClipOperations:
     """The clips of one project in one run: submitted, polled and finished here."""
 
-    def __init__(self, runtime: Runtime, job: Job, project_id: str, layout: Layout, calls: Calls):
+    def __init__(self, runtime: Runtime, plan: Plan, project_id: str, layout: Layout, calls: Calls):
         self.rt = runtime
-        self.job = job
+        self.job = job = plan.job
         self.project_id = project_id
         self.layout = layout
         self.calls = calls
@@ -60,19 +60,8 @@ class ClipOperations:
     def request(
         self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
     ) -> VideoRequest:
-        return VideoRequest(
-            model=self.provider.model("video", self.job.models.get("video")),
-            prompt=prompt,
-            first_frame=start[0].read_bytes(),
-            last_frame=end[0].read_bytes(),
-            duration=self.job.clip_seconds(index),
-            aspect_ratio=self.job.aspect_ratio,
-            resolution=self.job.resolution,
-            generate_audio=self.job.generate_audio,
-            negative_prompt=self.job.negative_prompt,
-            seed=self.job.seed,
-            keyframe_edges=self.job.crossfade,
-        )
+        first, last = start[0].read_bytes(), end[0].read_bytes()
+        return video_request(self.job, self.provider, index, prompt, first, last)
 
     def submit(
         self, index: int, prompt: str, start: tuple[Path, str], end: tuple[Path, str]
@@ -80,7 +69,7 @@ class ClipOperations:
         """Start scene `index`'s clip, unless it is recorded, cached or already under way."""
         store = self.rt.store
         request = self.request(index, prompt, start, end)
-        key = generation_key(self.provider.name, "video", self.provider.key_fields(request))
+        key = request_key(self.provider, "video", request)
         clip = store.clip(self.project_id, index)
         if clip is not None and clip.generation_key == key:
             if clip.status == ClipState.COMPLETE and verified(

@@ -23,15 +23,13 @@ from typing import TYPE_CHECKING, Any
 from vidpipe.artifacts import (
     Layout,
     copy_atomic,
-    sha256_file,
     sweep_temporaries,
     verified,
     write_atomic,
 )
-from vidpipe.engine.cache import generation_key
 from vidpipe.engine.calls import Calls, Stop
 from vidpipe.engine.clips import ClipOperations
-from vidpipe.engine.runtime import Outcome, Runtime, estimate
+from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneState
 from vidpipe.errors import (
     Interrupted,
@@ -41,20 +39,15 @@ from vidpipe.errors import (
     TemplateProblem,
     VidpipeError,
 )
+from vidpipe.plan.model import Plan
+from vidpipe.plan.requests import image_request, request_key, storyboard_request
 from vidpipe.prompts import (
-    Prompts,
     ScenePrompts,
     prompts_for,
     scene_prompts,
     scenes_after_overrides,
-    storyboard_prompt,
 )
-from vidpipe.providers import (
-    ImageRequest,
-    Provider,
-    StoryboardRequest,
-)
-from vidpipe.spec.jobs import Job
+from vidpipe.providers import Provider, StoryboardRequest
 from vidpipe.spec.schema import load_schema
 
 if TYPE_CHECKING:
@@ -66,20 +59,19 @@ STORYBOARD_ATTEMPTS = 3
 class ProjectRun:
     """Runs (or continues) one project of one job."""
 
-    def __init__(
-        self, runtime: Runtime, job: Job, project: Project, prompts: Prompts | None = None
-    ):
+    def __init__(self, runtime: Runtime, plan: Plan, project: Project):
         self.rt = runtime
-        self.job = job
+        self.plan = plan
+        self.job = job = plan.job
         self.project = project
-        self.prompts = prompts or prompts_for(job)
+        self.prompts = prompts_for(job)
         self.layout = Layout(runtime.config.artifacts_dir, job.name, project.id)
         self.outcome = Outcome(
             name=job.name, status=JobStatus.RUNNING, project_id=project.id, source=job.display
         )
         self.timings: dict[str, float] = dict(project.timings or {})
         self.calls = Calls(runtime, job.name, project.id, self.outcome)
-        self.clips = ClipOperations(runtime, job, project.id, self.layout, self.calls)
+        self.clips = ClipOperations(runtime, plan, project.id, self.layout, self.calls)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -169,25 +161,15 @@ class ProjectRun:
     # -- storyboard -----------------------------------------------------------------------
 
     def _storyboard(self) -> dict[str, Any]:
-        rendered = storyboard_prompt(self.job, self.prompts)
+        rendered = self.plan.storyboard_prompt
         if self.project.storyboard and self.project.storyboard_prompt == rendered.text:
             return self.project.storyboard
         self._status(ProjectState.STORYBOARDING)
         self._progress("storyboard", 0, 1)
         start = time.monotonic()
         provider = self.rt.provider_for(self.job, "storyboard")
-        request = StoryboardRequest(
-            model=provider.model("storyboard", self.job.models.get("storyboard")),
-            prompt=rendered.text,
-            schema=load_schema("storyboard"),
-            scene_count=self.job.scenes,
-            idea=self.job.prompt,
-            style=self.job.style,
-            aspect_ratio=self.job.aspect_ratio,
-            clip_duration=self.job.clip_duration,
-            seed=self.job.seed,
-        )
-        key = generation_key(provider.name, "storyboard", provider.key_fields(request))
+        request = storyboard_request(self.job, provider, rendered.text)
+        key = request_key(provider, "storyboard", request)
         hit = self.calls.lookup("storyboard", key)
         if hit is not None and hit.result is not None:
             data = hit.result
@@ -341,20 +323,16 @@ class ProjectRun:
     def _override_frame(
         self, index: int, kind: str, image: Path, recorded: Any
     ) -> tuple[Path, str]:
-        from PIL import Image
+        from vidpipe.media.still import keyframe_png
 
         target = self.layout.keyframe(index, kind)
-        digest = sha256_file(image)
+        frame = self.plan.frame(index, kind)
+        digest = frame.image_key
         trusted = self._trusted(recorded, digest)
         if trusted:
             return trusted
-        # Normalise to PNG so every keyframe file has one format.
-        with Image.open(image) as img:
-            import io
-
-            buf = io.BytesIO()
-            img.convert("RGB").save(buf, format="PNG")
-        sha = write_atomic(target, buf.getvalue())
+        # Every keyframe file is a PNG of the job's shape (fitted as the job says).
+        sha = write_atomic(target, keyframe_png(image, self.job.aspect_ratio, frame.fit))
         self.rt.store.put_keyframe(
             self.project.id,
             index,
@@ -378,23 +356,17 @@ class ProjectRun:
         recorded: Any,
     ) -> tuple[Path, str]:
         provider = self.rt.provider_for(self.job, "image")
-        request = ImageRequest(
-            model=provider.model("image", self.job.models.get("image")),
-            prompt=prompt,
-            aspect_ratio=self.job.aspect_ratio,
-            role="start" if kind == "start" else "end",
-            resolution=self.job.resolution,
-            seed=self.job.seed,
-            reference=reference[0].read_bytes() if reference else None,
-            hints={
-                "caption": scene["scene_description"],
-                "palette": list(guide.get("color_palette", [])),
-                "framing": f"{scene['start_frame_prompt'] if kind == 'start' else scene['end_frame_prompt']}",
-                "camera": guide.get("camera_style", ""),
-                "index": index,
-            },
+        request = image_request(
+            self.job,
+            provider,
+            index,
+            kind,
+            prompt,
+            scene,
+            guide,
+            reference[0].read_bytes() if reference else None,
         )
-        key = generation_key(provider.name, "image", provider.key_fields(request))
+        key = request_key(provider, "image", request)
         trusted = self._trusted(recorded, key)
         if trusted:
             return trusted
@@ -453,12 +425,12 @@ class ProjectRun:
 
         start = time.monotonic()
         self._progress("stitch", 0, 1)
-        estimate_usd = estimate(self.job, self.rt).cost_usd
-        self.rt.store.update_project(self.project.id, cost_estimate_usd=estimate_usd)
+        self.rt.store.update_project(self.project.id, cost_estimate_usd=self.plan.estimate.cost_usd)
         self.outcome.output = write_outputs(
             self.rt.store,
             self.rt.config,
             self.rt.store.project(self.project.id) or self.project,
+            self.plan,
             timings=self.timings,
         )
         self._timed("stitch", start)

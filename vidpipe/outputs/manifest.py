@@ -1,8 +1,8 @@
 """The outputs of a project: the stitched video, `manifest.json` and the contact sheet.
 
-Everything here works from what the database recorded, not from the job file, so
-`vidpipe stitch` can rebuild the outputs of any project without a provider call.
-Paths in the manifest are relative to the project root (SPEC §7).
+Clips, keyframes and costs come from what the database recorded; how to stitch them
+(crossfade, audio, the `output:` copy) comes from the job's plan: the job file is the
+truth. Paths in the manifest are relative to the project root (SPEC §7).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, ver
 from vidpipe.errors import MediaError
 
 if TYPE_CHECKING:
+    from vidpipe.plan.model import Plan
     from vidpipe.spec.config import Config
     from vidpipe.store import Project, Scene, Store
     from vidpipe.store.lite import LiteStore, ProjectRow, SceneRow
@@ -26,27 +27,11 @@ if TYPE_CHECKING:
 GAP_STATES = ("rai_filtered", "timed_out")
 
 
-def write_outputs(
-    store: AnyStore,
-    config: Config,
-    project: AnyProject,
-    *,
-    crossfade: float | None = None,
-    timings: dict[str, float] | None = None,
-) -> str:
-    """Stitch the project's finished clips and write manifest and contact sheet.
-
-    Returns the final video's path relative to the project root.
-    """
-    from vidpipe import media
-
+def finished_clips(store: AnyStore, config: Config, project: AnyProject) -> list[Path]:
+    """The project's finished clips, each checked against its recorded sha256."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
-    scenes = store.scenes(project.id)
-    stitch = dict(project.job.get("stitch") or {})
-    if crossfade is not None:
-        stitch["crossfade"] = crossfade
     clips = []
-    for scene in scenes:
+    for scene in store.scenes(project.id):
         clip = scene.clip
         if clip is None or clip.status != "complete":
             continue
@@ -59,20 +44,54 @@ def write_outputs(
         clips.append(path)
     if not clips:
         raise MediaError("no finished clip to stitch")
+    return clips
+
+
+def write_preview(
+    store: AnyStore, config: Config, project: AnyProject, plan: Plan, crossfade: float
+) -> Path:
+    """Stitch the project's clips with another crossfade into output/preview-crossfade-S.mp4.
+
+    final.mp4, the manifest and the database are left alone: only the job file decides
+    what final.mp4 is.
+    """
+    from vidpipe import media
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    clips = finished_clips(store, config, project)
+    target = layout.preview(crossfade)
+    with atomic_path(target) as tmp:
+        media.stitch(clips, tmp, crossfade=crossfade, audio=plan.audio)
+    return target
+
+
+def write_outputs(
+    store: AnyStore,
+    config: Config,
+    project: AnyProject,
+    plan: Plan,
+    *,
+    timings: dict[str, float] | None = None,
+) -> str:
+    """Stitch the project's finished clips as its plan says; write manifest and contact sheet.
+
+    Returns the final video's path relative to the project root.
+    """
+    from vidpipe import media
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    scenes = store.scenes(project.id)
+    stitch = {"crossfade": plan.crossfade, "audio": plan.audio}
+    clips = finished_clips(store, config, project)
     with atomic_path(layout.output) as tmp:
-        result = media.stitch(
-            clips,
-            tmp,
-            crossfade=float(stitch.get("crossfade", 0)),
-            audio=bool(stitch.get("audio", True)),
-        )
+        result = media.stitch(clips, tmp, crossfade=plan.crossfade, audio=plan.audio)
     output_sha = sha256_file(layout.output)
 
     sheet_key = _refresh_contact_sheet(scenes, layout, project)
 
-    output_copy = project.job.get("output")
-    if output_copy:
-        copy_atomic(layout.output, config.root / output_copy)
+    if plan.output:
+        # Copied, never hard-linked: the user's file must not share bytes with an artifact.
+        copy_atomic(layout.output, config.root / plan.output, link=False)
 
     store.update_project(
         project.id,
@@ -214,7 +233,7 @@ def build_manifest(
         "provider": dict(project.providers or {}),
         "models": dict(project.models or {}),
         "output": output or {"path": None, "duration": None, "sha256": None},
-        "stitch": stitch if stitch is not None else dict(project.job.get("stitch") or {}),
+        "stitch": stitch if stitch is not None else dict(project.settings.get("stitch") or {}),
         "scenes": scenes_out,
         "gaps": gaps,
         "cost": {

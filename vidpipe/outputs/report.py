@@ -1,4 +1,5 @@
-"""Batch reports: the `--report` JSON (SPEC §7) and the `--junit` XML for CI test reporters."""
+"""Batch reports, written: the `--report` JSON (SPEC §7), the `--junit` XML for CI test
+reporters and the HTML gallery. The report itself is built by the batch runner."""
 
 from __future__ import annotations
 
@@ -10,34 +11,7 @@ from typing import TYPE_CHECKING, Any
 from vidpipe.artifacts import write_atomic
 
 if TYPE_CHECKING:
-    from vidpipe.batch.runner import BatchResult
     from vidpipe.spec.config import Config
-
-
-def batch_report(
-    config: Config, result: BatchResult, wall_s: float | None = None
-) -> dict[str, Any]:
-    """The report of a batch: one entry per job, and totals."""
-    jobs = [
-        {
-            "name": o.name,
-            "status": o.status,
-            "project_id": o.project_id,
-            "output": o.output,
-            "cost_usd": round(o.cost_usd, 6),
-            "estimate_usd": round(o.estimate_usd, 6),
-            "duration_s": o.duration_s,
-            "provider_calls": o.provider_calls,
-            "cached_calls": o.cached_calls,
-            "error": o.error,
-            "source": o.source,
-        }
-        for o in result.outcomes
-    ]
-    totals = result.totals()
-    if wall_s is not None:
-        totals["duration_s"] = round(wall_s, 3)
-    return {"batch_id": result.batch_id, "jobs": jobs, "totals": totals}
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
@@ -109,11 +83,11 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
 
     import jinja2
 
-    from vidpipe.api import open_store
     from vidpipe.errors import NotFound
+    from vidpipe.store import existing
 
     what = f"batch {batch_id!r}" if batch_id else "finished batch"
-    store = open_store(config)  # None when there is no database: do not create one
+    store = existing(config.database)  # None when there is no database: do not create one
     if store is None:
         raise NotFound(f"no {what} yet (no database); `vidpipe run` makes one")
     try:

@@ -10,6 +10,7 @@ YAML scalars so numbers and booleans keep their type.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -221,8 +222,8 @@ def _env_value(raw: str) -> Any:
         return text.lower() == "true"
     if _INT.fullmatch(text):
         return int(text, 0) if text.lstrip("+-")[:2] in ("0x", "0o") else int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
+    if _FLOAT.fullmatch(text) and math.isfinite(number := float(text)):
+        return number  # 1e999 (infinity) stays text, which the schema refuses
     return raw
 
 

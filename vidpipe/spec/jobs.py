@@ -10,6 +10,7 @@ Every problem is collected (not just the first) and reported as `path:line:colum
 from __future__ import annotations
 
 import copy
+import functools
 import glob
 import itertools
 import re
@@ -50,6 +51,10 @@ JOB_SUFFIXES = (".yaml", ".yml")
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
+#: How an override image whose shape differs from the job's frame is made to fit.
+FITS = ("pad", "crop")
+
+
 @dataclass(frozen=True)
 class SceneOverride:
     """What a job replaces in one storyboard scene."""
@@ -59,6 +64,26 @@ class SceneOverride:
     duration: int | None = None
     start_image: Path | None = None
     end_image: Path | None = None
+    #: `pad` or `crop` for an image whose aspect ratio differs from the job's, by image kind.
+    fit: Mapping[str, str] = field(default_factory=dict)
+
+    def image(self, kind: str) -> Path | None:
+        """The `start` or `end` image, if the override gives one."""
+        return self.start_image if kind == "start" else self.end_image
+
+    def as_data(self, root: Path) -> dict[str, Any]:
+        """The override as plain data, image paths relative to the project root."""
+        out: dict[str, Any] = {"index": self.index, **self.fields}
+        if self.duration:
+            out["duration"] = self.duration
+        for kind in ("start", "end"):
+            image = self.image(kind)
+            if image is not None:
+                path = _relative(image, root)
+                out[f"{kind}_image"] = (
+                    {"path": path, "fit": self.fit[kind]} if kind in self.fit else path
+                )
+        return out
 
 
 @dataclass(frozen=True)
@@ -87,8 +112,6 @@ class Job:
     resolution: str | None
     output: Path | None
     matrix: Mapping[str, Any]
-    #: The resolved fields as plain data: the `job` template variable and the input hash.
-    data: Mapping[str, Any] = field(compare=False, repr=False)
     source: SourceMap = field(compare=False, repr=False)
     #: Where values this file does not write came from: a matrix entry, or vidpipe.yaml.
     own_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
@@ -99,6 +122,34 @@ class Job:
     def folder(self) -> Path:
         """The folder job-relative paths are resolved from."""
         return self.path.parent
+
+    @functools.cached_property
+    def settings(self) -> Mapping[str, Any]:
+        """The resolved fields as plain data, derived from the typed ones (one copy).
+
+        It is the `job` template variable, part of the plan's digest and what the
+        database records a project was made from.
+        """
+        return {
+            "name": self.name,
+            "prompt": self.prompt,
+            "style": self.style,
+            "aspect_ratio": self.aspect_ratio,
+            "clip_duration": self.clip_duration,
+            "scenes": self.scenes,
+            "provider": dict(self.providers),
+            "models": dict(self.models),
+            "vars": copy.deepcopy(dict(self.vars)),
+            "templates": dict(self.templates),
+            "scene_overrides": [o.as_data(self.root) for o in self.overrides],
+            "stitch": {"crossfade": self.crossfade, "audio": self.audio},
+            "seed": self.seed,
+            "negative_prompt": self.negative_prompt,
+            "generate_audio": self.generate_audio,
+            "resolution": self.resolution,
+            "output": _relative(self.output, self.root) if self.output else None,
+            "matrix": dict(self.matrix),
+        }
 
     def problem(self, key: str | Path_, message: str) -> Problem:
         """A problem located where the value at `key` was written.
@@ -172,19 +223,19 @@ def load_jobs(
     *,
     cwd: Path | None = None,
     flags: Mapping[str, Any] | None = None,
-    known_providers: Iterable[str] | None = None,
+    known_providers: Iterable[str],
 ) -> list[Job]:
-    """Load every job in `paths`, or raise :class:`JobFileError` listing every problem."""
+    """Load every job in `paths`, or raise :class:`JobFileError` listing every problem.
+
+    `known_providers` are the provider names a job may use (the caller asks the
+    provider registry: job files are read before, and without, any provider).
+    """
     cwd = (cwd or Path.cwd()).resolve()
     files, problems = discover(paths, config, cwd)
     if not files and not problems:
         problems.append(Problem(", ".join(paths) or "jobs/", None, None, "no job files found"))
     jobs: list[Job] = []
     defaults = _checked_defaults(config, problems)
-    if known_providers is None:
-        from vidpipe.providers import available
-
-        known_providers = available()
     known = set(known_providers)
     flags = dict(flags or {})
     # Provider names that do not come from a job file are checked once here, not once per job.
@@ -461,12 +512,17 @@ def _resolve(
             problems.append(source.problem(loc, f"scene {index} is overridden twice"))
         seen.add(index)
         images: dict[str, Path | None] = {}
+        fit: dict[str, str] = {}
         for kind in ("start_image", "end_image"):
             images[kind] = None
-            if item.get(kind):
-                images[kind] = _image(
-                    config, path, item[kind], source, at("scene_overrides", i, kind), problems
-                )
+            value = item.get(kind)
+            loc = at("scene_overrides", i, kind)
+            if isinstance(value, Mapping):
+                if value.get("fit"):
+                    fit[kind.removesuffix("_image")] = value["fit"]
+                value, loc = value["path"], (*loc, "path")
+            if value:
+                images[kind] = _image(config, path, value, source, loc, problems)
         overrides.append(
             SceneOverride(
                 index=index,
@@ -474,35 +530,13 @@ def _resolve(
                 duration=item.get("duration"),
                 start_image=images["start_image"],
                 end_image=images["end_image"],
+                fit=fit,
             )
         )
     if problems:
         return None, problems
 
     stitch = data["stitch"]
-    resolved = {
-        "name": name,
-        "prompt": data["prompt"],
-        "style": data["style"],
-        "aspect_ratio": data["aspect_ratio"],
-        "clip_duration": clip,
-        "scenes": scenes,
-        "provider": providers,
-        "models": dict(data.get("models") or {}),
-        "vars": data.get("vars") or {},
-        "templates": templates,
-        "scene_overrides": data.get("scene_overrides") or [],
-        "stitch": {
-            "crossfade": float(stitch.get("crossfade", 0)),
-            "audio": bool(stitch.get("audio", True)),
-        },
-        "seed": data.get("seed"),
-        "negative_prompt": data.get("negative_prompt"),
-        "generate_audio": data.get("generate_audio"),
-        "resolution": data.get("resolution"),
-        "output": config.display(output) if output else None,
-        "matrix": dict(chosen),
-    }
     job = Job(
         name=name,
         path=path,
@@ -514,25 +548,31 @@ def _resolve(
         clip_duration=clip,
         scenes=scenes,
         providers=providers,
-        models=resolved["models"],
-        vars=resolved["vars"],
+        models=dict(data.get("models") or {}),
+        vars=data.get("vars") or {},
         templates=templates,
         overrides=tuple(sorted(overrides, key=lambda o: o.index)),
-        crossfade=resolved["stitch"]["crossfade"],
-        audio=resolved["stitch"]["audio"],
+        crossfade=float(stitch.get("crossfade", 0)),
+        audio=bool(stitch.get("audio", True)),
         seed=data.get("seed"),
         negative_prompt=data.get("negative_prompt"),
         generate_audio=data.get("generate_audio"),
         resolution=data.get("resolution"),
         output=output,
         matrix=dict(chosen),
-        data=resolved,
         source=source,
         own_keys=frozenset(own),
         matrix_origin={k: ("matrix", k, own["matrix"][k].index(v)) for k, v in chosen.items()},
         defaults_source=config.source,
     )
     return job, []
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _template_exists(root: Path, job_folder: Path, name: str) -> bool:

@@ -180,6 +180,11 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
             "provider names",
             None,
         )
+    if kind == "oneOf" and path and path[-1] in ("start_image", "end_image"):
+        return (
+            f"{field} must be an image path, or a mapping of path and fit (pad or crop)",
+            None,
+        )
     return f"{field}: {error.message}", None
 
 

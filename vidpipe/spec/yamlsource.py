@@ -10,6 +10,7 @@ tag is reported, never constructed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,14 @@ class _Builder:
             return node.value
         if node.tag not in _SCALAR_TAGS:
             raise self._fail(node, f"tag {_short(node.tag)} is not allowed in vidpipe files")
-        return self.constructor.construct_object(node, deep=True)
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, float) and not math.isfinite(value):
+            # `.nan`, `.inf` and overflowing literals like 1e999: no setting means them, and
+            # NaN passes every range check (every comparison with it is false).
+            raise self._fail(
+                node, f"{node.value} is not a finite number; write a number such as 0.5"
+            )
+        return value
 
     def _pairs(
         self, node: yaml.MappingNode, merging: tuple[int, ...] = ()

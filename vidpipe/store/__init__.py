@@ -43,6 +43,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'vidpipe.store' has no attribute {name!r}")
 
 
+def existing(url: str) -> Store | None:
+    """The database at `url`, or None when it is a SQLite file not created yet.
+
+    Read-only commands (`plan`, `run --dry-run`, `list`) use this so they never create
+    a database as a side effect.
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and ":memory:" not in url:
+        from pathlib import Path
+
+        if not Path(url[len(prefix) :]).is_file():
+            return None
+    from vidpipe.store.db import Store
+
+    return Store(url)
+
+
 __all__ = [
     "BatchRecord",
     "Generation",
@@ -52,6 +69,7 @@ __all__ = [
     "Scene",
     "Store",
     "VideoClip",
+    "existing",
     "new_id",
     "owner_gone",
     "runner_id",

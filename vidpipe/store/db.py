@@ -208,11 +208,11 @@ class Store:
 
     # -- projects -------------------------------------------------------------------------
 
-    def newest_project(self, job_name: str, input_hash: str | None = None) -> Project | None:
+    def newest_project(self, job_name: str, plan_digest: str | None = None) -> Project | None:
         with self.reading() as s:
             query = select(Project).where(Project.job_name == job_name)
-            if input_hash is not None:
-                query = query.where(Project.input_hash == input_hash)
+            if plan_digest is not None:
+                query = query.where(Project.plan_digest == plan_digest)
             return s.scalars(
                 query.order_by(Project.created_at.desc(), Project.id.desc()).limit(1)
             ).first()
@@ -264,14 +264,14 @@ class Store:
     def open_project(
         self,
         job_name: str,
-        input_hash: str,
+        plan_digest: str,
         owner: str,
         seconds: float,
         *,
         force: bool,
         values: dict[str, Any],
     ) -> tuple[Project, str]:
-        """Find or create the project for a job's inputs and claim it, atomically.
+        """Find or create the project of a job's plan and claim it, atomically.
 
         Returns the project and one of: ``new`` (created and claimed), ``claimed`` (an
         existing project, now ours to continue), ``complete`` (finished; not claimed) or
@@ -284,7 +284,7 @@ class Store:
             if not force:
                 query = (
                     select(Project)
-                    .where(Project.job_name == job_name, Project.input_hash == input_hash)
+                    .where(Project.job_name == job_name, Project.plan_digest == plan_digest)
                     .order_by(Project.created_at.desc(), Project.id.desc())
                     .limit(1)
                 )
@@ -295,7 +295,7 @@ class Store:
                 project = Project(
                     id=new_id(),
                     job_name=job_name,
-                    input_hash=input_hash,
+                    plan_digest=plan_digest,
                     lease_owner=owner,
                     lease_expires_at=now + timedelta(seconds=seconds),
                     **values,

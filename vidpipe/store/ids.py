@@ -1,5 +1,6 @@
-"""Ids, clocks and runner identity: what the engine needs from the store without its ORM
-(importing SQLAlchemy costs more than most commands do)."""
+"""Ids, clocks, runner identity and the schema version: what the engine and
+vidpipe.store.lite need from the store without its ORM (importing SQLAlchemy costs more
+than most commands do)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import os
 import socket
 import uuid
 from datetime import UTC, datetime
+
+# The schema this vidpipe writes (see migrations.py for how older ones are brought up).
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from vidpipe.store.migrations import SCHEMA_VERSION
+from vidpipe.store.ids import SCHEMA_VERSION
 
 
 def _when(text: Any) -> Any:
@@ -53,12 +53,13 @@ class ProjectRow(_Row):
     id: str = ""
     job_name: str = ""
     source_path: str = ""
-    input_hash: str = ""
+    plan_digest: str = ""
     status: str = ""
     error_message: str | None = None
     created_at: datetime = datetime.min
     updated_at: datetime = datetime.min
-    job: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    node_inputs: dict[str, Any] | None = None
     providers: dict[str, Any] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
     storyboard: dict[str, Any] | None = None
@@ -71,7 +72,7 @@ class ProjectRow(_Row):
     batch_id: str | None = None
     stopped_after: str | None = None
     timings: dict[str, Any] = field(default_factory=dict)
-    _json_columns = ("job", "providers", "models", "storyboard", "timings")
+    _json_columns = ("settings", "node_inputs", "providers", "models", "storyboard", "timings")
     _time_columns = ("created_at", "updated_at")
 
 

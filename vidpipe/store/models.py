@@ -26,11 +26,11 @@ from sqlalchemy.orm import (
     relationship,
 )
 
+from vidpipe.store.ids import SCHEMA_VERSION as SCHEMA_VERSION
 from vidpipe.store.ids import new_id as new_id
 from vidpipe.store.ids import owner_gone as owner_gone
 from vidpipe.store.ids import runner_id as runner_id
 from vidpipe.store.ids import utcnow as utcnow
-from vidpipe.store.migrations import SCHEMA_VERSION as SCHEMA_VERSION
 
 
 class Base(DeclarativeBase):
@@ -59,12 +59,16 @@ class Project(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     job_name: Mapped[str] = mapped_column(String(64), index=True)
     source_path: Mapped[str] = mapped_column(Text)
-    input_hash: Mapped[str] = mapped_column(String(64), index=True)
+    #: The digest of the plan the project was made from (its identity among a job's projects).
+    plan_digest: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-    job: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The resolved settings the plan was made from (a record; nothing reads settings here).
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: What determined each generation (see vidpipe.plan.assess): why a later plan differs.
+    node_inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     providers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     models: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     storyboard: Mapped[dict[str, Any] | None] = mapped_column(JSON)

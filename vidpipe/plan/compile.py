@@ -1,0 +1,172 @@
+"""Compile job files into plans: load, check everything, build the generation graph.
+
+::
+
+    job files + vidpipe.yaml + environment + templates
+        └─ load_jobs ──► Job (typed, one resolved copy of the settings)
+              └─ compile_job ──► Plan (prompts, graph with keys, outputs, price, digest)
+
+Every problem of every job is collected and raised together as a :class:`JobFileError`
+(exit 2) before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidpipe import __version__
+from vidpipe.errors import JobFileError, Problem, TemplateProblem
+from vidpipe.plan import checks
+from vidpipe.plan.model import Frame, FrameSource, Node, Plan
+from vidpipe.plan.requests import request_key, storyboard_request
+from vidpipe.pricing import PriceTable, estimate_job
+from vidpipe.prompts import BUILTIN_NAMES, check_templates, prompts_for, storyboard_prompt
+from vidpipe.providers import CAPABILITIES, Provider, available, create
+from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import Job, load_jobs
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A checked batch: one plan per job and one provider instance per provider name."""
+
+    plans: list[Plan]
+    providers: dict[str, Provider]
+
+
+def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
+    """One instance per provider name used by the batch (they share rate limits)."""
+    names = sorted({name for job in jobs for name in job.providers.values()})
+    return {name: create(name, config) for name in names}
+
+
+def compile_batch(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path | None = None
+) -> Compiled:
+    """Load and compile every job in `paths`; raise JobFileError listing every problem."""
+    flags = {"provider": provider} if provider else {}
+    jobs = load_jobs(list(paths), config, cwd=cwd, flags=flags, known_providers=available())
+    return compile_jobs(jobs, config)
+
+
+def compile_jobs(jobs: Sequence[Job], config: Config) -> Compiled:
+    """Compile loaded jobs (all of a batch: outputs are checked across them)."""
+    problems: list[Problem] = []
+    for job in jobs:
+        try:
+            check_templates(job)
+        except TemplateProblem as exc:
+            problems.append(
+                Problem(
+                    exc.template, exc.line, None, f"{exc.detail} (job {job.name}, {job.display})"
+                )
+            )
+    if problems:
+        # Nothing more can be said about a job whose templates do not render.
+        raise JobFileError(problems)
+    providers = providers_for(jobs, config)
+    prices = PriceTable(config.pricing)
+    for job in jobs:
+        problems.extend(checks.provider_limits(job, providers))
+        problems.extend(checks.crossfade(job))
+        problems.extend(checks.override_images(job))
+    problems.extend(checks.outputs(jobs, config))
+    if problems:
+        raise JobFileError(problems)
+    plans = [compile_job(job, providers, prices) for job in jobs]
+    return Compiled(plans=plans, providers=providers)
+
+
+def compile_job(job: Job, providers: Mapping[str, Provider], prices: PriceTable) -> Plan:
+    """The plan of one checked job."""
+    step_providers: dict[str, Provider] = {
+        step: providers[job.providers[step]] for step in CAPABILITIES
+    }
+    models: dict[str, str] = {
+        step: p.model(step, job.models.get(step))  # type: ignore[arg-type]
+        for step, p in step_providers.items()
+    }
+    prompts = prompts_for(job)
+    rendered = storyboard_prompt(job, prompts)
+    templates = {key: prompts.digest(key) for key in BUILTIN_NAMES}
+    frames = _frames(job)
+
+    def node(node_id: str, step: str, scene: int | None, key: str | None) -> Node:
+        provider = step_providers[step]
+        usage = provider.planned_usage(step, job, models[step], scene=scene or 0)  # type: ignore[arg-type]
+        return Node(
+            id=node_id,
+            capability=step,
+            scene=scene,
+            provider=provider.name,
+            model=models[step],
+            key=key,
+            cost_usd=prices.cost(provider.name, models[step], usage),
+        )
+
+    sb = step_providers["storyboard"]
+    nodes = [
+        node(
+            "storyboard",
+            "storyboard",
+            None,
+            request_key(sb, "storyboard", storyboard_request(job, sb, rendered.text)),
+        )
+    ]
+    for i in range(job.scenes):
+        for kind in ("start", "end"):
+            frame = next(f for f in frames if f.index == i and f.kind == kind)
+            if frame.source is FrameSource.GENERATED:
+                nodes.append(node(frame.node, "image", i, None))
+        nodes.append(node(f"scene {i} clip", "video", i, None))
+    output = job.settings["output"]
+    digest_input = {
+        "vidpipe": __version__.split(".")[0],
+        "settings": job.settings,
+        "templates": templates,
+        "models": models,
+        "images": {f.node: f.image_key for f in frames if f.image_key},
+    }
+    text = json.dumps(digest_input, sort_keys=True, separators=(",", ":"), default=str)
+    return Plan(
+        job=job,
+        providers={step: p.name for step, p in step_providers.items()},
+        models=models,
+        storyboard_prompt=rendered,
+        templates=templates,
+        frames=tuple(frames),
+        nodes=tuple(nodes),
+        output=output,
+        estimate=estimate_job(job, step_providers, prices),
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def override_key(image: Path, fit: str | None) -> str:
+    """What identifies an override keyframe: the image's bytes and how it is fitted."""
+    digest = hashlib.sha256(image.read_bytes())
+    if fit:
+        digest.update(b"\0fit=" + fit.encode())
+    return digest.hexdigest()
+
+
+def _frames(job: Job) -> list[Frame]:
+    frames: list[Frame] = []
+    for i in range(job.scenes):
+        override = job.override(i)
+        for kind in ("start", "end"):
+            image = override.image(kind) if override else None
+            if image is not None:
+                fit = override.fit.get(kind) if override else None
+                frames.append(
+                    Frame(i, kind, FrameSource.OVERRIDE, image, override_key(image, fit), fit)
+                )
+            elif kind == "start" and i > 0:
+                frames.append(Frame(i, kind, FrameSource.INHERITED))
+            else:
+                frames.append(Frame(i, kind, FrameSource.GENERATED))
+    return frames
