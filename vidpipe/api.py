@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
-from vidpipe.plan import AFTER_STORYBOARD, Plan, Status, assess, compile_batch
-from vidpipe.providers import available
-from vidpipe.spec.config import Config
-from vidpipe.spec.jobs import Job, load_jobs
 
 if TYPE_CHECKING:
+    from vidpipe.plan import Plan
+    from vidpipe.spec.config import Config
+    from vidpipe.spec.jobs import Job
     from vidpipe.store import Project, Store
     from vidpipe.store.lite import LiteStore, ProjectRow
 
@@ -39,6 +38,9 @@ def open_reader(config: Config) -> LiteStore | Store | None:
 
 def find_jobs(config: Config, ref: str, cwd: Path) -> list[Job]:
     """Jobs named by a file path, or by a job name among the project's jobs."""
+    from vidpipe.providers import available
+    from vidpipe.spec.jobs import load_jobs
+
     candidate = Path(ref) if Path(ref).is_absolute() else cwd / ref
     known = available()
     if candidate.exists():
@@ -115,6 +117,8 @@ def validate_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
 ) -> list[Plan]:
     """Compile every job (every compile-time check); raise JobFileError listing problems."""
+    from vidpipe.plan import compile_batch
+
     return compile_batch(config, paths, provider=provider, cwd=cwd).plans
 
 
@@ -141,6 +145,8 @@ def plan_batch(
 
     The shape is documented in the README ("vidpipe plan --json") and kept stable.
     """
+    from vidpipe.plan import AFTER_STORYBOARD, Status, assess, compile_batch
+
     compiled = compile_batch(config, paths, provider=provider, cwd=cwd)
     store = open_store(config)
     jobs: list[dict[str, Any]] = []
@@ -269,6 +275,8 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
 
 def _plan_of(config: Config, project: Project | ProjectRow, cwd: Path) -> Plan:
     """The plan of a project's job, compiled from its job file as it is now."""
+    from vidpipe.plan import compile_batch
+
     source = (
         config.root / project.source_path
         if not Path(project.source_path).is_absolute()
