@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -210,3 +211,28 @@ def test_a_job_with_a_crossfade_takes_the_smart_path(project: Project) -> None:
     output = json.loads(manifest_path.read_text())["output"]
     assert output["stitch_path"] == "smart", output["stitch_reason"]
     assert output["mode"] == "crossfade"
+
+
+def test_the_contact_sheet_is_redrawn_only_when_its_inputs_change(project: Project) -> None:
+    project.job("sheet", "prompt: a kite over the sea\nscenes: 2\n")
+    assert project.cli("run").exit_code == 0
+    (sheet,) = project.root.glob("tmp/sheet/*/output/storyboard.png")
+    manifest_path = sheet.with_name("manifest.json")
+    key = json.loads(manifest_path.read_text())["contact_sheet"]["inputs"]
+    drawn = sheet.stat().st_mtime_ns
+
+    assert project.cli("stitch", "sheet").exit_code == 0
+    assert sheet.stat().st_mtime_ns == drawn  # same inputs: not drawn again
+    assert json.loads(manifest_path.read_text())["contact_sheet"]["inputs"] == key
+
+    con = sqlite3.connect(project.root / "vidpipe.db")
+    with con:
+        con.execute("UPDATE scenes SET description = 'a new caption' WHERE \"index\" = 1")
+    con.close()
+    assert project.cli("stitch", "sheet").exit_code == 0
+    assert sheet.stat().st_mtime_ns != drawn
+    assert json.loads(manifest_path.read_text())["contact_sheet"]["inputs"] != key
+
+    sheet.unlink()  # a missing sheet is drawn again whatever the manifest says
+    assert project.cli("stitch", "sheet").exit_code == 0
+    assert sheet.is_file()
