@@ -59,7 +59,7 @@ def test_clips() -> list[Path]:
 
 
 def render(i: int, path: Path) -> None:
-    from vidpipe.media import Motion, render_clip
+    from vidpipe.providers.local.animatic import Motion, render_clip
 
     start, end = panels(i)
     tmp = path.with_suffix(".tmp")

@@ -5,8 +5,9 @@ package installs (`vidpipe`, beside `python` in the environment) and the interpr
 importing click, vidpipe's command-line library, which is the least a click CLI can cost.
 `validate` checks one job file and `list` reads the database of figure 2's project (one
 project); both are warmed once, as a user's second command would be (the schema check's
-result is cached per vidpipe version, schema and data). `vidpipe plan` is not on this
-branch (it comes with the compiled plan), so it has no figure here.
+result is cached per vidpipe version, schema and data). `plan` compiles the job and
+assesses it against the generation cache, which it reads through the ORM store: it is
+reported without a goal.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def figures(quick: bool) -> list[Figure]:
         "--help": [script, "--help"],
         "validate": [script, "validate", "jobs/film.yaml"],
         "list": [script, "list"],
+        "plan": [script, "plan", "jobs/film.yaml"],
     }
     contenders = {name: (lambda c=c: run(c, cwd=root, env=env)) for name, c in commands.items()}
     contenders["click"] = lambda: run([PY, "-c", "import click"])
@@ -43,15 +45,16 @@ def figures(quick: bool) -> list[Figure]:
             f"{spread([p.cpu * 1000 for p in procs], 'ms', 0)} | "
             f"{median([p.rss_mb for p in procs]):.0f} MB |"
         )
-    goals = {"--help": "3a", "validate": "3b", "list": "3c"}
+    goals = {"--help": ("3a", 3.0), "validate": ("3b", 3.0), "list": ("3c", 3.0)}
+    goals["plan"] = ("3d", None)  # reads the generation cache: the ORM store is its path
     return [
         Figure(
             key,
             f"start-up: `vidpipe {name}` / `python -c 'import click'`",
             median([p.wall for p in r[name]]) / click,
             "×",
-            3.0,
+            goal,
             details if key == "3a" else ["See 3a."],
         )
-        for name, key in goals.items()
+        for name, (key, goal) in goals.items()
     ]
