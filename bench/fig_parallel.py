@@ -48,6 +48,12 @@ def figures(quick: bool) -> list[Figure]:
             f"{spread([p.cpu for p in procs])} | {median([p.rss_mb for p in procs]):.0f} MB |"
         )
     ratio = median([p.wall for p in r["-j 2"]]) / median([p.wall for p in r["-j 1"]])
-    return [
-        Figure("6", f"{JOBS} small local jobs: `-j 2` / `-j 1`, wall", ratio, "×", 0.65, details)
-    ]
+    note = (
+        "Reads no longer take SQLite's write lock and a step's scene rows share one "
+        "transaction, but most writes are still one transaction per row (about 30 per "
+        "2-scene job); the CPU columns show both settings do the same work, so on 2 cores "
+        "shared with other people's tests the wall ratio says as much about their load as "
+        "about vidpipe."
+    )
+    title = f"{JOBS} small local jobs: `-j 2` / `-j 1`, wall"
+    return [Figure("6", title, ratio, "×", 0.65, details, note if ratio > 0.65 else "")]

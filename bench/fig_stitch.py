@@ -146,6 +146,7 @@ def figures(quick: bool) -> list[Figure]:
             "×",
             2.0,
             cut_rows,
+            STITCH_NOTE if ratio > 2.0 else "",
         ),
         Figure(
             "2b",
