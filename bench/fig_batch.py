@@ -89,6 +89,8 @@ def vidpipe_batch(n: int, cheap: bool) -> Sample:
             )
         env = clean_env(
             GOOGLE_API_KEY="bench-fake-key",
+            GOOGLE_CLOUD_PROJECT="bench-project",
+            GOOGLE_CLOUD_LOCATION="us-central1",
             VIDPIPE_GOOGLE__BASE_URL=emu.url,
             VIDPIPE_GOOGLE__POLL_INTERVAL=str(POLL_INTERVAL),
             VIDPIPE_RATE_LIMITS__TEXT="100000",

@@ -24,8 +24,8 @@ from google import genai
 from google.genai import types
 
 SCENES = 3
-STORYBOARD = "gemini-2.5-flash"
-IMAGE = "gemini-2.5-flash-image"
+STORYBOARD = "gemini-3.8-flash"
+IMAGE = "gemini-3.1-flash-image"
 VIDEO = "veo-3.1-fast-generate-001"
 
 
@@ -66,7 +66,9 @@ def clip(client: genai.Client, prompt: str, first: bytes, last: bytes, poll: flo
     return operation.response.generated_videos[0].video.video_bytes
 
 
-def job(client: genai.Client, idea: str, out: Path, poll: float, ffmpeg: str) -> Path:
+def job(clients: dict[str, genai.Client], idea: str, out: Path, poll: float, ffmpeg: str) -> Path:
+    # The Gemini 3 models are served from `global`, Veo from its region.
+    client, video = clients["global"], clients["us-central1"]
     answer = client.models.generate_content(
         model=STORYBOARD,
         contents=f"Plan a short video as a storyboard.\nIDEA\n{idea}\nScenes: {SCENES}",
@@ -81,7 +83,7 @@ def job(client: genai.Client, idea: str, out: Path, poll: float, ffmpeg: str) ->
             start = image(client, scene["start_frame_prompt"], "16:9", None)
         end = image(client, scene["end_frame_prompt"], "16:9", start)
         path = out / f"scene_{i:02d}.mp4"
-        path.write_bytes(clip(client, scene["video_motion_prompt"], start, end, poll))
+        path.write_bytes(clip(video, scene["video_motion_prompt"], start, end, poll))
         clips.append(path)
         start = end
     listing = out / "clips.txt"
@@ -116,14 +118,19 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.3)
     parser.add_argument("--ffmpeg", default="ffmpeg")
     args = parser.parse_args()
-    client = genai.Client(
-        vertexai=True,
-        api_key=os.environ.get("GOOGLE_API_KEY", "bench-key"),
-        http_options=types.HttpOptions(base_url=args.url),
-    )
+    clients = {
+        location: genai.Client(
+            vertexai=True,
+            api_key=os.environ.get("GOOGLE_API_KEY", "bench-key"),
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "bench-project"),
+            location=location,
+            http_options=types.HttpOptions(base_url=args.url),
+        )
+        for location in ("global", "us-central1")
+    }
     for k, idea in enumerate(json.loads(args.ideas)):
         start = time.perf_counter()
-        film = job(client, idea, args.out / f"job-{k:02d}", args.poll, args.ffmpeg)
+        film = job(clients, idea, args.out / f"job-{k:02d}", args.poll, args.ffmpeg)
         print(film, time.perf_counter() - start, flush=True)  # the film, the job's seconds
     return 0
 

@@ -34,6 +34,8 @@ from vidpipe.testing.vertex_emulator import RecordedRequest, VertexEmulator, ide
 Project = Any
 
 API_KEY = "AIzaTEST-SECRET-KEY-123"
+PROJECT = "vidpipe-test"
+LOCATION = "us-central1"
 FRAME = 1 / 24  # the emulator's clips are 24 fps
 
 
@@ -88,6 +90,8 @@ def genv(emu: VertexEmulator, **extra: Any) -> dict[str, str]:
     """The environment that points vidpipe's google provider at the emulator."""
     env = {
         "GOOGLE_API_KEY": API_KEY,
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "GOOGLE_CLOUD_LOCATION": LOCATION,
         "VIDPIPE_GOOGLE__BASE_URL": emu.url,
         "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
         "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",
@@ -205,7 +209,11 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     scenes_schema = cfg["responseJsonSchema"]["properties"]["scenes"]
     assert (scenes_schema["minItems"], scenes_schema["maxItems"]) == (3, 3)
     assert not any(k.startswith("$") for k in cfg["responseJsonSchema"])
-    assert board.model == "gemini-2.5-flash"
+    assert board.model == "gemini-3.8-flash"
+    # An API key with a project: project URLs, each model at its catalog location (the
+    # Gemini 3 models at `global`, Veo at its region), the key in a header.
+    assert board.path.startswith(f"/v1beta1/projects/{PROJECT}/locations/global/")
+    assert board.headers["x-goog-api-key"] == API_KEY
 
     manifest = manifest_of(project, "vertical")
     assert manifest["status"] == "complete"
@@ -219,8 +227,10 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     # its scene's start frame (the exact bytes vidpipe recorded).
     images = image_calls(emu)
     assert len(images) == 4
-    assert all(r.model == "gemini-2.5-flash-image" for r in images)
-    assert all(r.body["generationConfig"]["imageConfig"]["aspectRatio"] == "9:16" for r in images)
+    assert all(r.model == "gemini-3.1-flash-image" for r in images)
+    assert all(r.location == "global" for r in images)
+    image_configs = [r.body["generationConfig"]["imageConfig"] for r in images]
+    assert all(c == {"aspectRatio": "9:16", "imageSize": "1K"} for c in image_configs)
     assert images[0].inline_images == []
     for scene, rec in enumerate(images[1:]):
         assert rec.inline_images == [frame_bytes(scene, "start")], f"end frame of scene {scene}"
@@ -244,6 +254,7 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     seen = set()
     for rec in submissions:
         assert rec.model == "veo-3.1-fast-generate-001"
+        assert rec.path.startswith(f"/v1beta1/projects/{PROJECT}/locations/{LOCATION}/")
         inst, params = rec.body["instances"][0], rec.body["parameters"]
         assert inst["image"]["bytesBase64Encoded"] and inst["lastFrame"]["bytesBase64Encoded"]
         assert params["durationSeconds"] == 4
@@ -339,6 +350,31 @@ def test_storms_of_429_and_503_are_survived(project: Project, emu: VertexEmulato
     assert {r.operation_name for r in polls} == {op.name}
     info = probe(project.root / job_report(project, "storm")["output"])
     assert abs(info.duration - 4.0) <= FRAME + 1e-6
+
+
+def test_retry_delay_in_a_429_body_is_honoured(project: Project, emu: VertexEmulator) -> None:
+    # Vertex's 429 rarely carries Retry-After; the wait is in the body's RetryInfo.
+    google_job(project, "quota")
+    emu.fail_next("predictLongRunning", 429, retry_delay="3s")
+    result = run(project, emu)
+    assert result.exit_code == 0, result.output
+    first, second = emu.calls("predictLongRunning")
+    assert (first.status, second.status) == (429, 200)
+    waited = second.time - first.time
+    assert waited >= 3.0, f"retryDelay 3s was not honoured (retried after {waited:.3f} s)"
+
+
+def test_a_daily_quota_is_not_retried(project: Project, emu: VertexEmulator) -> None:
+    google_job(project, "daily")
+    quota = {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}],
+    }
+    emu.fail_next("generateContent", 429, count=None, details=[quota])
+    result = run(project, emu)
+    assert result.exit_code == 1, result.output
+    assert len(emu.requests) == 1  # waiting seconds cannot bring back a daily quota
+    assert "429" in job_report(project, "daily")["error"]
 
 
 def test_transient_errors_give_up_after_max_retries(project: Project, emu: VertexEmulator) -> None:
@@ -462,6 +498,53 @@ def test_never_finishing_operation_times_out(project: Project, emu: VertexEmulat
     assert len(stuck) == 1 and stuck[0].polls >= 2 and not stuck[0].done
     assert len(emu.calls("predictLongRunning")) == 2  # a timeout is not resubmitted
     assert abs(probe(project.root / manifest["output"]["path"]).duration - 4.0) <= FRAME + 1e-6
+    assert "the next run or `vidpipe resume` polls it again" in manifest["gaps"][0]["detail"]
+    (operation,) = (op.name for op in stuck)
+
+    # `resume` polls the recorded operation again (still running: still a gap) ...
+    resumed = project.cli("resume", "stuck", "-q", env=genv(emu, VIDPIPE_GOOGLE__POLL_TIMEOUT=1))
+    assert resumed.exit_code == 0, resumed.output
+    assert len(emu.calls("predictLongRunning")) == 2
+    assert stuck[0].polls >= 4
+    assert manifest_of(project, "stuck")["gaps"][0]["reason"] == "timed_out"
+
+    # ... and once it has finished, the next run uses its clip, billed once, never
+    # submitted again.
+    emu.release_operations()
+    emu.requests.clear()
+    again = run(project, emu)
+    assert again.exit_code == 0, again.output
+    assert emu.calls("predictLongRunning") == []
+    assert {p.operation_name for p in emu.calls("fetchPredictOperation")} == {operation}
+    entry = job_report(project, "stuck")
+    assert entry["provider_calls"] == 0 and entry["cost_usd"] == pytest.approx(veo_clip_cost())
+    manifest = manifest_of(project, "stuck")
+    assert manifest["gaps"] == []
+    assert manifest["scenes"][1]["clip"]["status"] == "complete"
+    assert manifest["cost"]["by_step"]["video"] == pytest.approx(2 * veo_clip_cost())
+    assert abs(probe(project.root / manifest["output"]["path"]).duration - 8.0) <= FRAME + 1e-6
+    # Up to date now: nothing left to poll.
+    emu.requests.clear()
+    assert run(project, emu).exit_code == 0 and emu.requests == []
+
+
+def test_policy_refusal_is_submitted_once(project: Project, emu: VertexEmulator) -> None:
+    google_job(project, "refused", scenes=2, extra=motion_override(1, "MARKER-POLICY"))
+    reason = (
+        "The prompt could not be submitted. This prompt contains sensitive words that "
+        "violate Google's Responsible AI practices. Support codes: 58061214"
+    )
+    emu.operation_error(count=None, match="MARKER-POLICY", code=3, message=reason)
+    result = run(project, emu)
+    assert result.exit_code == 1, result.output
+    no_traceback(result.output)
+    # The answer cannot change: one submission, not three.
+    assert sum("MARKER-POLICY" in r.prompt for r in emu.calls("predictLongRunning")) == 1
+    entry = job_report(project, "refused")
+    assert entry["status"] == "failed"
+    assert "scene 1" in entry["error"] and reason in entry["error"]
+    clips = {s["index"]: s["clip"] for s in status_json(project, emu, "refused")["scenes"]}
+    assert clips[1]["status"] == "failed" and clips[1]["attempts"] == 1
 
 
 def test_operation_unknown_to_the_server_is_submitted_again(
@@ -740,7 +823,24 @@ PREFLIGHT_CASES = {
         "makes clips of 5, 6, 7, 8 seconds, not 4",
     ),
     "veo3-0": ("models: {video: veo-3.0-generate-001}", "cannot end a clip on a given last frame"),
-    "low-res": ("resolution: 360p", "renders 720p or 1080p, not 360p"),
+    "low-res": ("resolution: 360p", "renders 720p, 1080p or 4k, not 360p"),
+    "lite-4k": (
+        "models: {video: veo-3.1-lite-generate-001}\nresolution: 4k",
+        "veo-3.1-lite-generate-001 renders 720p or 1080p, not 4k",
+    ),
+    "veo2-sound": (
+        "models: {video: veo-2.0-generate-001}\nclip_duration: 6\ngenerate_audio: true",
+        "veo-2.0-generate-001 makes silent clips; remove generate_audio: true",
+    ),
+    "retired-storyboard": (
+        "models: {storyboard: gemini-2.5-flash}",
+        "gemini-2.5-flash was retired on 2026-10-20 and no longer answers; "
+        "use gemini-3.8-flash instead",
+    ),
+    "unknown-model": (
+        "models: {image: gemini-9-image}",
+        "gemini-9-image is not a google model in the catalog",
+    ),
 }
 
 
@@ -760,7 +860,7 @@ def test_preflight_refusals_make_no_request(
     for line in setting.splitlines():
         lines[line.split(":")[0]] = line
     path = project.job(case, "\n".join(lines.values()) + "\n")
-    if case == "veo3-0":
+    if case in ("veo3-0", "retired-storyboard", "unknown-model"):
         key = "models"
 
     for command in (("run",), ("validate",)):
@@ -786,8 +886,41 @@ def test_preflight_locates_values_from_vidpipe_yaml_defaults(
     config = project.root / "vidpipe.yaml"
     assert f"vidpipe.yaml:{line_of(config, 'resolution:')}:" in result.stderr
     assert f"vidpipe.yaml:{line_of(config, 'clip_duration:')}:" in result.stderr
-    assert "renders 720p or 1080p, not 360p" in result.stderr
+    assert "renders 720p, 1080p or 4k, not 360p" in result.stderr
     assert emu.requests == []
+
+
+def test_api_key_alone_is_refused_for_veo_before_any_request(
+    project: Project, emu: VertexEmulator
+) -> None:
+    # Express mode serves generateContent only: Veo would answer 400 after the storyboard
+    # and keyframes were paid for, so the job is refused before anything is sent.
+    google_job(project, "express", scenes=3)
+    env = genv(emu)
+    del env["GOOGLE_CLOUD_PROJECT"], env["GOOGLE_CLOUD_LOCATION"]
+    result = project.cli("run", env=env)
+    assert result.exit_code == 2, result.output
+    no_traceback(result.output)
+    assert "veo-3.1-fast-generate-001 (predictLongRunning (Veo))" in result.stderr
+    assert "GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION" in result.stderr
+    assert emu.requests == []
+    assert not (project.root / "tmp").exists()
+    # The emulator, like the service, refuses Veo without a project (vidpipe got there first).
+    probe_client = emu.client("express")
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    with pytest.raises(genai_errors.ClientError) as refused:
+        probe_client.models.generate_videos(
+            model="veo-3.1-fast-generate-001",
+            source=types.GenerateVideosSource(prompt="a boat"),
+            config=types.GenerateVideosConfig(duration_seconds=4),
+        )
+    assert refused.value.code == 400
+    assert "Invalid resource field value" in str(refused.value.message)
+    # A storyboard-only run needs generateContent alone: the key is enough.
+    stopped = project.cli("run", "-q", "--until", "storyboard", env=env)
+    assert stopped.exit_code == 0, stopped.output
 
 
 def test_missing_credentials_refused_before_any_request(
@@ -795,7 +928,7 @@ def test_missing_credentials_refused_before_any_request(
 ) -> None:
     google_job(project, "no-creds")
     env = genv(emu)
-    del env["GOOGLE_API_KEY"]
+    del env["GOOGLE_API_KEY"], env["GOOGLE_CLOUD_PROJECT"]
     result = project.cli("run", env=env)
     assert result.exit_code == 2, result.output
     no_traceback(result.output)
@@ -886,21 +1019,51 @@ def test_batch_jobs_run_and_poll_concurrently(project: Project, emu: VertexEmula
 # Other models: Veo 2, Imagen
 
 
-def test_veo2_job_with_imagen_keyframes(project: Project, emu: VertexEmulator) -> None:
-    google_job(
+OLDER_MODELS = """\
+models:
+  # Still served to this project (an allowlist, say): brought back from retirement.
+  veo-2.0-generate-001: {status: ga, retires: null}
+  imagen-4.0-generate-001:
+    status: ga
+    retires: null
+    prices: {per_image: 0.05, source: "our contract", read: "2026-11-01"}
+"""
+
+
+def test_models_changed_in_vidpipe_yaml_are_checked_and_priced_from_there(
+    project: Project, emu: VertexEmulator
+) -> None:
+    from vidpipe.catalog import build
+
+    config = project.root / "vidpipe.yaml"
+    config.write_text(config.read_text() + OLDER_MODELS)
+    # The emulator, like the service for this project, serves them too.
+    emu.catalog = build(
+        {
+            "veo-2.0-generate-001": {"status": "ga", "retires": None},
+            "imagen-4.0-generate-001": {"status": "ga", "retires": None},
+        }
+    )
+    job = google_job(
         project,
         "older-models",
         scenes=2,
         extra="models: {image: imagen-4.0-generate-001, video: veo-2.0-generate-001}\n",
     )
-    (project.root / "jobs" / "older-models.yaml").write_text(
-        (project.root / "jobs" / "older-models.yaml")
-        .read_text()
-        .replace("clip_duration: 4", "clip_duration: 5")
-    )
+    # Checked against the catalog entry: Veo 2 makes 5 to 8 s clips.
+    refused = project.cli("validate", env=genv(emu))
+    assert refused.exit_code == 2
+    assert "veo-2.0-generate-001 makes clips of 5, 6, 7, 8 seconds, not 4" in refused.stderr
+    job.write_text(job.read_text().replace("clip_duration: 4", "clip_duration: 5"))
+
+    estimate = project.cli("estimate", "--json", env=genv(emu))
+    assert estimate.exit_code == 0, estimate.output
+    (planned,) = json.loads(estimate.stdout)["jobs"]
+    assert planned["by_step"]["image"] == pytest.approx(3 * 0.05)  # priced from vidpipe.yaml
+    assert planned["unpriced_models"] == []
+
     result = run(project, emu)
     assert result.exit_code == 0, result.output
-
     # Imagen draws every keyframe from its prompt (it cannot edit an image).
     predicts = emu.calls("predict")
     assert len(predicts) == 3 and image_calls(emu) == []
@@ -914,9 +1077,11 @@ def test_veo2_job_with_imagen_keyframes(project: Project, emu: VertexEmulator) -
         assert rec.body["instances"][0]["lastFrame"]
     manifest = manifest_of(project, "older-models")
     assert manifest["models"]["video"] == "veo-2.0-generate-001"
-    assert abs(probe(project.root / manifest["output"]["path"]).duration - 10.0) <= FRAME + 1e-6
-    usage = Usage(video_seconds=5, audio=False)
-    clip = PriceTable({}).cost("google", "veo-2.0-generate-001", usage)
+    out = probe(project.root / manifest["output"]["path"])
+    assert abs(out.duration - 10.0) <= FRAME + 1e-6
+    assert out.audio_codec is None  # Veo 2 clips are video-only, and so is their stitch
+    assert manifest["cost"]["by_step"]["image"] == pytest.approx(3 * 0.05)
+    clip = PriceTable({}).cost("google", "veo-2.0-generate-001", Usage(video_seconds=5))
     assert manifest["cost"]["by_step"]["video"] == pytest.approx(2 * clip)
 
 
@@ -970,10 +1135,9 @@ def no_adc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(google.auth, "default", default)
 
 
-def test_credentials_and_default_location(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_credentials_and_locations(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     from vidpipe.errors import ConfigError
+    from vidpipe.providers.google.client import credentials
 
     provider = make_provider(project)
     with pytest.raises(ConfigError, match="GOOGLE_API_KEY"):
@@ -985,15 +1149,26 @@ def test_credentials_and_default_location(
     provider.check_ready({"storyboard"})
     provider.check_ready({"video"})
     assert calls == [["https://www.googleapis.com/auth/cloud-platform"]]  # looked up once
-    assert provider._credentials() == (None, "my-project", "us-central1")  # SPEC §5 default
+    assert credentials(provider.settings).project == "my-project"
+
+    # Each model goes where the catalog serves it; GOOGLE_CLOUD_LOCATION (or
+    # google.location) is for models the catalog gives no location.
+    def location(p: Any, step: str, model: str) -> str:
+        return str(p.clients.location_for(p.catalog, step, model))
+
+    assert location(provider, "video", "veo-3.1-generate-001") == "us-central1"
+    assert location(provider, "image", "gemini-3.1-flash-image") == "global"
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "europe-west4")
-    assert provider._credentials() == (None, "my-project", "europe-west4")
-    configured = make_provider(project, VIDPIPE_GOOGLE__LOCATION="asia-east1")
-    assert configured._credentials()[2] == "asia-east1"
+    assert location(provider, "storyboard", "a-model-of-our-own") == "europe-west4"
+    assert location(provider, "video", "veo-3.1-generate-001") == "us-central1"
+    # google.locations overrides the catalog per step.
+    moved = make_provider(project, VIDPIPE_GOOGLE__LOCATIONS__VIDEO="europe-west4")
+    assert location(moved, "video", "veo-3.1-generate-001") == "europe-west4"
+    assert location(moved, "image", "gemini-3.1-flash-image") == "global"
 
     monkeypatch.setenv("GOOGLE_API_KEY", API_KEY)
     no_adc(monkeypatch)
-    make_provider(project).check_ready({"video"})  # a key needs no ADC
+    make_provider(project).check_ready({"video"})  # a key with a project needs no ADC
 
 
 def test_project_without_adc_is_refused_before_any_request(
@@ -1023,7 +1198,11 @@ def test_project_mode_with_adc_end_to_end(
     assert result.exit_code == 0, result.output
     assert job_report(project, "adc")["status"] == "complete"
     model_calls = [r for r in emu.requests if r.rpc]
-    assert {(r.project, r.location) for r in model_calls} == {("my-project", "us-central1")}
+    assert {(r.rpc, r.project, r.location) for r in model_calls} == {
+        ("generateContent", "my-project", "global"),  # Gemini 3 models are served globally
+        ("predictLongRunning", "my-project", "us-central1"),
+        ("fetchPredictOperation", "my-project", "us-central1"),
+    }
     assert {r.headers.get("authorization") for r in model_calls} == {"Bearer adc-token"}
     assert all("x-goog-api-key" not in r.headers for r in model_calls)
     (op,) = emu.operations
@@ -1107,3 +1286,91 @@ def test_image_answers_skip_thoughts_and_become_png() -> None:
     )
     assert _first_image(blocked) == (None, None)
     assert _finish_reason(blocked) == "prompt blocked: SAFETY"
+
+
+# --------------------------------------------------------------------------------------
+# Video-only clips: `generate_audio: false` (and Veo 2) give MP4s without an audio track.
+# The rule: a film has an audio track when any clip has one (clips without it contribute
+# silence of their own length); when no clip has one, neither has the film.
+
+
+def test_video_only_clips_stitch_with_hard_cuts_and_crossfades(
+    project: Project, emu: VertexEmulator
+) -> None:
+    from vidpipe.media import verify
+
+    google_job(project, "silent", scenes=3, extra="generate_audio: false\n")
+    result = run(project, emu)
+    assert result.exit_code == 0, result.output
+    for rec in emu.calls("predictLongRunning"):
+        assert rec.body["parameters"]["generateAudio"] is False
+    manifest = manifest_of(project, "silent")
+    for scene in manifest["scenes"]:
+        assert probe(project.root / scene["clip"]["path"]).audio_codec is None
+    film = verify(project.root / manifest["output"]["path"])
+    assert abs(film.duration - 12.0) <= FRAME + 1e-6
+    assert film.audio_codec is None
+    # Silent clips are priced at the silent rate.
+    assert manifest["cost"]["by_step"]["video"] == pytest.approx(
+        3 * PriceTable({}).cost("google", "veo-3.1-fast-generate-001", Usage(video_seconds=4))
+    )
+
+    faded = project.cli("stitch", "silent", "--crossfade", "0.5", env=genv(emu))
+    assert faded.exit_code == 0, faded.output
+    # A crossfade on the command line writes a preview beside final.mp4.
+    path = project.root / faded.stdout.split("wrote a preview: ", 1)[1].split(" ", 1)[0]
+    film = verify(path)
+    assert abs(film.duration - (12.0 - 2 * 0.5)) <= FRAME + 1e-6
+    assert film.audio_codec is None
+
+
+@pytest.mark.parametrize("crossfade", [0.0, 0.5])
+def test_clips_with_and_without_audio_stitch_to_one_soundtrack(
+    tmp_path: Path, crossfade: float
+) -> None:
+    from PIL import Image
+
+    from vidpipe.media import stitch, verify
+    from vidpipe.testing.vertex_emulator import make_mp4
+
+    clips = []
+    for i, audio in enumerate((True, False, True)):
+        path = tmp_path / f"clip{i}.mp4"
+        frame = Image.new("RGB", (320, 180), (40 * i, 90, 160))
+        path.write_bytes(make_mp4(2.0, (320, 180), first=frame, last=frame, audio=audio))
+        clips.append(path)
+    out = tmp_path / "film.mp4"
+    stitch(clips, out, crossfade=crossfade)
+    film = verify(out)
+    expected = 6.0 - 2 * crossfade
+    assert abs(film.duration - expected) <= FRAME + 1e-6
+    assert film.audio_codec == "aac"
+    assert film.audio_duration is not None
+    assert abs(film.audio_duration - expected) <= 0.05  # the silent clip's length is kept
+
+
+def test_an_image_over_the_inline_limit_is_refused_before_any_request(
+    project: Project, emu: VertexEmulator
+) -> None:
+    from PIL import Image
+
+    # Noise does not compress: a 1700 × 1700 PNG is over the 7 MB Gemini image models
+    # take inline (the end frame is an edit of this start frame).
+    noise = Image.frombytes("RGB", (1700, 1700), os.urandom(1700 * 1700 * 3))
+    noise.save(project.root / "jobs" / "huge.png")
+    size_mb = (project.root / "jobs" / "huge.png").stat().st_size / 1e6
+    assert size_mb > 7
+    path = google_job(
+        project,
+        "huge",
+        extra="scene_overrides:\n  - {index: 0, start_image: huge.png}\n",
+    )
+    result = project.cli("run", env=genv(emu))
+    assert result.exit_code == 2, result.output
+    line = line_of(path, "start_image")
+    assert (
+        f"jobs/huge.yaml:{line}:" in result.stderr
+        and f"huge.png is {size_mb:.1f} MB; gemini-3.1-flash-image takes inline images up to 7 MB"
+        in result.stderr
+    ), result.stderr
+    assert emu.requests == []

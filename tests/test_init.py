@@ -31,12 +31,17 @@ COMMANDS = [
     "render",
     "run",
     "estimate",
+    "models",
     "plan",
     "list",
     "status",
     "resume",
+    "keep",
     "stitch",
     "report",
+    "gc",
+    "batches",
+    "costs",
 ]
 
 
@@ -107,12 +112,60 @@ def test_init_keeps_existing_files_without_force(tmp_path: Path) -> None:
     assert {rel: (root / rel).read_bytes() for rel in CREATED} == before
 
 
-def test_init_recreates_only_missing_files(tmp_path: Path) -> None:
+def test_init_in_an_existing_project_adds_no_files(tmp_path: Path) -> None:
+    # The project dropped the example job (it would run every night) and one template (to
+    # use the built-in): init, with or without --force, puts neither back.
     Project(tmp_path).cli("init", "demo")
-    (tmp_path / "demo" / "templates" / "motion.j2").unlink()
-    result = Project(tmp_path).cli("init", "demo")
-    assert "created templates/motion.j2" in result.output.splitlines()
-    assert "kept    jobs/example.yaml (exists; --force overwrites)" in result.output.splitlines()
+    root = tmp_path / "demo"
+    (root / "jobs" / "example.yaml").unlink()
+    (root / "jobs" / "nightly.yaml").write_text("prompt: my own job\n")
+    (root / "templates" / "motion.j2").unlink()
+    for args in (("init", "demo"), ("init", "demo", "--force")):
+        result = Project(tmp_path).cli(*args)
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert "skipped jobs/example.yaml (an existing project: init adds no files to it)" in lines
+        assert (
+            "skipped templates/motion.j2 (an existing project: init adds no files to it)" in lines
+        )
+        assert not (root / "jobs" / "example.yaml").exists()
+        assert not (root / "templates" / "motion.j2").exists()
+    assert sorted(p.name for p in (root / "jobs").iterdir()) == ["nightly.yaml"]
+    # A folder with job files but no vidpipe.yaml is a project too: no config, no example.
+    other = tmp_path / "other"
+    (other / "jobs").mkdir(parents=True)
+    (other / "jobs" / "a.yaml").write_text("prompt: a\n")
+    assert Project(tmp_path).cli("init", "other").exit_code == 0
+    assert sorted(p.name for p in other.rglob("*")) == ["a.yaml", "jobs"]
+
+
+def test_the_gitignore_covers_what_vidpipe_writes(tmp_path: Path) -> None:
+    import shutil
+
+    Project(tmp_path).cli("init", "demo")
+    root = tmp_path / "demo"
+    project = Project(root)
+    assert project.cli("run", "-q", "--report", "report.json").exit_code == 0
+    assert project.cli("report").exit_code == 0
+    assert (root / "tmp" / "report.html").is_file()
+    assert not (root / "report.html").exists()
+    (root / ".report.part-0123abcd.json").write_text("{")  # a write cut short by a crash
+    git = shutil.which("git")
+    if git is None:
+        import pytest
+
+        pytest.skip("git is not installed")
+    subprocess.run([git, "init", "-q", str(root)], check=True)
+    shown = subprocess.run(
+        [git, "-C", str(root), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    written_by_user_or_init = {"??", ".gitignore", "vidpipe.yaml", "report.json"} | {
+        rel for rel in CREATED
+    }
+    assert set(shown) <= written_by_user_or_init, shown
 
 
 def test_init_force_overwrites(tmp_path: Path) -> None:

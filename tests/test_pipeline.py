@@ -250,7 +250,15 @@ def test_status_and_list_json(project, fake):
     run(project)
     listing = json.loads(project.cli("list", "--json").output)
     assert [(p["job"], p["status"]) for p in listing] == [("kite", "complete")]
-    assert set(listing[0]) == {"project_id", "job", "status", "created_at", "output"}
+    assert set(listing[0]) == {
+        "project_id",
+        "job",
+        "status",
+        "created_at",
+        "output",
+        "cost_usd",
+        "versions",
+    }
     status = json.loads(project.cli("status", "kite", "--json").output)
     assert status["project_id"] == listing[0]["project_id"]
     assert {"project_id", "job", "status", "error_message", "scenes", "cost", "output"} <= set(

@@ -42,6 +42,8 @@ def emu(_emulator: VertexEmulator) -> Iterator[VertexEmulator]:
 def genv(emu: VertexEmulator) -> dict[str, str]:
     return {
         "GOOGLE_API_KEY": API_KEY,
+        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
+        "GOOGLE_CLOUD_LOCATION": "us-central1",
         "VIDPIPE_GOOGLE__BASE_URL": emu.url,
         "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
         "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",

@@ -237,7 +237,7 @@ class _Error(Exception):
 
 
 def test_retry_after_header_forms() -> None:
-    from vidpipe.providers.google.provider import _retry_after
+    from vidpipe.providers.google.retry import retry_delay as _retry_after
 
     assert _retry_after(_Error({"retry-after": "3"})) == 3.0
     assert _retry_after(_Error({"retry-after": "0.5"})) == 0.5
@@ -248,3 +248,28 @@ def test_retry_after_header_forms() -> None:
     assert seconds is not None and 25 <= seconds <= 31
     past = datetime.now(UTC) - timedelta(seconds=30)
     assert _retry_after(_Error({"retry-after": format_datetime(past, usegmt=True)})) == 0.0
+
+
+def test_retry_delay_forms_in_an_error_body() -> None:
+    from vidpipe.providers.google.retry import retry_delay
+
+    def body(delay: object) -> _Error:
+        error = _Error({})
+        error.details = {  # type: ignore[attr-defined]
+            "error": {
+                "code": 429,
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.Help"},
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+                ],
+            }
+        }
+        return error
+
+    assert retry_delay(body("3s")) == 3.0
+    assert retry_delay(body("2.463586755s")) == 2.463586755
+    assert retry_delay(body({"seconds": 1, "nanos": 500_000_000})) == 1.5
+    assert retry_delay(body("soon")) is None
+    header_wins = body("30s")
+    header_wins.response.headers["retry-after"] = "2"
+    assert retry_delay(header_wins) == 2.0

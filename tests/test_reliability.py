@@ -76,17 +76,21 @@ def test_sigkill_at_random_moments_then_a_final_run_completes(project):
 
     killed = 0
     cycles = 0
+    finished = False
     while killed < KILL_POINTS:
         cycles += 1
         assert cycles < KILL_POINTS * 3, "the batch keeps finishing before the kill point"
-        if (project.root / "report.json").exists() or cycles % 7 == 0:
-            # Start over from nothing now and then so kills land in every phase.
+        if finished or cycles % 7 == 0:
+            # Start over from nothing when a run got to the end (every later run would be
+            # served from the cache and finish before its kill point) and now and then, so
+            # kills land in every phase.
             for path in ("vidpipe.db", "vidpipe.db-wal", "vidpipe.db-shm"):
                 (project.root / path).unlink(missing_ok=True)
             subprocess.run(["rm", "-rf", str(project.root / "tmp")], check=True)
         proc = popen(project, "-j", "3")
         time.sleep(rng.uniform(0.2, max(0.5, full * 0.9)))
-        if proc.poll() is None:
+        finished = proc.poll() is not None
+        if not finished:
             proc.send_signal(signal.SIGKILL)
             killed += 1
         proc.wait()

@@ -222,6 +222,8 @@ def test_headline_mixed_batch_with_a_failing_google_job(project, emu, tmp_path):
     emu.invalid_storyboard_json(count=None, match=bad)  # every storyboard answer broken
     env = {
         "GOOGLE_API_KEY": API_KEY,
+        "GOOGLE_CLOUD_PROJECT": "vidpipe-test",
+        "GOOGLE_CLOUD_LOCATION": "us-central1",
         "VIDPIPE_GOOGLE__BASE_URL": emu.url,
         "VIDPIPE_GOOGLE__POLL_INTERVAL": "0.05",
         "VIDPIPE_GOOGLE__RETRY_BASE_DELAY": "0.01",

@@ -5,6 +5,7 @@ binary), timestamps and audio length right; and the fallback to a full re-encode
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import json
@@ -236,3 +237,35 @@ def test_the_contact_sheet_is_redrawn_only_when_its_inputs_change(project: Proje
     sheet.unlink()  # a missing sheet is drawn again whatever the manifest says
     assert project.cli("stitch", "sheet").exit_code == 0
     assert sheet.is_file()
+
+
+def test_stitch_records_the_digests_a_damaged_sheet_is_drawn_again(project: Project) -> None:
+    project.job("sheet", "prompt: a kite over the sea\nscenes: 2\n")
+    assert project.cli("run").exit_code == 0
+    (sheet,) = project.root.glob("tmp/sheet/*/output/storyboard.png")
+    manifest_path = sheet.with_name("manifest.json")
+
+    def recorded() -> tuple[str, str]:
+        con = sqlite3.connect(project.root / "vidpipe.db")
+        (row,) = con.execute("SELECT manifest_sha256, sheet_sha256 FROM projects").fetchall()
+        con.close()
+        return row
+
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    # `vidpipe stitch` (read over sqlite3) records what it wrote, as `run` does.
+    assert project.cli("stitch", "sheet").exit_code == 0
+    assert recorded() == (sha(manifest_path), sha(sheet))
+
+    # Same inputs, damaged bytes: the recorded digest no longer matches, so it is redrawn.
+    good = sheet.read_bytes()
+    sheet.write_bytes(good[: len(good) // 2])
+    assert project.cli("stitch", "sheet").exit_code == 0
+    assert sheet.read_bytes() == good
+    assert recorded() == (sha(manifest_path), sha(sheet))
+
+    # The outputs match their records: a second run finds the job up to date.
+    again = project.cli("run", "--report", "r.json")
+    assert again.exit_code == 0, again.output
+    assert project.jobs_in_report("r.json")["sheet"]["provider_calls"] == 0

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from typing import Any
 
 import av
@@ -40,6 +41,12 @@ from vidpipe.testing.vertex_emulator import (
 
 EMULATOR_MODULE = "vidpipe.testing.vertex_emulator"
 VEO = "veo-3.1-fast-generate-001"
+# Ids the model catalog does not know: served at any location, without model checks.
+TEXT_MODEL = "gemini-emulated-flash"
+IMAGE_MODEL = "gemini-emulated-image"
+IMAGEN = "imagen-emulated"
+#: Where the shared client sends requests (an API key with a project, google-genai ≥ 2.15).
+PREFIX = "/v1beta1/projects/emulator-project/locations/us-central1"
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 
 STORYBOARD_SCHEMA: dict[str, Any] = {
@@ -137,9 +144,7 @@ def emu(_emulator: VertexEmulator) -> Any:
 @pytest.fixture(scope="module")
 def _client(_emulator: VertexEmulator) -> genai.Client:
     # Creating a Client costs ~0.1 s (SSL contexts), so tests share one per module.
-    return genai.Client(
-        vertexai=True, api_key="test-key", http_options=types.HttpOptions(base_url=_emulator.url)
-    )
+    return _emulator.client("key")
 
 
 @pytest.fixture
@@ -160,11 +165,11 @@ def close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 40) -> bool:
 def probe_mp4(data: bytes) -> dict[str, Any]:
     with av.open(io.BytesIO(data)) as container:
         v = container.streams.video[0]
-        a = container.streams.audio[0]
+        a = container.streams.audio[0] if container.streams.audio else None
         frames = [f.to_image() for f in container.decode(video=0)]
         return {
             "vcodec": v.codec_context.name,
-            "acodec": a.codec_context.name,
+            "acodec": a.codec_context.name if a is not None else None,
             "size": (v.width, v.height),
             "duration": container.duration / 1e6,
             "frames": len(frames),
@@ -203,7 +208,7 @@ def poll(
 
 def storyboard_request(client: genai.Client, prompt: str) -> types.GenerateContentResponse:
     return client.models.generate_content(
-        model="gemini-2.5-flash",
+        model=TEXT_MODEL,
         contents=prompt,
         config=types.GenerateContentConfig(
             response_mime_type="application/json", response_json_schema=STORYBOARD_SCHEMA
@@ -218,7 +223,7 @@ def image_request(
     if image is not None:
         contents.append(types.Part.from_bytes(data=image, mime_type="image/png"))
     return client.models.generate_content(
-        model="gemini-2.5-flash-image",
+        model=IMAGE_MODEL,
         contents=contents,
         config=types.GenerateContentConfig(
             response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio=aspect)
@@ -230,14 +235,15 @@ def image_request(
 # Clients, paths, credentials
 
 
-def test_express_key_path_and_headers(emu: VertexEmulator, client: genai.Client) -> None:
-    r = client.models.generate_content(model="gemini-2.5-flash", contents="hello")
+def test_express_key_path_and_headers(emu: VertexEmulator) -> None:
+    client = emu.client("express")
+    r = client.models.generate_content(model=TEXT_MODEL, contents="hello")
     assert "hello" in (r.text or "")
     (req,) = emu.requests
     assert req.method == "POST"
-    assert req.path == "/v1beta1/publishers/google/models/gemini-2.5-flash:generateContent"
+    assert req.path == "/v1beta1/publishers/google/models/gemini-emulated-flash:generateContent"
     assert (req.api_version, req.project, req.location) == ("v1beta1", None, None)
-    assert (req.model, req.rpc) == ("gemini-2.5-flash", "generateContent")
+    assert (req.model, req.rpc) == (TEXT_MODEL, "generateContent")
     assert req.headers["x-goog-api-key"] == "test-key"
     assert "authorization" not in req.headers
     assert req.body == {"contents": [{"parts": [{"text": "hello"}], "role": "user"}]}
@@ -251,11 +257,11 @@ def test_project_mode_with_static_token_credentials(emu: VertexEmulator) -> None
         credentials=Credentials(token="fake-token"),  # a token and no expiry: never refreshed
         http_options=types.HttpOptions(base_url=emu.url),
     )
-    client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    client.models.generate_content(model=TEXT_MODEL, contents="hi")
     req = emu.requests[-1]
     assert req.path == (
         "/v1beta1/projects/my-proj/locations/us-central1/publishers/google/models/"
-        "gemini-2.5-flash:generateContent"
+        "gemini-emulated-flash:generateContent"
     )
     assert (req.project, req.location) == ("my-proj", "us-central1")
     assert req.headers["authorization"] == "Bearer fake-token"
@@ -280,13 +286,13 @@ def test_anonymous_credentials_need_a_token(emu: VertexEmulator) -> None:
 
     # AnonymousCredentials has no token, so the SDK calls refresh(), which raises.
     with pytest.raises(InvalidOperation):
-        make(AnonymousCredentials()).models.generate_content(model="gemini-2.5-flash", contents="x")
+        make(AnonymousCredentials()).models.generate_content(model=TEXT_MODEL, contents="x")
     assert emu.requests == []
 
     anon = AnonymousCredentials()
     anon.token = "anything"
     anon_client = make(anon)  # keep a reference: Client.__del__ closes its HTTP client
-    anon_client.models.generate_content(model="gemini-2.5-flash", contents="x")
+    anon_client.models.generate_content(model=TEXT_MODEL, contents="x")
     assert emu.requests[-1].headers["authorization"] == "Bearer anything"
 
 
@@ -294,13 +300,13 @@ def test_unreferenced_client_is_closed_before_the_request(emu: VertexEmulator) -
     # genai.Client.__del__ closes the httpx2 client, so a chained call on a temporary
     # client fails in CPython. Always keep the Client object alive.
     with pytest.raises(RuntimeError, match="client has been closed"):
-        emu.client().models.generate_content(model="gemini-2.5-flash", contents="x")
+        emu.client().models.generate_content(model=TEXT_MODEL, contents="x")
 
 
 def test_emulator_client_helper_both_modes(emu: VertexEmulator) -> None:
     express_client, project_client = emu.client(), emu.client("project")
-    express_client.models.generate_content(model="gemini-2.5-flash", contents="a")
-    project_client.models.generate_content(model="gemini-2.5-flash", contents="b")
+    express_client.models.generate_content(model=TEXT_MODEL, contents="a")
+    project_client.models.generate_content(model=TEXT_MODEL, contents="b")
     express, project = emu.requests
     assert express.project is None and express.headers["x-goog-api-key"] == "test-key"
     assert project.project == "emulator-project"
@@ -310,19 +316,19 @@ def test_emulator_client_helper_both_modes(emu: VertexEmulator) -> None:
 def test_base_url_without_key_or_project_posts_to_bare_url(emu: VertexEmulator) -> None:
     client = genai.Client(vertexai=True, http_options=types.HttpOptions(base_url=emu.url))
     with pytest.raises(errors.ClientError) as info:
-        client.models.generate_content(model="gemini-2.5-flash", contents="x")
+        client.models.generate_content(model=TEXT_MODEL, contents="x")
     assert emu.requests[-1].path == "/"
     assert (info.value.code, info.value.status) == (404, "NOT_FOUND")
 
 
 def test_api_version_override_is_accepted(emu: VertexEmulator) -> None:
     client = emu.client(api_version="v1")
-    client.models.generate_content(model="gemini-2.5-flash", contents="x")
+    client.models.generate_content(model=TEXT_MODEL, contents="x")
     assert emu.requests[-1].path.startswith("/v1/publishers/google/models/")
 
 
 def test_auth_required_and_api_key_checked(emu: VertexEmulator) -> None:
-    url = f"{emu.url}/v1beta1/publishers/google/models/gemini-2.5-flash:generateContent"
+    url = f"{emu.url}/v1beta1/publishers/google/models/gemini-emulated-flash:generateContent"
     body = json.dumps({"contents": [{"role": "user", "parts": [{"text": "x"}]}]}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as info:
@@ -335,10 +341,10 @@ def test_auth_required_and_api_key_checked(emu: VertexEmulator) -> None:
         vertexai=True, api_key="wrong-key", http_options=types.HttpOptions(base_url=emu.url)
     )
     with pytest.raises(errors.ClientError) as err:
-        wrong.models.generate_content(model="gemini-2.5-flash", contents="x")
+        wrong.models.generate_content(model=TEXT_MODEL, contents="x")
     assert (err.value.code, err.value.status) == (400, "INVALID_ARGUMENT")
     right = emu.client()
-    right.models.generate_content(model="gemini-2.5-flash", contents="x")
+    right.models.generate_content(model=TEXT_MODEL, contents="x")
 
 
 def test_unknown_paths_get_google_error_json(emu: VertexEmulator) -> None:
@@ -378,7 +384,7 @@ def test_response_schema_with_plain_dict_is_rewritten(
 ) -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     client.models.generate_content(
-        model="gemini-2.5-flash",
+        model=TEXT_MODEL,
         contents="x",
         config=types.GenerateContentConfig(
             response_mime_type="application/json", response_schema=schema
@@ -389,7 +395,7 @@ def test_response_schema_with_plain_dict_is_rewritten(
     # JSON-Schema features the OpenAPI-style Schema lacks break client-side:
     with pytest.raises(AttributeError):
         client.models.generate_content(
-            model="gemini-2.5-flash",
+            model=TEXT_MODEL,
             contents="x",
             config=types.GenerateContentConfig(
                 response_mime_type="application/json",
@@ -418,7 +424,7 @@ def test_scene_count_from_schema_and_system_instruction(client: genai.Client) ->
     schema = json.loads(json.dumps(STORYBOARD_SCHEMA))
     schema["properties"]["scenes"].update(minItems=2, maxItems=2)
     r = client.models.generate_content(
-        model="gemini-2.5-flash",
+        model=TEXT_MODEL,
         contents="A short tale.",
         config=types.GenerateContentConfig(
             response_mime_type="application/json", response_json_schema=schema
@@ -426,7 +432,7 @@ def test_scene_count_from_schema_and_system_instruction(client: genai.Client) ->
     )
     assert isinstance(r.parsed, dict) and len(r.parsed["scenes"]) == 2
     r = client.models.generate_content(
-        model="gemini-2.5-flash",
+        model=TEXT_MODEL,
         contents="A short tale.",
         config=types.GenerateContentConfig(
             system_instruction="Return exactly 6 scenes.",
@@ -574,12 +580,12 @@ def test_missing_image_targets_prompt(emu: VertexEmulator, client: genai.Client)
 @pytest.mark.filterwarnings("ignore::Warning")
 def test_imagen_predict(emu: VertexEmulator, client: genai.Client) -> None:
     r = client.models.generate_images(
-        model="imagen-4.0-generate-001",
+        model=IMAGEN,
         prompt="a red fox",
         config=types.GenerateImagesConfig(aspect_ratio="16:9", number_of_images=2),
     )
     req = emu.requests[-1]
-    assert req.path == "/v1beta1/publishers/google/models/imagen-4.0-generate-001:predict"
+    assert req.path == f"{PREFIX}/publishers/google/models/imagen-emulated:predict"
     assert req.body == {
         "instances": [{"prompt": "a red fox"}],
         "parameters": {"sampleCount": 2, "aspectRatio": "16:9"},
@@ -590,12 +596,12 @@ def test_imagen_predict(emu: VertexEmulator, client: genai.Client) -> None:
     assert Image.open(io.BytesIO(image.image_bytes)).size == (1024, 576)
 
     emu.missing_image(rpc="predict")
-    r = client.models.generate_images(model="imagen-4.0-generate-001", prompt="x")
+    r = client.models.generate_images(model=IMAGEN, prompt="x")
     assert not r.generated_images
 
     emu.missing_image(rpc="predict")
     r = client.models.generate_images(
-        model="imagen-4.0-generate-001",
+        model=IMAGEN,
         prompt="x",
         config=types.GenerateImagesConfig(include_rai_reason=True),
     )
@@ -611,7 +617,7 @@ def test_imagen_predict(emu: VertexEmulator, client: genai.Client) -> None:
 def test_veo_submit_poll_and_decode(emu: VertexEmulator, client: genai.Client) -> None:
     op = veo_submit(client, "scene 0: a fox runs", generate_audio=True, resolution="720p", seed=7)
     sub = emu.requests[-1]
-    assert sub.path == f"/v1beta1/publishers/google/models/{VEO}:predictLongRunning"
+    assert sub.path == f"{PREFIX}/publishers/google/models/{VEO}:predictLongRunning"
     inst = sub.body["instances"][0]
     assert inst["prompt"] == "scene 0: a fox runs"
     assert inst["image"]["mimeType"] == "image/png" and inst["image"]["bytesBase64Encoded"]
@@ -674,14 +680,14 @@ def test_veo_default_duration_landscape_and_deprecated_kwargs(
 
 
 def test_resume_polling_from_saved_name(emu: VertexEmulator) -> None:
-    first = emu.client()
+    first = emu.client("key")
     saved_name = veo_submit(first, "resumable clip").name
     first.close()
     assert saved_name
 
     # A new process: fresh client, an operation rebuilt from nothing but the name.
     # (model_validate is the mypy-friendly spelling of GenerateVideosOperation(name=...).)
-    fresh = emu.client()
+    fresh = emu.client("key")
     op = types.GenerateVideosOperation.model_validate({"name": saved_name})
     op = fresh.operations.get(op)
     assert op.name == saved_name and not op.done
@@ -819,9 +825,9 @@ def test_503_and_poll_faults_by_prompt(emu: VertexEmulator, client: genai.Client
     emu.fail_next("generateContent", status=503, count=2)
     for _ in range(2):
         with pytest.raises(errors.ServerError) as info:
-            client.models.generate_content(model="gemini-2.5-flash", contents="x")
+            client.models.generate_content(model=TEXT_MODEL, contents="x")
         assert (info.value.code, info.value.status) == (503, "UNAVAILABLE")
-    client.models.generate_content(model="gemini-2.5-flash", contents="x")
+    client.models.generate_content(model=TEXT_MODEL, contents="x")
 
     # Polls are matched against the prompt the operation was submitted with.
     emu.polls_until_done = 0
@@ -840,7 +846,7 @@ def test_sdk_retry_options_retry_429_ignoring_retry_after(
     retry = types.HttpRetryOptions(attempts=3, initial_delay=0.01, max_delay=0.02, jitter=0)
     start = time.monotonic()
     client.models.generate_content(
-        model="gemini-2.5-flash",
+        model=TEXT_MODEL,
         contents="x",
         config=types.GenerateContentConfig(http_options=types.HttpOptions(retry_options=retry)),
     )
@@ -855,7 +861,7 @@ def test_faults_are_thread_safe(emu: VertexEmulator, client: genai.Client) -> No
 
     def call() -> None:
         try:
-            client.models.generate_content(model="gemini-2.5-flash", contents="x")
+            client.models.generate_content(model=TEXT_MODEL, contents="x")
         except errors.ClientError as e:
             with lock:
                 failures.append(e.code)
@@ -876,7 +882,7 @@ def test_strict_veo_validation(emu: VertexEmulator, client: genai.Client) -> Non
         assert (info.value.code, info.value.status) == (400, "INVALID_ARGUMENT")
     with pytest.raises(errors.ClientError, match="allowlisted"):
         client.models.generate_videos(
-            model="veo-3.0-generate-001",
+            model="veo-3.1-lite-generate-001",
             source=types.GenerateVideosSource(
                 prompt="x", image=types.Image(image_bytes=png_bytes(RED), mime_type="image/png")
             ),
@@ -907,7 +913,7 @@ def test_corrupt_input_image_is_a_400(emu: VertexEmulator, client: genai.Client)
 def test_latency(emu: VertexEmulator, client: genai.Client) -> None:
     emu.latency = 0.2
     start = time.monotonic()
-    client.models.generate_content(model="gemini-2.5-flash", contents="x")
+    client.models.generate_content(model=TEXT_MODEL, contents="x")
     assert time.monotonic() - start >= 0.2
 
 
@@ -945,3 +951,210 @@ def test_standalone_process() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+# --------------------------------------------------------------------------------------
+# As strict as the service: the model catalog's facts
+
+
+def test_express_mode_serves_generate_content_only(emu: VertexEmulator) -> None:
+    express = emu.client("express")
+    express.models.generate_content(model=TEXT_MODEL, contents="fine")
+    with pytest.raises(errors.ClientError) as info:
+        veo_submit(express, "refused")
+    assert (info.value.code, info.value.message) == (
+        400,
+        "Invalid resource field value in the request.",
+    )
+    with pytest.raises(errors.ClientError) as info, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # generate_images is flagged experimental
+        express.models.generate_images(model=IMAGEN, prompt="refused")
+    assert info.value.code == 400
+    # Polling without a project prefix is refused too.
+    name = f"projects/p/locations/us-central1/publishers/google/models/{VEO}/operations/x"
+    url = f"{emu.url}/v1beta1/publishers/google/models/{VEO}:fetchPredictOperation"
+    body = json.dumps({"operationName": name}).encode()
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json", "x-goog-api-key": "k"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as http:
+        urllib.request.urlopen(request, timeout=5)
+    assert http.value.code == 400
+    assert emu.operations == {}
+
+
+def test_retired_models_answer_404(emu: VertexEmulator, client: genai.Client) -> None:
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="gemini-2.5-flash", contents="x")
+    assert (info.value.code, info.value.status) == (404, "NOT_FOUND")
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_videos(
+            model="veo-2.0-generate-001", source=types.GenerateVideosSource(prompt="x")
+        )
+    assert info.value.code == 404
+
+
+def global_client(emu: VertexEmulator) -> genai.Client:
+    return genai.Client(
+        vertexai=True,
+        api_key="test-key",
+        project=emu.project,
+        location="global",
+        http_options=types.HttpOptions(base_url=emu.url),
+    )
+
+
+@pytest.mark.parametrize(
+    ("aspect", "size", "expected"),
+    [("16:9", None, (1344, 768)), ("9:16", "1K", (768, 1344)), ("1:1", "2K", (2048, 2048))],
+)
+def test_gemini_image_models_answer_their_real_sizes(
+    emu: VertexEmulator, aspect: str, size: str | None, expected: tuple[int, int]
+) -> None:
+    client = global_client(emu)
+    config = types.ImageConfig(aspect_ratio=aspect, image_size=size)
+    r = client.models.generate_content(
+        model="gemini-3.1-flash-image",
+        contents="a lighthouse",
+        config=types.GenerateContentConfig(response_modalities=["IMAGE"], image_config=config),
+    )
+    part = next(p for p in r.candidates[0].content.parts if p.inline_data)  # type: ignore[index, union-attr]
+    assert Image.open(io.BytesIO(part.inline_data.data)).size == expected  # type: ignore[union-attr, arg-type]
+
+
+def test_models_are_served_where_the_catalog_says(
+    emu: VertexEmulator, client: genai.Client
+) -> None:
+    # gemini-3.1-flash-image is served from `global`; the shared client is regional.
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(
+            model="gemini-3.1-flash-image",
+            contents="x",
+            config=types.GenerateContentConfig(response_modalities=["IMAGE"]),
+        )
+    assert info.value.code == 404
+    with pytest.raises(errors.ClientError) as info:
+        veo_submit(global_client(emu), "Veo is regional")
+    assert info.value.code == 404
+
+
+def test_image_requests_the_model_cannot_take(emu: VertexEmulator, client: genai.Client) -> None:
+    # gemini-2.5-flash-image (regional, deprecated but served): 3 input images, no imageSize.
+    four = [types.Part.from_bytes(data=png_bytes(RED), mime_type="image/png")] * 4
+    with pytest.raises(errors.ClientError, match="at most 3 images"):
+        client.models.generate_content(
+            model="gemini-2.5-flash-image",
+            contents=[*four, "combine them"],
+            config=types.GenerateContentConfig(response_modalities=["IMAGE"]),
+        )
+    with pytest.raises(errors.ClientError, match="imageSize 2K"):
+        client.models.generate_content(
+            model="gemini-2.5-flash-image",
+            contents="x",
+            config=types.GenerateContentConfig(
+                response_modalities=["IMAGE"], image_config=types.ImageConfig(image_size="2K")
+            ),
+        )
+
+
+def reference(color: tuple[int, int, int]) -> types.VideoGenerationReferenceImage:
+    return types.VideoGenerationReferenceImage(
+        image=types.Image(image_bytes=png_bytes(color), mime_type="image/png"),
+        reference_type="ASSET",
+    )
+
+
+def test_veo_reference_image_rules(emu: VertexEmulator, client: genai.Client) -> None:
+    def submit(prompt: str | None, refs: int, duration: int, image: bool = False) -> Any:
+        first = types.Image(image_bytes=png_bytes(RED), mime_type="image/png")
+        return client.models.generate_videos(
+            model=VEO,
+            source=types.GenerateVideosSource(prompt=prompt, image=first if image else None),
+            config=types.GenerateVideosConfig(
+                duration_seconds=duration, reference_images=[reference(BLUE)] * refs
+            ),
+        )
+
+    with pytest.raises(errors.ClientError, match="cannot be combined with image"):
+        submit("a fox", 1, 8, image=True)
+    with pytest.raises(errors.ClientError, match="at most 3 reference images"):
+        submit("a fox", 4, 8)
+    with pytest.raises(errors.ClientError, match="need durationSeconds 8"):
+        submit("a fox", 1, 4)
+    assert emu.operations == {}
+    assert submit("a fox", 3, 8).name
+    with pytest.raises(errors.ClientError, match="at most 0 reference images"):
+        client.models.generate_videos(
+            model="veo-3.1-lite-generate-001",
+            source=types.GenerateVideosSource(prompt="a fox"),
+            config=types.GenerateVideosConfig(
+                duration_seconds=8, reference_images=[reference(RED)]
+            ),
+        )
+
+
+def test_veo_resolutions_audio_and_inline_limits(emu: VertexEmulator, client: genai.Client) -> None:
+    from vidpipe.catalog import build
+
+    assert veo_submit(client, "4k", aspect="16:9", resolution="4k").name
+    lite = {"model": "veo-3.1-lite-generate-001"}
+    with pytest.raises(errors.ClientError, match="Unsupported resolution 4k"):
+        client.models.generate_videos(
+            **lite,  # type: ignore[arg-type]
+            source=types.GenerateVideosSource(prompt="x"),
+            config=types.GenerateVideosConfig(resolution="4k"),
+        )
+    # A project still served Veo 2 (and a model with a tiny inline limit) by catalog entry.
+    emu.catalog = build(
+        {
+            "veo-2.0-generate-001": {"status": "ga", "retires": None},
+            "veo-tiny": {
+                "provider": "google",
+                "step": "video",
+                "inputs": {"max_inline_mb": 0.0001},
+            },
+        }
+    )
+    with pytest.raises(errors.ClientError, match="generateAudio is not supported"):
+        client.models.generate_videos(
+            model="veo-2.0-generate-001",
+            source=types.GenerateVideosSource(prompt="x"),
+            config=types.GenerateVideosConfig(duration_seconds=6, generate_audio=False),
+        )
+    with pytest.raises(errors.ClientError, match="Inline data is"):
+        client.models.generate_videos(
+            model="veo-tiny",
+            source=types.GenerateVideosSource(
+                prompt="x", image=types.Image(image_bytes=png_bytes(RED), mime_type="image/png")
+            ),
+        )
+    # Veo 2 clips are video-only.
+    emu.polls_until_done = 0
+    op = client.models.generate_videos(
+        model="veo-2.0-generate-001",
+        source=types.GenerateVideosSource(prompt="a silent film"),
+        config=types.GenerateVideosConfig(duration_seconds=5),
+    )
+    video = poll(client, op).response.generated_videos[0].video  # type: ignore[union-attr, index]
+    assert probe_mp4(video.video_bytes)["acodec"] is None  # type: ignore[union-attr, arg-type]
+
+
+def test_generate_audio_false_gives_a_video_only_mp4(
+    emu: VertexEmulator, client: genai.Client
+) -> None:
+    emu.polls_until_done = 0
+    silent = poll(client, veo_submit(client, "no sound", generate_audio=False))
+    loud = poll(client, veo_submit(client, "sound", generate_audio=True))
+    data = [op.response.generated_videos[0].video.video_bytes for op in (silent, loud)]  # type: ignore[union-attr, index]
+    assert probe_mp4(data[0])["acodec"] is None  # type: ignore[arg-type]
+    assert probe_mp4(data[1])["acodec"] == "aac"  # type: ignore[arg-type]
+
+
+def test_retry_info_in_a_429_body(emu: VertexEmulator, client: genai.Client) -> None:
+    emu.fail_next("generateContent", status=429, retry_delay="3s")
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model=TEXT_MODEL, contents="x")
+    assert info.value.details["error"]["details"] == [
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s"}
+    ]
+    assert "retry-after" not in info.value.response.headers  # type: ignore[union-attr]

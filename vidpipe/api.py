@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from vidpipe.errors import InputError, NotFound
 
 if TYPE_CHECKING:
-    from vidpipe.plan import Plan
+    from vidpipe.outputs.report import Gallery
+    from vidpipe.plan import Compiled, Plan
     from vidpipe.spec.config import Config
     from vidpipe.spec.jobs import Job
     from vidpipe.store import Project, Store
@@ -115,11 +116,13 @@ def _recorded_storyboard(
 
 def validate_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
-) -> list[Plan]:
-    """Compile every job (every compile-time check); raise JobFileError listing problems."""
+) -> Compiled:
+    """Compile every job (every compile-time check); raise JobFileError listing problems.
+
+    The result holds the plans and the warnings (models retiring soon)."""
     from vidpipe.plan import compile_batch
 
-    return compile_batch(config, paths, provider=provider, cwd=cwd).plans
+    return compile_batch(config, paths, provider=provider, cwd=cwd)
 
 
 def estimate_batch(
@@ -133,7 +136,7 @@ def estimate_batch(
             "provider": dict(plan.providers),
             **plan.estimate.as_dict(),
         }
-        for plan in validate_batch(config, paths, provider=provider, cwd=cwd)
+        for plan in validate_batch(config, paths, provider=provider, cwd=cwd).plans
     ]
     return {"jobs": jobs, "total_usd": round(sum(j["cost_usd"] for j in jobs), 6)}
 
@@ -198,6 +201,84 @@ def plan_batch(
     }
 
 
+# -- models -------------------------------------------------------------------------------
+
+
+def list_models(config: Config) -> list[dict[str, Any]]:
+    """The catalog as `vidpipe models` shows it: every entry plus one-line summaries."""
+    from vidpipe.catalog import today
+    from vidpipe.pricing import PriceTable
+
+    table = PriceTable(config.pricing, config.catalog)
+    on = today()
+    rows = []
+    for info in config.catalog:
+        row = info.as_dict()
+        row["prices"] = {**row["prices"], **dict(config.pricing.get(info.id) or {})}
+        row["limits"] = _limits(info)
+        row["price"] = _price(table.price(info.id), info.provider)
+        found = info.lifecycle_message(on)
+        if info.retired(on):
+            lifecycle = f"retired {info.retires or ''}".strip()
+        elif info.retires:
+            lifecycle = f"{info.status}, retires {info.retires}"
+        else:
+            lifecycle = info.status
+        if info.replacement and (info.retired(on) or found):
+            lifecycle += f" → {info.replacement}"
+        row["lifecycle"] = lifecycle
+        rows.append(row)
+    return rows
+
+
+def _limits(info: Any) -> str:
+    parts = []
+    if info.durations:
+        parts.append("/".join(str(d) for d in info.durations) + " s")
+    if info.resolutions:
+        parts.append("/".join(info.resolutions))
+    if info.image_sizes:
+        parts.append("/".join(info.image_sizes))
+    if info.aspect_ratios:
+        parts.append(
+            " ".join(info.aspect_ratios)
+            if len(info.aspect_ratios) <= 3
+            else f"{len(info.aspect_ratios)} ratios"
+        )
+    if info.step == "video":
+        frames = "first+last frame" if info.last_frame else "first frame"
+        if info.reference_images:
+            frames += f", {info.reference_images} refs"
+        parts.append(frames)
+        parts.append("audio" if info.audio else "silent")
+    elif info.max_input_images:
+        parts.append(f"≤{info.max_input_images} input images")
+    if info.location:
+        parts.append(info.location)
+    return ", ".join(parts) or "-"
+
+
+def _price(rates: dict[str, float] | None, provider: str) -> str:
+    if provider == "local":
+        return "free"
+    if not rates:
+        return "unpriced"
+    if "per_second" in rates or "per_second_audio" in rates:
+        silent, sound = rates.get("per_second"), rates.get("per_second_audio")
+        text = f"{silent:g}/s" if silent is not None else ""
+        if sound is not None and sound != silent:
+            text += f" ({sound:g}/s with audio)"
+        return text.strip()
+    if "per_image" in rates:
+        return f"{rates['per_image']:g}/image"
+    if "per_million_input_tokens" in rates:
+        return (
+            f"{rates['per_million_input_tokens']:g} in / "
+            f"{rates.get('per_million_output_tokens', 0):g} out per 1M tokens"
+        )
+    return ", ".join(f"{k} {v:g}" for k, v in rates.items())
+
+
 # -- list / status ------------------------------------------------------------------------
 
 
@@ -207,23 +288,42 @@ def _output(config: Config, project: Project | ProjectRow) -> str | None:
     )
 
 
-def list_projects(config: Config, *, status: str | None = None) -> list[dict[str, Any]]:
-    """Projects, newest first (`vidpipe list --json`)."""
+def list_projects(
+    config: Config, *, status: str | None = None, all_versions: bool = False
+) -> list[dict[str, Any]]:
+    """Projects, newest first (`vidpipe list --json`): the newest project of each job, or
+    with `all_versions` every project. `status` keeps those in that state."""
     store = open_reader(config)
     if store is None:
         return []
-    rows = [
+    try:
+        projects: list[Project | ProjectRow] = list(store.projects())
+    finally:
+        store.close()
+    versions: dict[str, int] = {}
+    for p in projects:
+        versions[p.job_name] = versions.get(p.job_name, 0) + 1
+    if not all_versions:
+        seen: set[str] = set()
+        newest = []
+        for p in projects:
+            if p.job_name not in seen:
+                seen.add(p.job_name)
+                newest.append(p)
+        projects = newest
+    return [
         {
             "project_id": p.id,
             "job": p.job_name,
             "status": p.status,
             "created_at": p.created_at.isoformat(timespec="seconds") + "Z",
             "output": _output(config, p),
+            "cost_usd": round(p.cost_actual_usd or 0.0, 6),
+            "versions": versions[p.job_name],
         }
-        for p in store.projects(status=status)
+        for p in projects
+        if status is None or p.status == status
     ]
-    store.close()
-    return rows
 
 
 def _project(store: Store | LiteStore | None, ref: str) -> Project | ProjectRow:
@@ -240,7 +340,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
     store = open_reader(config)
     project = _project(store, ref)
     assert store is not None
-    manifest = build_manifest(store, config, project)
+    manifest = build_manifest(store, config, project, check_files=True)
     runs = [
         {
             "started_at": r.started_at.isoformat(timespec="seconds") + "Z",
@@ -248,6 +348,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
             "provider_calls": r.provider_calls,
             "cached_calls": r.cached_calls,
             "cost_usd": r.cost_usd,
+            "batch_id": r.batch_id,
         }
         for r in store.runs(project.id)
     ]
@@ -311,7 +412,11 @@ def resume_project(
         )
     prepared = Prepared(plans=[plan], providers=providers_for([plan.job], config))
     for name, provider in prepared.providers.items():
-        provider.check_ready({s for s, p in plan.providers.items() if p == name})  # type: ignore[misc]
+        steps = {s for s, p in plan.providers.items() if p == name}
+        provider.check_ready(
+            steps,  # type: ignore[arg-type]
+            {plan.models[s] for s in steps},
+        )
     progress = make_progress(1, quiet=quiet)
     batch = Batch(
         config,
@@ -360,8 +465,109 @@ def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = N
     return f"stitched {path}"
 
 
-def gallery(config: Config, html_path: Path, batch_id: str | None = None) -> tuple[Path, int]:
-    """Write the HTML gallery of a batch (`vidpipe report`)."""
+def gallery(
+    config: Config, html_path: Path, batch_id: str | None = None, *, compare: str | None = None
+) -> Gallery:
+    """Write the HTML gallery of a batch (`vidpipe report`); see
+    :func:`vidpipe.outputs.report.write_gallery`."""
     from vidpipe.outputs.report import write_gallery
 
-    return write_gallery(config, html_path, batch_id)
+    return write_gallery(config, html_path, batch_id, compare=compare)
+
+
+# -- gc -----------------------------------------------------------------------------------
+
+
+def collect_garbage(
+    config: Config, *, dry_run: bool = False, keep_days: float = 7
+) -> dict[str, Any]:
+    """`vidpipe gc`: remove objects no project and no recent generation refers to."""
+    from vidpipe.engine.cache import collect_garbage as collect
+
+    store = open_store(config)
+    if store is None:
+        return {"objects": [], "bytes_freed": 0, "kept": 0, "dry_run": dry_run}
+    try:
+        garbage = collect(store, config.artifacts_dir, keep_days=keep_days, dry_run=dry_run)
+    finally:
+        store.close()
+    return {
+        "objects": [config.display(config.artifacts_dir / o) for o in garbage.objects],
+        "bytes_freed": garbage.bytes_freed,
+        "kept": garbage.kept,
+        "dry_run": dry_run,
+    }
+
+
+# -- keep ---------------------------------------------------------------------------------
+
+
+def keep_frame(config: Config, ref: str, scene: int, kind: str) -> dict[str, Any]:
+    """Record a keyframe file as edited by hand and kept (`vidpipe keep`).
+
+    The frame's row takes the file's new sha256 with source `kept`: the next run builds
+    the scene's clip, and for an end frame the next scene, from it instead of stopping or
+    generating it again.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from vidpipe.artifacts import Layout, sha256_file
+    from vidpipe.engine.states import FrameSource, ProjectState
+
+    store = open_store(config)
+    project = _project(store, ref)
+    assert store is not None
+    try:
+        scenes = {s.index: s for s in store.scenes(project.id)}
+        if scene not in scenes:
+            raise InputError(
+                f"{project.job_name} ({project.id}) has no scene {scene}; its scenes are "
+                f"0 to {len(scenes) - 1}"
+                if scenes
+                else f"{project.job_name} ({project.id}) has no scenes yet; run it first"
+            )
+        frame = next((k for k in scenes[scene].keyframes if k.kind == kind), None)
+        if frame is None:
+            raise InputError(f"scene {scene} of {project.id} has no {kind} frame yet")
+        if frame.source == FrameSource.INHERITED:
+            raise InputError(
+                f"scene {scene}'s start frame is scene {scene - 1}'s end frame; run "
+                f"`vidpipe keep {ref} {scene - 1} end`"
+            )
+        layout = Layout(config.artifacts_dir, project.job_name, project.id)
+        path = layout.load(frame.path)
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except FileNotFoundError:
+            raise InputError(f"{config.display(path)} does not exist; nothing to keep") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            raise InputError(
+                f"{config.display(path)} is not a readable image; save it as a PNG and try again"
+            ) from None
+        digest = sha256_file(path)
+        store.put_keyframe(
+            project.id,
+            scene,
+            kind,
+            path=frame.path,
+            sha256=digest,
+            source=FrameSource.KEPT,
+            generation_key=None,
+            prompt=frame.prompt,
+        )
+        if project.status in (ProjectState.COMPLETE, ProjectState.FAILED):
+            # A finished project is up to date for `run`: reopen it so resume rebuilds.
+            store.update_project(project.id, status=ProjectState.STOPPED, stopped_after="kept")
+        elif project.stopped_after == "edited":
+            store.update_project(project.id, error_message=None)
+    finally:
+        store.close()
+    return {
+        "project_id": project.id,
+        "job": project.job_name,
+        "scene": scene,
+        "kind": kind,
+        "path": config.display(path),
+        "sha256": digest,
+    }

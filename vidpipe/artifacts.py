@@ -6,6 +6,11 @@ Layout (SPEC §5)::
                                       /clips/scene_00.mp4
                                       /output/final.mp4, manifest.json, storyboard.png
 
+Generation results (keyframes and clips a provider made) also live once each in a
+content-addressed store, ``<artifacts_dir>/objects/<sha256[:2]>/<sha256>``; the cache
+points there and projects hold hard links (or copies), so deleting a project folder never
+loses a cached generation. `vidpipe gc` frees objects nothing refers to.
+
 Every file is written to a hidden temporary name in the same folder, flushed to disk and
 renamed over the final name (atomic on POSIX). A file is only trusted when its sha256
 matches the database record.
@@ -82,6 +87,35 @@ def copy_atomic(src: Path, dst: Path, *, link: bool = True) -> str:
         except OSError:
             shutil.copyfile(src, tmp)
     return sha256_file(dst)
+
+
+OBJECTS = "objects"
+
+
+def object_path(artifacts_dir: Path, sha256: str) -> Path:
+    """Where the object with this content lives (two hex digits of fan-out per folder)."""
+    return artifacts_dir / OBJECTS / sha256[:2] / sha256
+
+
+def put_object(artifacts_dir: Path, src: Path, sha256: str) -> Path:
+    """Keep `src` (whose content has `sha256`) in the object store; return the object's path.
+
+    A hard link when the file system allows it (no second copy on disk), else a copy.
+    An object already there and intact is kept as it is.
+    """
+    target = object_path(artifacts_dir, sha256)
+    if verified(target, sha256):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # A hard link at the final name is atomic by itself: the object appears whole or
+        # not at all, and a killed run leaves no temporary behind.
+        os.link(src, target)
+    except FileExistsError:
+        copy_atomic(src, target)  # a damaged object: replace it
+    except OSError:
+        copy_atomic(src, target)  # no hard links here (another file system): a copy
+    return target
 
 
 def verified(path: Path, sha256: str | None) -> bool:

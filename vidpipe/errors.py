@@ -16,6 +16,9 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     │   ├── ContentBlocked         a safety filter or an empty answer
     │   └── InvalidAnswer          the answer does not match the schema
     ├── MediaError                 a video cannot be read, written or stitched
+    ├── LeaseLost                  another runner took the project over; stop work on it
+    │   └── InvalidCrossfade       exit 2: a crossfade the clips cannot take
+    ├── EditedKeyframe             a keyframe was changed by hand: keep it or --force
     └── Interrupted                SIGINT / SIGTERM asked the run to stop
 """
 
@@ -114,6 +117,17 @@ class MediaError(VidpipeError):
     """A media file cannot be decoded, encoded or stitched."""
 
 
+class InvalidCrossfade(MediaError):
+    """A crossfade the clips cannot take (negative, or over half the shortest clip): a bad
+    value given, so `vidpipe stitch --crossfade` exits 2 like any invalid input."""
+
+    exit_code = 2
+
+
+class LeaseLost(VidpipeError):
+    """This runner's lease on a project lapsed and another runner holds it now."""
+
+
 class Interrupted(VidpipeError):
     """The run was asked to stop by a signal."""
 
@@ -121,3 +135,11 @@ class Interrupted(VidpipeError):
         self.signum = signum
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+class EditedKeyframe(VidpipeError):
+    """A keyframe file no longer matches what was recorded: someone edited it.
+
+    It is never silently replaced; the project stops until the user keeps the edit
+    (`vidpipe keep`) or asks for the frame again (`--force`).
+    """

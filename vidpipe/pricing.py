@@ -1,64 +1,55 @@
 """Prices per model, in USD, and the cost of a call or a planned job.
 
-Published prices change. Each entry names its source and the date it was read; override
-any of them under `pricing:` in vidpipe.yaml (by model id) without waiting for a release.
-Filtered and failed generations are not billed, so they cost nothing here either.
+Prices live in the model catalog (``vidpipe/models.yaml``), each with the source it was
+read from and the date; a model added under ``models:`` in vidpipe.yaml is priced from
+there, and ``pricing:`` in vidpipe.yaml overrides any price by model id without waiting
+for a release. Filtered and failed generations are not billed, so they cost nothing here
+either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from vidpipe.catalog import Catalog
+from vidpipe.catalog import builtin as builtin_catalog
 from vidpipe.providers.base import Usage
 
-_VERTEX = "Vertex AI generative AI pricing page"
-
-#: model id → price fields. Unknown models of a paid provider cost 0 and are flagged by
-#: `vidpipe estimate` as unpriced.
-PRICES: dict[str, dict[str, float]] = {
-    # Veo: USD per second of generated video, with and without an audio track.
-    # Source: _VERTEX, Veo section, read 2025-10-20.
-    "veo-3.1-generate-001": {"per_second": 0.20, "per_second_audio": 0.40},
-    "veo-3.1-generate-preview": {"per_second": 0.20, "per_second_audio": 0.40},
-    "veo-3.1-fast-generate-001": {"per_second": 0.10, "per_second_audio": 0.15},
-    "veo-3.1-fast-generate-preview": {"per_second": 0.10, "per_second_audio": 0.15},
-    "veo-3.0-generate-001": {"per_second": 0.20, "per_second_audio": 0.40},
-    "veo-3.0-fast-generate-001": {"per_second": 0.10, "per_second_audio": 0.15},
-    "veo-2.0-generate-001": {"per_second": 0.50, "per_second_audio": 0.50},
-    # Images: USD per generated image.
-    # Source: _VERTEX, Gemini 2.5 Flash Image (1,290 output tokens at $30/M) and Imagen 4,
-    # read 2025-10-20.
-    "gemini-2.5-flash-image": {"per_image": 0.039},
-    "gemini-2.5-flash-image-preview": {"per_image": 0.039},
-    "imagen-4.0-generate-001": {"per_image": 0.04},
-    "imagen-4.0-fast-generate-001": {"per_image": 0.02},
-    "imagen-4.0-ultra-generate-001": {"per_image": 0.06},
-    "imagen-3.0-generate-002": {"per_image": 0.04},
-    # Text: USD per million tokens (prompts up to 200k tokens).
-    # Source: _VERTEX, Gemini 2.5 section, read 2025-10-20.
-    "gemini-2.5-flash": {"per_million_input_tokens": 0.30, "per_million_output_tokens": 2.50},
-    "gemini-2.5-flash-lite": {"per_million_input_tokens": 0.10, "per_million_output_tokens": 0.40},
-    "gemini-2.5-pro": {"per_million_input_tokens": 1.25, "per_million_output_tokens": 10.00},
-}
+#: Fields of a price entry that are not rates.
+_NOT_RATES = ("source", "read", "by_resolution")
 
 #: Providers whose calls are free (they run on this machine).
 FREE_PROVIDERS = frozenset({"local"})
 
 
+def catalog_prices(catalog: Catalog | None = None) -> dict[str, dict[str, Any]]:
+    """model id → its catalog price entry (rates plus `source`, `read`, `by_resolution`)."""
+    catalog = catalog or builtin_catalog()
+    return {info.id: dict(info.prices) for info in catalog if info.prices}
+
+
 @dataclass(frozen=True)
 class PriceTable:
-    """The built-in prices with the project's overrides applied."""
+    """The catalog's prices with the project's `pricing:` overrides applied."""
 
     overrides: Mapping[str, Mapping[str, float]]
+    catalog: Catalog = field(default_factory=builtin_catalog)
 
-    def price(self, model: str) -> dict[str, float] | None:
-        base = PRICES.get(model)
+    def price(self, model: str, resolution: str | None = None) -> dict[str, float] | None:
+        """The rates of `model` (those for `resolution` where the catalog has them)."""
+        info = self.catalog.get(model)
+        base = dict(info.prices) if info is not None and info.prices else None
         extra = self.overrides.get(model)
         if base is None and extra is None:
             return None
-        return {**(base or {}), **(extra or {})}
+        rates = {k: float(v) for k, v in (base or {}).items() if k not in _NOT_RATES}
+        by_resolution = (base or {}).get("by_resolution") or {}
+        if resolution is not None and resolution in by_resolution:
+            rates.update({k: float(v) for k, v in by_resolution[resolution].items()})
+        rates.update({k: float(v) for k, v in (extra or {}).items()})
+        return rates
 
     def known(self, provider: str, model: str) -> bool:
         return provider in FREE_PROVIDERS or self.price(model) is not None
@@ -67,7 +58,7 @@ class PriceTable:
         """USD for one successful call."""
         if provider in FREE_PROVIDERS:
             return 0.0
-        price = self.price(model) or {}
+        price = self.price(model, usage.resolution) or {}
         total = usage.images * price.get("per_image", 0.0)
         total += usage.input_tokens / 1e6 * price.get("per_million_input_tokens", 0.0)
         total += usage.output_tokens / 1e6 * price.get("per_million_output_tokens", 0.0)
@@ -75,6 +66,8 @@ class PriceTable:
         if usage.audio and "per_second_audio" not in price:
             per_second = price.get("per_second", 0.0)
         total += usage.video_seconds * per_second
+        if usage.input_tokens or usage.output_tokens or usage.images or usage.video_seconds:
+            total += price.get("per_request", 0.0)
         return round(total, 6)
 
 
@@ -85,6 +78,7 @@ def usage_dict(usage: Usage) -> dict[str, Any]:
         "images": usage.images,
         "video_seconds": usage.video_seconds,
         "audio": usage.audio,
+        "resolution": usage.resolution,
     }
 
 

@@ -6,14 +6,24 @@ not leave the project. Errors name the template, its line and what went wrong.
 
 Context: `job` (every resolved job field), `vars`, and for scene templates `scene`,
 `prev_scene`, `next_scene` (None at the ends), `scene_count` and `style_guide`.
+
+Rendering runs under budgets (`limits:` in vidpipe.yaml): a time limit checked at every
+loop iteration, call and output chunk, and a size limit checked before a string or list
+is multiplied, before a call gets an integer argument that large, and on the output.
+A template that recurses without end (a self-include, a recursive macro) is reported at
+its line like any other template error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import hashlib
+import math
 import re
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -21,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from vidpipe.errors import TemplateProblem
+from vidpipe.spec.config import Limits
 
 BUILTIN_NAMES = {
     "storyboard": "storyboard.j2",
@@ -99,14 +111,108 @@ class Rendered:
     template: str
 
 
+class _OverBudget(Exception):
+    """A template went over its time or size budget."""
+
+
+class _Budget(threading.local):
+    """The budget of the render in progress on this thread (environments are shared)."""
+
+    deadline = math.inf
+    seconds = 0.0
+    max_chars = Limits().template_output_chars
+
+    def start(self, limits: Limits) -> None:
+        self.seconds = limits.template_seconds
+        self.max_chars = limits.template_output_chars
+        self.deadline = time.monotonic() + limits.template_seconds
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _OverBudget(
+                f"rendering took longer than {self.seconds:g} s (`limits: template_seconds` "
+                "in vidpipe.yaml); look for loops that never end"
+            )
+
+    def size(self, n: int, what: str, unit: str = "items") -> None:
+        if n > self.max_chars:
+            raise _OverBudget(
+                f"{what} would hold {n:,} {unit}, more than the limit of {self.max_chars:,} "
+                "(`limits: template_output_chars` in vidpipe.yaml)"
+            )
+
+    def arguments(self, args: Any, kwargs: Mapping[str, Any]) -> None:
+        # An integer this large as a width, count or length makes an output this large.
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.size(abs(value), "a call's result")
+
+    def result(self, value: Any) -> Any:
+        if isinstance(value, (str, list, tuple)):
+            self.size(len(value), "a call's result")
+        return value
+
+
+class _BudgetedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox with `*`, `**`, calls, filters and loops checked against the budget."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.budget = _Budget()
+        self.filters = {name: self._checked(f) for name, f in self.filters.items()}
+        self.filters["_vidpipe_loop"] = self._loop
+
+    def _checked(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)  # keeps jinja's pass_context/… marks
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            self.budget.tick()
+            self.budget.arguments(args[1:], kwargs)  # not the value being filtered
+            return self.budget.result(fn(*args, **kwargs))
+
+        return checked
+
+    def _loop(self, iterable: Any) -> Any:
+        for item in iterable:
+            self.budget.tick()
+            yield item
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every {% for %} iterates through the budget, so nested loops that would run for
+        # hours stop at the time limit even when they write nothing.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(
+                loop.iter, "_vidpipe_loop", [], [], None, None, lineno=loop.iter.lineno
+            )
+        return tree
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self.budget.tick()
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+                    self.budget.size(len(seq) * max(times, 0), "a repeated string or list")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+            digits = right * math.log10(abs(left)) if abs(left) > 1 and right > 0 else 0
+            self.budget.size(int(digits), "a power", "digits")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        __self.budget.tick()
+        __self.budget.arguments(args, {k: v for k, v in kwargs.items() if not k.startswith("_")})
+        return __self.budget.result(super().call(__context, __obj, *args, **kwargs))
+
+
 @functools.lru_cache(maxsize=64)
-def _environment(folders: tuple[Path, ...], root: Path) -> ImmutableSandboxedEnvironment:
+def _environment(folders: tuple[Path, ...], root: Path) -> _BudgetedEnvironment:
     """One environment per search path, shared by every job that has it.
 
     A batch of a hundred jobs in one folder compiles each template once, not a hundred
     times. `auto_reload` re-reads a template whose file changed (one stat per use).
     """
-    return ImmutableSandboxedEnvironment(
+    return _BudgetedEnvironment(
         loader=_SearchLoader(list(folders), root),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -120,7 +226,14 @@ def _environment(folders: tuple[Path, ...], root: Path) -> ImmutableSandboxedEnv
 class Prompts:
     """Renders one job's four prompt templates."""
 
-    def __init__(self, job_folder: Path, root: Path, names: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        job_folder: Path,
+        root: Path,
+        names: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+    ):
+        self.limits = limits or Limits()
         folders = (job_folder, root / "templates", builtin_dir())
         key = tuple(dict.fromkeys(f.resolve() for f in folders))
         self.env = _environment(key, root.resolve())
@@ -167,13 +280,23 @@ class Prompts:
             raise TemplateProblem(shown, exc.lineno, f"syntax error: {exc.message}") from None
         shown = self.loader.display(template.filename or name)
         try:
-            text = template.render(dict(context))
+            text = self._render(template, context)
+        except (_OverBudget, RecursionError, MemoryError) as exc:
+            file, line = _template_frame(exc, template.filename, self.loader.served)
+            message = str(exc)
+            if isinstance(exc, RecursionError):
+                message = "the template includes or calls itself without end"
+            elif isinstance(exc, MemoryError):
+                message = "the template builds more text than fits in memory"
+            raise TemplateProblem(
+                self.loader.display(file) if file else shown, line, message
+            ) from None
         except UndefinedError as exc:
             file, line = _template_frame(exc, template.filename, self.loader.served)
             raise TemplateProblem(
                 self.loader.display(file) if file else shown,
                 line,
-                _undefined(exc.message or "", file, line),
+                _undefined(exc.message or "", file, line, context),
             ) from None
         except SecurityError as exc:
             file, line = _template_frame(exc, template.filename, self.loader.served)
@@ -194,21 +317,41 @@ class Prompts:
             ) from None
         return Rendered(_tidy(text), shown)
 
+    def _render(self, template: jinja2.Template, context: Mapping[str, Any]) -> str:
+        """Render chunk by chunk under the budget; the output's size is checked as it grows."""
+        budget = self.env.budget
+        budget.start(self.limits)
+        chunks: list[str] = []
+        size = 0
+        try:
+            for chunk in template.generate(dict(context)):
+                size += len(chunk)
+                budget.size(size, "the rendered prompt", "characters")
+                budget.tick()
+                chunks.append(chunk)
+        finally:
+            budget.deadline = math.inf
+        return "".join(chunks)
+
 
 _CONTEXT = (
     "job, vars and, in scene templates, scene, prev_scene, next_scene, scene_count, style_guide"
 )
 
 
-def _undefined(message: str, file: str | None, line: int | None) -> str:
+def _undefined(
+    message: str, file: str | None, line: int | None, context: Mapping[str, Any] | None = None
+) -> str:
     """Jinja's "'dict object' has no attribute 'x'" as the expression the template wrote.
 
     Jinja names the missing attribute but not what it was looked up on; the template line
-    does, so we find `something.x` (or `something['x']`) there and say what to do.
+    does, so we find `something.x` (or `something['x']`) there and say what to do — with
+    the closest name `something` does have, when one is close.
     """
     missing = re.fullmatch(r"'(.*)' is undefined", message)
     if missing:
-        return f"undefined variable {missing.group(1)!r}; templates see {_CONTEXT}"
+        hint = _did_you_mean(missing.group(1), list(context or {}), "")
+        return f"undefined variable {missing.group(1)!r}{hint}; templates see {_CONTEXT}"
     found = re.fullmatch(r"'(.*)' has no (?:attribute|element) '?(.*?)'?", message)
     if not found:
         return f"undefined variable: {message}"
@@ -228,10 +371,27 @@ def _undefined(message: str, file: str | None, line: int | None) -> str:
             f"undefined variable {expr}: {base} is None here (prev_scene in the first scene, "
             f"next_scene in the last); guard it with {{% if {base} %}}"
         )
-    advice = ""
-    if expr.startswith(("vars.", "vars[")):
+    base = re.sub(rf"(?:\.{name}|\[\s*['\"]{name}['\"]\s*\])$", "", expr)
+    names = _names_of(base, context or {})
+    advice = _did_you_mean(attr, names, base + ".")
+    if not advice and expr.startswith(("vars.", "vars[")):
         advice = "; set it under `vars:` in the job file or in `defaults: vars:` in vidpipe.yaml"
     return f"undefined variable {expr}: {message}{advice}"
+
+
+def _names_of(expr: str, context: Mapping[str, Any]) -> list[str]:
+    """The keys of what a dotted expression (`scene`, `job.vars`) names in the context."""
+    value: Any = context
+    for part in expr.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            return []
+    return [str(k) for k in value] if isinstance(value, Mapping) else []
+
+
+def _did_you_mean(name: str, names: Sequence[str], prefix: str) -> str:
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
 def _not_found(exc: TemplateNotFound) -> str:
@@ -291,6 +451,7 @@ SCENE_FIELDS = (
     "end_frame_prompt",
     "video_motion_prompt",
     "transition_notes",
+    "caption",
 )
 
 
@@ -306,7 +467,7 @@ class ScenePrompts:
 
 def prompts_for(job: Any) -> Prompts:
     """The template set of a job (its folder, the project's templates, the built-ins)."""
-    return Prompts(job.folder, job.root, job.templates)
+    return Prompts(job.folder, job.root, job.templates, job.limits)
 
 
 def base_context(job: Any) -> dict[str, Any]:

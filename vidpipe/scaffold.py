@@ -39,15 +39,34 @@ stitch:
   crossfade: 0
 """
 
+# What vidpipe writes into a project: the artifacts folder (clips, films, manifests, the
+# gallery), the SQLite database with its WAL files, and the hidden temporaries a write
+# leaves only if the machine dies mid-write (`--report`/`--junit`/`output:` copies).
 GITIGNORE = """\
+# written by vidpipe
 tmp/
 vidpipe.db
 vidpipe.db-*
+.*.part-*
 """
 
 
-def scaffold(directory: Path, *, force: bool = False) -> tuple[list[str], list[str]]:
-    """Create the project files; return (written, kept) paths relative to `directory`."""
+def existing_project(directory: Path) -> bool:
+    """A folder that is already a vidpipe project: it has a vidpipe.yaml or job files."""
+    jobs = directory / "jobs"
+    return (directory / "vidpipe.yaml").is_file() or (
+        jobs.is_dir() and any(p.suffix in (".yaml", ".yml") for p in jobs.iterdir())
+    )
+
+
+def scaffold(directory: Path, *, force: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """Create the project files; return (written, kept, skipped) paths relative to `directory`.
+
+    In an existing project nothing new is added — not the example job (it would run in
+    every batch from then on), not templates that would shadow the built-ins: `skipped`
+    lists what a new project would have had. ``force`` rewrites the files that exist.
+    """
+    existing = existing_project(directory)
     package = resources.files("vidpipe")
     files: dict[str, str] = {
         "vidpipe.yaml": CONFIG,
@@ -59,13 +78,16 @@ def scaffold(directory: Path, *, force: bool = False) -> tuple[list[str], list[s
     }
     for name in ("storyboard.j2", "keyframe_start.j2", "keyframe_end.j2", "motion.j2"):
         files[f"templates/{name}"] = package.joinpath("templates", name).read_text("utf-8")
-    written, kept = [], []
+    written, kept, skipped = [], [], []
     for rel, text in files.items():
         path = directory / rel
         if path.exists() and not force:
             kept.append(rel)
             continue
+        if existing and not path.exists():
+            skipped.append(rel)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(rel)
-    return written, kept
+    return written, kept, skipped

@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
-from vidpipe.engine.states import JobStatus
+from vidpipe.engine.states import ClipState, JobStatus
 from vidpipe.errors import InputError
+from vidpipe.failures import unexpected
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider
+from vidpipe.redact import redact, redact_data
 from vidpipe.spec.config import Config
+from vidpipe.spec.jobs import STEPS
 from vidpipe.store import runner_id
 
 if TYPE_CHECKING:
@@ -63,7 +66,12 @@ class BatchResult:
         if self.interrupted:
             return 128 + self.interrupted
         bad = {"failed", "skipped_budget"}
-        return 1 if any(o.status in bad for o in self.outcomes) else 0
+        # A job stopped with a reason (an edited keyframe) waits for the user: not a pass.
+        return (
+            1
+            if any(o.status in bad or (o.status == "stopped" and o.error) for o in self.outcomes)
+            else 0
+        )
 
     def report(self) -> dict[str, Any]:
         """The report of a batch (`--report`, SPEC §7): one entry per job, and totals."""
@@ -83,7 +91,11 @@ class BatchResult:
             }
             for o in self.outcomes
         ]
-        return {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
+        # The one report feeds the --report file, JUnit, the database and the gallery.
+        report: dict[str, Any] = redact_data(
+            {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
+        )
+        return report
 
     def totals(self) -> dict[str, Any]:
         by_status: dict[str, int] = {}
@@ -113,6 +125,8 @@ class Prepared:
     providers: dict[str, Provider]
     #: Planned cost of each job's new generations (job name → USD), when assessed.
     new_cost: dict[str, float] = field(default_factory=dict)
+    #: Located warnings found while compiling (a model retiring within 30 days).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def jobs(self) -> list[Any]:
@@ -161,10 +175,19 @@ def prepare(
     used = {name for plan in plans for name in plan.providers.values()}
     providers = {name: p for name, p in compiled.providers.items() if name in used}
     if check_credentials:
+        # `--until storyboard` calls no image or video model: their credentials can wait.
+        steps = {"storyboard": 1, "keyframes": 2}.get(options.until or "", 3)
         for name, provider in providers.items():
-            needed = {step for plan in plans for step, p in plan.providers.items() if p == name}
-            provider.check_ready(needed)  # type: ignore[arg-type]
-    return Prepared(plans=plans, providers=providers)
+            used_steps = [
+                (plan, step)
+                for plan in plans
+                for step in STEPS[:steps]
+                if plan.providers[step] == name
+            ]
+            needed = {step for _plan, step in used_steps}
+            models = {plan.models[step] for plan, step in used_steps}
+            provider.check_ready(needed, models)  # type: ignore[arg-type]
+    return Prepared(plans=plans, providers=providers, warnings=list(compiled.warnings))
 
 
 def planned_costs(
@@ -215,6 +238,18 @@ class _Leases:
         self.thread.join(timeout=5)
 
 
+def late_clips(store: Store, project: Any) -> bool:
+    """Whether clips of `project` timed out with their operation recorded.
+
+    Such an operation kept running on the service and is billed when it finishes, so a
+    finished project that has one is continued: the clip is polled again, and used.
+    """
+    return any(
+        s.clip is not None and s.clip.status == ClipState.TIMED_OUT and s.clip.operation_id
+        for s in store.scenes(project.id)
+    )
+
+
 class Batch:
     """Runs prepared jobs with bounded concurrency, budget admission and fail-fast."""
 
@@ -259,6 +294,13 @@ class Batch:
         leases = _Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
+        meter = getattr(self.progress, "meter", None)
+        if meter is not None:
+            calls: dict[str, int] = {}
+            for plan in self.prepared.plans:
+                for step, count in plan.estimate.calls.items():
+                    calls[step] = calls.get(step, 0) + count
+            meter.plan(calls, jobs=len(self.prepared.plans), workers=workers)
         # (not before, job): a job another runner holds goes back in the queue for later.
         queue: list[tuple[float, Plan]] = [(0.0, plan) for plan in self.prepared.plans]
         retry_after = min(2.0, self.config.lease_seconds / 4)
@@ -338,8 +380,16 @@ class Batch:
             outcome = self._job(plan, leases)
         except InputError as exc:
             outcome = Outcome(plan.name, "failed", error=str(exc), source=plan.job.display)
+        except Exception as exc:
+            # Isolation: whatever went wrong in this job (a bug, a full disk, a file the
+            # system refuses) fails this job with a one-line reason; the batch goes on.
+            log_file = self.config.artifacts_dir / "logs" / f"{plan.name}.log"
+            reason = unexpected(exc, log_file, self.config.display(log_file))
+            outcome = Outcome(plan.name, "failed", error=reason, source=plan.job.display)
         finally:
             self._pass_turn(plan)  # up to date, busy or failed before admission
+        if outcome.error:
+            outcome.error = redact(outcome.error)
         if outcome.status == BUSY:
             self.progress.step(plan.name, "waiting for another runner", 0, 1)
         else:
@@ -367,7 +417,11 @@ class Batch:
                 force=self.options.force,
                 values=values,
             )
-            if state == "complete" and up_to_date(plan, project, self.config):
+            if (
+                state == "complete"
+                and up_to_date(plan, project, self.config)
+                and not late_clips(self.store, project)
+            ):
                 return Outcome(
                     job.name,
                     "complete",
@@ -454,9 +508,17 @@ def run_batch(
     progress: Any = None,
     stopper: Any = None,
     warn: Callable[[str], None] | None = None,
+    on_empty: Callable[[Path], bool] | None = None,
 ) -> BatchResult:
-    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run)."""
+    """`vidpipe run`: the Python API. Raises InputError for invalid input (nothing run).
+
+    Once the batch has started, it always ends with its row finished and a result for every
+    job: a job that fails, expectedly or not, fails alone (see :meth:`Batch._run_job`).
+    `on_empty` decides whether an empty (0-byte) database file may be initialised.
+    """
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
+    for message in prepared.warnings:
+        (warn or _stderr)(message)
     if options.dry_run or options.max_cost is not None:
         # A dry run never creates the database; a real run with a budget reads it as is.
         from vidpipe.store import existing
@@ -479,26 +541,38 @@ def run_batch(
     from vidpipe.batch.progress import make_progress
     from vidpipe.store import Store
 
-    progress = progress or make_progress(len(prepared.jobs), quiet=options.quiet)
-    store = Store(config.database)
-    batch_id = store.start_batch(_args(options))
+    progress = progress or make_progress(
+        len(prepared.jobs), quiet=options.quiet, max_cost=options.max_cost
+    )
+    store = Store(config.database, on_empty=on_empty)
+    if stopper is not None:
+        stopper.working = True  # from here a first signal lets work in progress finish
+    # What the batch set out to do, kept from its start: `vidpipe batches` shows a batch
+    # still running (or whose runner died) with its selection and its jobs.
+    batch_id = store.start_batch({**_args(options), "jobs": [plan.name for plan in prepared.plans]})
     batch = Batch(
         config, store, prepared, options, progress, stop=stopper.event if stopper else None
     )
     started = time.monotonic()
+    outcomes: list[Outcome] = []
     try:
         outcomes = batch.run(batch_id)
     finally:
         progress.close()
-    result = BatchResult(
-        batch_id,
-        outcomes,
-        interrupted=stopper.signum if stopper is not None else None,
-        wall_s=time.monotonic() - started,
-    )
-    # The same totals as the --report file and the JUnit suite time: the batch's wall time.
-    store.finish_batch(batch_id, "complete" if result.exit_code == 0 else "failed", result.report())
-    store.close()
+        result = BatchResult(
+            batch_id,
+            outcomes,
+            interrupted=stopper.signum if stopper is not None else None,
+            wall_s=time.monotonic() - started,
+        )
+        # The same totals as the --report file and the JUnit suite time: the batch's wall
+        # time. Finished even when the runner itself failed, so no batch stays `running`.
+        store.finish_batch(
+            batch_id,
+            "complete" if outcomes and result.exit_code == 0 else "failed",
+            result.report(),
+        )
+        store.close()
     return result
 
 

@@ -1,9 +1,12 @@
-"""SIGINT and SIGTERM stop a run cleanly; a second SIGINT stops it at once.
+"""SIGINT and SIGTERM stop a run cleanly; a second one stops it at once.
 
 The first signal sets an event the pipeline checks between steps: no new call starts,
 files in progress finish (or are discarded), submitted operations stay recorded so the
 next run polls them, and projects are marked `stopped`. Atomic writes mean even the
-immediate exit of a second Ctrl-C leaves no truncated artifact that counts as done.
+immediate exit of a second signal (130 for SIGINT, 143 for SIGTERM) leaves no truncated
+artifact that counts as done. Before the batch starts working (loading, validating and
+rendering job files) there is nothing to finish: the first signal exits at once, so a
+template that takes long to render never holds a run that was asked to stop.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class Stopper:
 
     event: threading.Event = field(default_factory=threading.Event)
     signum: int = 0
+    #: Set when the batch starts work that a first signal lets finish cleanly.
+    working: bool = False
 
     def request(self, signum: int) -> None:
         self.signum = self.signum or signum
@@ -39,13 +44,13 @@ def stop_on_signals() -> Iterator[Stopper]:
         return
 
     def handle(signum: int, _frame: FrameType | None) -> None:
-        if stopper.event.is_set() and signum == signal.SIGINT:
-            print("\nvidpipe: stopping now", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
         name = signal.Signals(signum).name
+        if stopper.event.is_set() or not stopper.working:
+            print(f"\nvidpipe: {name} received; stopping now", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
         print(
             f"\nvidpipe: {name} received; finishing files in progress and stopping "
-            "(Ctrl-C again to stop at once)",
+            f"(send {name} again, or Ctrl-C, to stop at once)",
             file=sys.stderr,
             flush=True,
         )

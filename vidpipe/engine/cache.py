@@ -11,13 +11,15 @@ first poll, so a crashed run polls it again instead of submitting a second time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidpipe.artifacts import verified
+from vidpipe.artifacts import OBJECTS, TMP_MARK, put_object, verified
 from vidpipe.store import runner_id, utcnow
 
 if TYPE_CHECKING:
@@ -53,6 +55,10 @@ class Hit:
     path: Path | None
     sha256: str | None
     result: dict[str, Any] | None
+    #: What made it, for the call log.
+    capability: str = ""
+    provider: str = ""
+    model: str = ""
 
 
 class Cache:
@@ -76,8 +82,10 @@ class Cache:
                 # The file was deleted or damaged: the record is worthless, forget it.
                 self.store.drop_generation(key)
                 return None
-            return Hit(key, path, row.result_sha256, row.result)
-        return Hit(key, None, None, row.result)
+            return Hit(
+                key, path, row.result_sha256, row.result, row.capability, row.provider, row.model
+            )
+        return Hit(key, None, None, row.result, row.capability, row.provider, row.model)
 
     def pending(self, key: str) -> Generation | None:
         """A submitted, not yet finished long-running generation with this key."""
@@ -126,7 +134,13 @@ class Cache:
         cost_usd: float = 0.0,
         operation_id: str | None = None,
     ) -> None:
-        """Record a finished generation (its artifact already safely on disk)."""
+        """Record a finished generation (its artifact already safely on disk).
+
+        The artifact goes into the object store and the record points there, not into the
+        project folder: the cache outlives any project.
+        """
+        if path is not None and sha256 is not None:
+            path = put_object(self.artifacts_dir, path, sha256)
         self.store.put_generation(
             key,
             capability=capability,
@@ -146,6 +160,79 @@ class Cache:
             completed_at=utcnow(),
         )
 
+    def claim(
+        self, key: str, owner: str, seconds: float, *, capability: str, provider: str, model: str
+    ) -> bool:
+        """Claim the making of `key` (single flight); False while another job makes it."""
+        if self.force:
+            # --force remakes finished generations: a finished row may be claimed again.
+            row = self.store.generation(key)
+            if row is not None and row.status == "complete":
+                self.store.drop_generation(key)
+        return self.store.claim_generation(
+            key, owner, seconds, capability=capability, provider=provider, model=model
+        )
+
+    def release(self, key: str, owner: str) -> None:
+        """Give up an unfinished claim (the call failed): never cached, another may try."""
+        self.store.release_generation(key, owner)
+
     def forget(self, key: str) -> None:
         """A failed or filtered generation: nothing to reuse."""
         self.store.drop_generation(key)
+
+
+@dataclass
+class Garbage:
+    """What `vidpipe gc` removed (or, with --dry-run, would remove)."""
+
+    objects: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept: int = 0
+
+
+def collect_garbage(
+    store: Store, artifacts_dir: Path, *, keep_days: float, dry_run: bool = False
+) -> Garbage:
+    """Remove objects that no project file and no recent generation refers to.
+
+    An object is kept while a project folder still holds a file recorded with its sha256
+    (deleting the folder lets the object go), or while a generation made in the last
+    `keep_days` days points at it (so a deleted project's recent results stay reusable).
+    The cache records of removed objects are dropped with them. Bytes freed count files
+    with no other hard link left.
+    """
+    import os
+
+    root = artifacts_dir / OBJECTS
+    garbage = Garbage()
+    if not root.is_dir():
+        return garbage
+    wanted = {sha for path, sha in store.recorded_files() if (artifacts_dir / path).is_file()}
+    cutoff = utcnow() - timedelta(days=keep_days)
+    records: dict[str, list[str]] = {}
+    for row in store.generations_with_files():
+        if row.result_sha256 is None:
+            continue
+        records.setdefault(row.result_path or "", []).append(row.key)
+        if (row.completed_at or row.created_at) >= cutoff:
+            wanted.add(row.result_sha256)
+    for path in sorted(root.glob("*/*")):
+        if not path.is_file():
+            continue
+        leftover = TMP_MARK in path.name  # a crashed writer's temporary file
+        if path.name in wanted and not leftover:
+            garbage.kept += 1
+            continue
+        info = path.stat()
+        stored = path.relative_to(artifacts_dir).as_posix()
+        garbage.objects.append(stored)
+        if info.st_nlink == 1:
+            garbage.bytes_freed += info.st_size
+        if dry_run:
+            continue
+        for key in records.get(stored, []):
+            store.drop_generation(key)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    return garbage

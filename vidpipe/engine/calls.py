@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from vidpipe.engine.cache import Hit
 from vidpipe.engine.runtime import Outcome, Runtime
+from vidpipe.errors import LeaseLost
 from vidpipe.pricing import usage_dict
 from vidpipe.providers import Provider, Usage
 
@@ -35,15 +37,74 @@ class Calls:
         self.outcome = outcome
         #: USD spent by calls this run made (cache hits cost nothing).
         self.spent = 0.0
+        # When the last call of this project's thread went out: a storyboard or image call
+        # is answered before the next one starts, so its latency runs from here to record().
+        self._last_call = time.monotonic()
 
     @property
     def stop(self) -> threading.Event:
         return self.rt.stop
 
+    @property
+    def owner(self) -> str:
+        """The owner of this project's generation claims: the runner, then the project."""
+        return f"{self.rt.owner}/{self.project_id}"
+
     def check_stop(self) -> None:
         """Raise :class:`Stop` if the run was asked to stop (signals, ``--fail-fast``)."""
         if self.rt.stop.is_set():
             raise Stop()
+
+    def check_lease(self) -> None:
+        """Raise :class:`LeaseLost` if another runner took this project over.
+
+        Checked in the database before every call, not only by the renewal thread: a
+        runner resumed after a pause (SIGSTOP, a suspended laptop) reaches its next call
+        before its renewal thread wakes up.
+        """
+        if not self.rt.store.holds(self.project_id, self.rt.owner):
+            raise LeaseLost(
+                "another runner took this job over (this runner's lease lapsed, was it "
+                "paused?); stopped work on it here, the other runner finishes it"
+            )
+
+    def obtain(
+        self, what: str, key: str, *, capability: str, provider: Provider, model: str
+    ) -> Hit | None:
+        """A finished generation for `key` (counted as cached), or None: ours to make now.
+
+        Single flight: while another job (of this runner or another) makes the same key,
+        wait for it and reuse its result instead of paying for it again. For video, None
+        also means an operation is under way (see :meth:`Cache.pending`): poll it. After a
+        None, the caller makes the generation and calls :meth:`record`, or :meth:`release`
+        if it fails.
+        """
+        waiting = False
+        while True:
+            hit = self.lookup(what, key)
+            if hit is not None:
+                return hit
+            if capability == "video" and self.rt.cache.pending(key) is not None:
+                return None
+            if self.rt.cache.claim(
+                key,
+                self.owner,
+                self.rt.config.lease_seconds,
+                capability=capability,
+                provider=provider.name,
+                model=model,
+            ):
+                return None
+            if not waiting:
+                log.info("%s: %s is being made by another job; waiting for it", self.job_name, what)
+                waiting = True
+            self.check_lease()
+            if self.rt.stop.wait(0.1):
+                raise Stop()
+
+    def release(self, key: str) -> None:
+        """Give up this project's claim on `key` after a failed call."""
+        self.rt.cache.release(key, self.owner)
 
     def lookup(self, what: str, key: str) -> Hit | None:
         """A finished generation for `key`, counted as a cached call; None if there is none."""
@@ -51,13 +112,16 @@ class Calls:
         if hit is not None and (hit.result is not None or hit.path is not None):
             self.outcome.cached_calls += 1
             log.info("%s: %s from the cache (%s)", self.job_name, what, key[:12])
+            self._log(key, hit.capability, hit.provider, hit.model, cached=True, cost=0.0)
             return hit
         return None
 
     def calling(self, what: str, model: str) -> None:
-        """Count and log a provider call about to be made (after a last stop check)."""
+        """Count and log a provider call about to be made (after a last stop and lease check)."""
         self.check_stop()
+        self.check_lease()
         self.outcome.provider_calls += 1
+        self._last_call = time.monotonic()
         log.info("%s: calling %s (%s)", self.job_name, what, model)
 
     def record(
@@ -72,8 +136,13 @@ class Calls:
         path: Path | None = None,
         sha256: str | None = None,
         operation_id: str | None = None,
+        started: float | None = None,
     ) -> float:
-        """Record a successful generation in the cache, priced; returns its cost in USD."""
+        """Record a successful generation in the cache, priced; returns its cost in USD.
+
+        `started` is when the call went out (``time.monotonic()``), for a long-running
+        operation polled among others; by default the last call of this project.
+        """
         cost = self.rt.prices.cost(provider.name, model, usage)
         values: dict[str, Any] = {
             "capability": capability,
@@ -92,7 +161,34 @@ class Calls:
             values["operation_id"] = operation_id
         self.rt.cache.complete(key, **values)
         self.spent += cost
+        latency = time.monotonic() - (self._last_call if started is None else started)
+        self._log(key, capability, provider.name, model, cached=False, cost=cost, latency=latency)
         return cost
+
+    def _log(
+        self,
+        key: str,
+        capability: str,
+        provider: str,
+        model: str,
+        *,
+        cached: bool,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
+        self.rt.store.log_call(
+            batch_id=self.rt.batch_id,
+            project_id=self.project_id,
+            job_name=self.job_name,
+            capability=capability,
+            provider=provider,
+            model=model,
+            key=key,
+            cached=cached,
+            cost_usd=cost,
+            latency_s=None if latency is None else round(latency, 3),
+        )
+        self.rt.progress.call(capability, cost=cost, latency=latency, cached=cached)
 
     def submitted(self, key: str, *, provider: Provider, model: str, operation_id: str) -> None:
         """Record a submitted long-running operation before it is first polled."""

@@ -77,27 +77,37 @@ class ClipOperations:
             ):
                 self.done[index] = ClipState.COMPLETE
                 return
-            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT):
+            late = clip.status == ClipState.TIMED_OUT and clip.operation_id
+            if clip.status in (ClipState.RAI_FILTERED, ClipState.TIMED_OUT) and not late:
                 self.done[index] = ClipState(clip.status)
                 return
-        target = self.layout.clip(index)
-        hit = self.calls.lookup(f"scene {index} clip", key)
-        if hit is not None and hit.path is not None:
-            sha = copy_atomic(hit.path, target)
-            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
-            return
         now = time.monotonic()
-        # Poll an operation already under way (ours from a crashed run, or another job's).
+        # Poll an operation already under way: ours from a crashed run, one that timed out
+        # in an earlier run (it kept running, and is billed when it finishes: its clip is
+        # worth having), or another job's.
         if (
             clip is not None
             and clip.generation_key == key
-            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING)
+            and clip.status in (ClipState.SUBMITTED, ClipState.POLLING, ClipState.TIMED_OUT)
             and clip.operation_id
         ):
             self.ops[index] = _Op(
                 index, key, request, clip.operation_id, now, now, clip.attempts or 1
             )
             return
+        target = self.layout.clip(index)
+        hit = self.calls.obtain(
+            f"scene {index} clip",
+            key,
+            capability="video",
+            provider=self.provider,
+            model=request.model,
+        )
+        if hit is not None and hit.path is not None:
+            sha = copy_atomic(hit.path, target)
+            self._complete(index, key, target, sha, source=FrameSource.CACHED, operation_id=None)
+            return
+        # Another job's operation for the same clip: poll it rather than pay again.
         pending = self.rt.cache.pending(key)
         if pending is not None and pending.operation_id:
             self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
@@ -114,8 +124,12 @@ class ClipOperations:
         self._submit(index, key, request, attempts=1)
 
     def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
-        self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
-        operation_id = self.provider.submit_video(request)
+        try:
+            self.calls.calling(f"scene {index} clip (attempt {attempts})", request.model)
+            operation_id = self.provider.submit_video(request)
+        except BaseException:
+            self.calls.release(key)
+            raise
         # Recorded before the first poll: a crash from here on resumes polling, never resubmits.
         self.calls.submitted(
             key, provider=self.provider, model=request.model, operation_id=operation_id
@@ -147,6 +161,7 @@ class ClipOperations:
             if op.next_poll > now:
                 continue
             self.calls.check_stop()
+            self.calls.check_lease()
             status = self.provider.poll_video(op.operation_id, op.request)
             op.polled += 1
             self._handle(op, status)
@@ -178,10 +193,16 @@ class ClipOperations:
             if op.polled == 1:
                 self.rt.store.put_clip(self.project_id, index, status=ClipState.POLLING)
             if time.monotonic() - op.submitted > provider.poll_timeout:
+                # The operation stays recorded (clip row and pending generation): it keeps
+                # running on the service, so the next run or `vidpipe resume` polls it
+                # again instead of paying for another.
                 del self.ops[index]
-                self.calls.forget(op.key)
                 self._final(
-                    index, ClipState.TIMED_OUT, f"no result after {provider.poll_timeout:.0f} s"
+                    index,
+                    ClipState.TIMED_OUT,
+                    f"no result after {provider.poll_timeout:.0f} s; operation "
+                    f"{op.operation_id} is recorded and the next run or `vidpipe resume` "
+                    "polls it again",
                 )
             else:
                 op.next_poll = time.monotonic() + provider.poll_interval
@@ -199,6 +220,7 @@ class ClipOperations:
                 path=target,
                 sha256=sha,
                 operation_id=op.operation_id,
+                started=op.submitted,
             )
             self._complete(
                 index,
@@ -216,8 +238,11 @@ class ClipOperations:
                 ClipState.RAI_FILTERED,
                 status.reason or "filtered by the provider's safety filter",
             )
-        elif op.attempts <= provider.resubmits:
+        elif status.retry and op.attempts <= provider.resubmits:
             self._submit(index, op.key, op.request, attempts=op.attempts + 1)
+        elif not status.retry:
+            # A deterministic refusal: the same request would be refused again.
+            self._final(index, ClipState.FAILED, status.reason or "the service refused the clip")
         else:
             reason = status.reason or "the operation failed"
             self._final(index, ClipState.FAILED, f"{reason} (after {op.attempts} attempts)")

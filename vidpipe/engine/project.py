@@ -32,13 +32,16 @@ from vidpipe.engine.clips import ClipOperations
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import FrameSource, JobStatus, ProjectState, SceneState
 from vidpipe.errors import (
+    EditedKeyframe,
     Interrupted,
     InvalidAnswer,
+    LeaseLost,
     MediaError,
     ProviderError,
     TemplateProblem,
     VidpipeError,
 )
+from vidpipe.failures import unexpected
 from vidpipe.plan.model import Plan
 from vidpipe.plan.requests import image_request, request_key, storyboard_request
 from vidpipe.prompts import (
@@ -76,7 +79,15 @@ class ProjectRun:
     # -- helpers --------------------------------------------------------------------------
 
     def _status(self, status: str, **values: Any) -> None:
+        # A step boundary: a runner that lost the project to another stops here.
+        self.calls.check_lease()
         self.rt.store.update_project(self.project.id, status=status, **values)
+        self.project.status = status
+
+    def _final_status(self, status: str, **values: Any) -> None:
+        """How a run ends, recorded unless another runner holds the project now."""
+        if self.rt.store.holds(self.project.id, self.rt.owner):
+            self.rt.store.update_project(self.project.id, status=status, **values)
         self.project.status = status
 
     def _progress(self, step: str, done: int, total: int) -> None:
@@ -90,35 +101,64 @@ class ProjectRun:
     def run(self) -> Outcome:
         started = time.monotonic()
         run_id = self.rt.store.start_run(self.project.id, self.rt.batch_id)
-        sweep_temporaries(self.layout.folder)
+        lost = False
         try:
-            self._run()
+            try:
+                sweep_temporaries(self.layout.folder)
+                self._run()
+            except (Stop, Interrupted, LeaseLost):
+                raise
+            except Exception:
+                # A failure because another runner took the project over (it swept our
+                # temporary files, say) is that, not a failure of the project.
+                self.calls.check_lease()
+                raise
+        except LeaseLost as exc:
+            # The project is another runner's now: leave its row to that runner.
+            lost = True
+            self.outcome.status = JobStatus.STOPPED
+            self.outcome.error = str(exc)
         except (Stop, Interrupted):
             self.outcome.status = JobStatus.STOPPED
             self.outcome.error = "interrupted"
-            self._status(ProjectState.STOPPED, stopped_after="interrupted", error_message=None)
+            self._final_status(
+                ProjectState.STOPPED, stopped_after="interrupted", error_message=None
+            )
+        except EditedKeyframe as exc:
+            # Not a failure: the project waits for the user's decision.
+            self.outcome.status = JobStatus.STOPPED
+            self.outcome.error = str(exc)
+            self._final_status(ProjectState.STOPPED, stopped_after="edited", error_message=str(exc))
         except (ProviderError, MediaError, TemplateProblem) as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
         except VidpipeError as exc:
             self.outcome.status = JobStatus.FAILED
             self.outcome.error = str(exc)
-            self._status(ProjectState.FAILED, error_message=str(exc))
-        except BaseException as exc:
-            # A bug or an interpreter exit: record it so the project is not left "running",
-            # then let it surface.
-            self._status(
-                ProjectState.FAILED, error_message=f"internal error: {type(exc).__name__}: {exc}"
+            self._final_status(ProjectState.FAILED, error_message=str(exc))
+        except Exception as exc:
+            # Isolation: a bug, a full disk, a read-only folder fails this project alone with
+            # a one-line reason; the traceback goes to error.log beside its artifacts.
+            log_file = self.layout.folder / "error.log"
+            reason = unexpected(exc, log_file, self.rt.config.display(log_file))
+            self.outcome.status = JobStatus.FAILED
+            self.outcome.error = reason
+            self._final_status(ProjectState.FAILED, error_message=reason)
+        except BaseException:
+            # An interpreter exit: record it so the project is not left "running", then go.
+            self._final_status(
+                ProjectState.FAILED, error_message="interrupted by an interpreter exit"
             )
-            self.rt.store.finish_run(run_id, status="failed", error_message=repr(exc))
+            self.rt.store.finish_run(run_id, status="failed", error_message="interpreter exit")
             raise
         finally:
             self.outcome.duration_s = round(time.monotonic() - started, 3)
             self.outcome.cost_usd = round(self.calls.spent, 6)
-            self.rt.store.update_project(
-                self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
-            )
+            if not lost:
+                self.rt.store.update_project(
+                    self.project.id, timings=self.timings, cost_actual_usd=self._project_cost()
+                )
         self.rt.store.finish_run(
             run_id,
             status=self.outcome.status,
@@ -144,6 +184,7 @@ class ProjectRun:
         submit = until not in ("keyframes",)
         self._keyframes(scenes, prompts, submit_clips=submit)
         if until == "keyframes":
+            self._review_sheet()
             return self._stopped("keyframes")
         self._status(ProjectState.GENERATING_VIDEO)
         self._clips(prompts)
@@ -153,6 +194,12 @@ class ProjectRun:
         self._stitch()
         self._status(ProjectState.COMPLETE, stopped_after=None, error_message=None)
         self.outcome.status = JobStatus.COMPLETE
+
+    def _review_sheet(self) -> None:
+        """The contact sheet of the keyframes: what the review before paying for clips needs."""
+        from vidpipe.outputs.manifest import write_contact_sheet
+
+        write_contact_sheet(self.rt.store, self.rt.config, self.project)
 
     def _stopped(self, step: str) -> None:
         self._status(ProjectState.STOPPED, stopped_after=step)
@@ -170,11 +217,17 @@ class ProjectRun:
         provider = self.rt.provider_for(self.job, "storyboard")
         request = storyboard_request(self.job, provider, rendered.text)
         key = request_key(provider, "storyboard", request)
-        hit = self.calls.lookup("storyboard", key)
+        hit = self.calls.obtain(
+            "storyboard", key, capability="storyboard", provider=provider, model=request.model
+        )
         if hit is not None and hit.result is not None:
             data = hit.result
         else:
-            data = self._ask_storyboard(provider, request, key)
+            try:
+                data = self._ask_storyboard(provider, request, key)
+            except BaseException:
+                self.calls.release(key)
+                raise
         self.rt.store.update_project(
             self.project.id, storyboard=data, storyboard_prompt=rendered.text
         )
@@ -237,6 +290,7 @@ class ProjectRun:
     ) -> None:
         start = time.monotonic()
         rows = {s.index: s for s in self.rt.store.scenes(self.project.id)}
+        self._check_edits(rows.values())
         n = len(scenes)
         previous_end: tuple[Path, str] | None = None
         guide = self.project.storyboard["style_guide"] if self.project.storyboard else {}
@@ -249,11 +303,15 @@ class ProjectRun:
                 self.rt.store.update_scene(
                     self.project.id, i, status=SceneState.KEYFRAMES_GENERATING, error_message=None
                 )
-            # Start frame: the job's image, the previous scene's end frame, or a generation.
+            # Start frame: the job's image, a kept edit, the previous scene's end frame, or
+            # a generation.
+            kept = {kind: self._kept(recorded.get(kind)) for kind in ("start", "end")}
             if override and override.start_image:
                 start_file = self._override_frame(
                     i, "start", override.start_image, recorded.get("start")
                 )
+            elif kept["start"] is not None:
+                start_file = kept["start"]
             elif previous_end is not None:
                 start_file = previous_end
                 self._record_frame(
@@ -271,6 +329,8 @@ class ProjectRun:
                 )
             if override and override.end_image:
                 end_file = self._override_frame(i, "end", override.end_image, recorded.get("end"))
+            elif kept["end"] is not None:
+                end_file = kept["end"]
             else:
                 end_file = self._generated_frame(
                     i, "end", prompts[i].end.text, start_file, scene, guide, recorded.get("end")
@@ -282,6 +342,34 @@ class ProjectRun:
                 self.clips.poll_due()
         self._progress("keyframes", n, n)
         self._timed("keyframes", start)
+
+    def _check_edits(self, scenes: Any) -> None:
+        """Stop before replacing a keyframe file someone edited: a whole image whose bytes
+        no longer match. A missing, truncated or unreadable file is made again."""
+        edited = []
+        for scene in sorted(scenes, key=lambda s: s.index):
+            for frame in sorted(scene.keyframes, key=lambda k: k.kind != "start"):
+                if frame.source == FrameSource.INHERITED:
+                    continue  # the previous scene's end frame, checked there
+                path = self.layout.load(frame.path)
+                if path.is_file() and not verified(path, frame.sha256) and _whole_image(path):
+                    edited.append((scene.index, frame.kind, path))
+        if not edited or self.rt.force:
+            return
+        shown = self.rt.config.display
+        lines = [
+            f"{shown(path)} was edited after vidpipe made it; `vidpipe keep {self.job.name} "
+            f"{index} {kind}` builds on the edited file, `vidpipe run --force` makes it again"
+            for index, kind, path in edited
+        ]
+        raise EditedKeyframe("; ".join(lines))
+
+    def _kept(self, recorded: Any) -> tuple[Path, str] | None:
+        """A frame the user edited and adopted with `vidpipe keep`, if intact."""
+        if recorded is None or recorded.source != FrameSource.KEPT:
+            return None
+        path = self.layout.load(recorded.path)
+        return (path, recorded.sha256) if verified(path, recorded.sha256) else None
 
     def _record_frame(
         self,
@@ -371,14 +459,21 @@ class ProjectRun:
         if trusted:
             return trusted
         target = self.layout.keyframe(index, kind)
-        hit = self.calls.lookup(f"scene {index} {kind} frame", key)
+        what = f"scene {index} {kind} frame"
+        hit = self.calls.obtain(
+            what, key, capability="image", provider=provider, model=request.model
+        )
         if hit is not None and hit.path is not None:
             sha = copy_atomic(hit.path, target)
             source = FrameSource.CACHED
         else:
-            self.calls.calling(f"scene {index} {kind} frame", request.model)
-            answer = provider.image(request)
-            sha = write_atomic(target, answer.png)
+            try:
+                self.calls.calling(what, request.model)
+                answer = provider.image(request)
+                sha = write_atomic(target, answer.png)
+            except BaseException:
+                self.calls.release(key)
+                raise
             source = FrameSource.GENERATED
             self.calls.record(
                 key,
@@ -440,6 +535,19 @@ class ProjectRun:
 
     def _project_cost(self) -> float:
         return round(sum(self.rt.store.project_cost(self.project.id).values()), 6)
+
+
+def _whole_image(path: Path) -> bool:
+    """Whether `path` decodes as a complete image: an edit, not a truncated or damaged file
+    (which is made again like a missing one)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
+    return True
 
 
 def storyboard_problem(data: Any, scenes: int) -> str:

@@ -12,6 +12,7 @@ from vidpipe.pricing import PriceTable
 from vidpipe.providers import Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
+from vidpipe.store import runner_id
 
 if TYPE_CHECKING:
     from vidpipe.store import Store
@@ -22,9 +23,16 @@ class Progress(Protocol):
 
     def step(self, job: str, step: str, done: int, total: int) -> None: ...
 
+    def call(
+        self, capability: str, *, cost: float, latency: float | None, cached: bool
+    ) -> None: ...
+
 
 class NullProgress:
     def step(self, job: str, step: str, done: int, total: int) -> None:
+        pass
+
+    def call(self, capability: str, *, cost: float, latency: float | None, cached: bool) -> None:
         pass
 
 
@@ -40,10 +48,12 @@ class Runtime:
     batch_id: str | None = None
     progress: Progress = field(default_factory=NullProgress)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Who holds this batch's leases (projects) and claims (generations being made).
+    owner: str = field(default_factory=runner_id)
 
     def __post_init__(self) -> None:
         self.cache = Cache(self.store, self.config.artifacts_dir, force=self.force)
-        self.prices = PriceTable(self.config.pricing)
+        self.prices = PriceTable(self.config.pricing, self.config.catalog)
 
     def provider_for(self, job: Job, step: str) -> Provider:
         return self.providers[job.providers[step]]

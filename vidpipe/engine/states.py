@@ -55,6 +55,7 @@ class FrameSource(StrEnum):
     CACHED = "cached"
     INHERITED = "inherited"  # scene N+1's start frame is scene N's end frame
     OVERRIDE = "override"  # the job's start_image / end_image
+    KEPT = "kept"  # a frame edited by hand and adopted with `vidpipe keep` (an override)
 
 
 class JobStatus(StrEnum):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import av.error
 
-from vidpipe.errors import MediaError
+from vidpipe.errors import InvalidCrossfade, MediaError
 from vidpipe.media.base import (
     AAC_FRAME,
     AUDIO_LAYOUT,
@@ -173,7 +173,7 @@ def stitch(
     if not clips:
         raise MediaError("nothing to stitch: the list of clips is empty")
     if not crossfade >= 0:
-        raise MediaError(f"crossfade must be 0 or more seconds, got {crossfade}")
+        raise InvalidCrossfade(f"crossfade must be 0 or more seconds, got {crossfade}")
     out_path = Path(out_path)
     with contextlib.ExitStack() as opened:
         # Each clip is opened once: the copy path reads packets from the same containers.
@@ -184,7 +184,7 @@ def stitch(
         if crossfade > 0 and len(infos) > 1:
             shortest = min(infos, key=lambda c: c.seconds)
             if crossfade > float(shortest.seconds) / 2 + 1e-9:
-                raise MediaError(
+                raise InvalidCrossfade(
                     f"a {crossfade:g}s crossfade is too long: it may be at most half the "
                     f"shortest clip ({shortest.path.name}, {float(shortest.seconds):.2f}s); "
                     f"use at most {float(shortest.seconds) / 2:.2f}s"

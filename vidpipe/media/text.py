@@ -14,6 +14,42 @@ def load_font(size: int) -> Font:
     return ImageFont.load_default(size=size)
 
 
+#: Fonts that draw accented Latin, Greek, Cyrillic and CJK letters, best first. Debian's
+#: fonts-wqy-microhei is the small one .ci/run installs; the Noto CJK and Droid fallbacks
+#: are what other distributions and desktops usually have. DejaVu (no CJK) comes last.
+UNICODE_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/wqy-microhei/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/msyh.ttc",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+)
+
+
+@lru_cache(maxsize=32)
+def unicode_font(size: int) -> Font:
+    """A font of `size` pixels that covers as much of Unicode as this machine allows.
+
+    The first of :data:`UNICODE_FONTS` that exists (CJK-capable ones first); Pillow's
+    built-in font (Latin only) when none does. Captions and panel text use it, so a
+    caption in Japanese or with accents is drawn, not shown as boxes.
+    """
+    from pathlib import Path
+
+    for candidate in UNICODE_FONTS:
+        if Path(candidate).is_file():
+            try:
+                return ImageFont.truetype(candidate, size)
+            except OSError:
+                continue
+    return load_font(size)
+
+
 def text_width(font: Font, text: str) -> float:
     return float(font.getlength(text))
 

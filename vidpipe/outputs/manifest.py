@@ -83,21 +83,45 @@ def write_outputs(
     scenes = store.scenes(project.id)
     stitch = {"crossfade": plan.crossfade, "audio": plan.audio}
     clips = finished_clips(store, config, project)
-    with atomic_path(layout.output) as tmp:
+    settings = plan.settings.get("finish")
+    # With a finish step the stitch is an intermediate and final.mp4 the finished film.
+    stitched = layout.output.with_name("stitched.mp4") if settings else layout.output
+    with atomic_path(stitched) as tmp:
         result = media.stitch(clips, tmp, crossfade=plan.crossfade, audio=plan.audio)
+    finished = None
+    if settings:
+        from vidpipe.outputs.finishing import finish_film
+
+        finished = finish_film(
+            config,
+            settings,
+            stitched,
+            layout.output,
+            scenes,
+            plan.crossfade if result.mode == "crossfade" else 0.0,
+            _recorded_finish(layout),
+        )
     output_sha = sha256_file(layout.output)
 
-    sheet_key = _refresh_contact_sheet(scenes, layout, project)
+    sheet_key, sheet_sha = _refresh_contact_sheet(scenes, layout, project)
 
     if plan.output:
         # Copied, never hard-linked: the user's file must not share bytes with an artifact.
         copy_atomic(layout.output, config.root / plan.output, link=False)
+        if finished and finished.get("captions"):
+            # Captions travel with the video: deliverables/x.mp4 gets x.vtt and x.srt.
+            for suffix in (".vtt", ".srt"):
+                copy_atomic(
+                    layout.output.with_suffix(suffix),
+                    (config.root / plan.output).with_suffix(suffix),
+                    link=False,
+                )
 
     store.update_project(
         project.id,
         output_path=layout.stored(layout.output),
         output_sha256=output_sha,
-        output_duration=result.duration,
+        output_duration=finished["duration"] if finished else result.duration,
     )
     fresh = store.project(project.id) or project
     manifest = build_manifest(
@@ -118,9 +142,13 @@ def write_outputs(
         "path": config.display(layout.contact_sheet),
         "inputs": sheet_key,
     }
-    write_atomic(
+    if finished is not None:
+        manifest["finish"] = finished
+    manifest_sha = write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
+    # Recorded so a later run trusts these files only while they are intact.
+    store.update_project(project.id, manifest_sha256=manifest_sha, sheet_sha256=sheet_sha)
     return manifest["output"]["path"]
 
 
@@ -128,17 +156,47 @@ def write_outputs(
 _SHEET_VERSION = 2
 
 
-def _refresh_contact_sheet(
+def outputs_intact(config: Config, project: Project) -> bool:
+    """Whether a project's final video, manifest and contact sheet match their records."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    return (
+        bool(project.output_path)
+        and verified(config.artifacts_dir / (project.output_path or ""), project.output_sha256)
+        and verified(layout.manifest, project.manifest_sha256)
+        and verified(layout.contact_sheet, project.sheet_sha256)
+    )
+
+
+def write_contact_sheet(store: AnyStore, config: Config, project: AnyProject) -> str:
+    """Write the project's contact sheet (`output/storyboard.png`) from its recorded
+    keyframes; returns its path relative to the project root. A project stopped after its
+    keyframes gets one too: it is what the review before paying for clips looks at."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    title, rows, _ = _sheet_inputs(store.scenes(project.id), layout, project)
+    _draw_contact_sheet(layout, title, rows)
+    return config.display(layout.contact_sheet)
+
+
+def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
+    """The `finish` of the manifest on disk, if any (the finish step's last key)."""
+    data = _recorded_manifest(layout)
+    finish = data.get("finish") if data is not None else None
+    return finish if isinstance(finish, dict) else None
+
+
+_SheetRows = list[tuple[int, str, Path | None, Path | None, str | None]]
+
+
+def _sheet_inputs(
     scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
-) -> str:
-    """Draw the contact sheet unless the one on disk was drawn from the same inputs.
+) -> tuple[str, _SheetRows, str]:
+    """What the contact sheet is drawn from: its title, its rows and their key.
 
     The key covers everything the drawing reads (keyframe hashes, captions, notes, title,
-    layout version); the previous manifest records the key of the sheet beside it.
-    Returns the key.
+    layout version).
     """
     title = f"{project.job_name} · {project.id}"
-    rows: list[tuple[int, str, Path | None, Path | None, str | None]] = []
+    rows: _SheetRows = []
     digests: list[list[str | None]] = []
     for scene in scenes:
         frames = {k.kind: (layout.load(k.path), k.sha256) for k in scene.keyframes}
@@ -151,21 +209,44 @@ def _refresh_contact_sheet(
         digests.append([f[1] if f and f[0].is_file() else None for f in (start, end)])
     inputs = [_SHEET_VERSION, title, [(r[0], r[1], r[4]) for r in rows], digests]
     key = hashlib.sha256(json.dumps(inputs, ensure_ascii=False).encode("utf-8")).hexdigest()
-    if layout.contact_sheet.is_file() and _recorded_sheet_key(layout) == key:
-        return key
+    return title, rows, key
+
+
+def _refresh_contact_sheet(
+    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
+) -> tuple[str, str]:
+    """Draw the contact sheet unless the one on disk was drawn from the same inputs.
+
+    The previous manifest records the key of the sheet beside it, the project the sheet's
+    sha256: a sheet is kept only while both match (a damaged one is drawn again).
+    Returns the key and the sheet's sha256.
+    """
+    title, rows, key = _sheet_inputs(scenes, layout, project)
+    recorded = project.sheet_sha256
+    if recorded and _recorded_sheet_key(layout) == key and verified(layout.contact_sheet, recorded):
+        return key, recorded
+    return key, _draw_contact_sheet(layout, title, rows)
+
+
+def _draw_contact_sheet(layout: Layout, title: str, rows: _SheetRows) -> str:
+    """Draw and write the contact sheet; returns its sha256."""
     from vidpipe.outputs.contact_sheet import SheetRow, contact_sheet
 
     sheet_rows = [SheetRow(i, caption, start, end, note) for i, caption, start, end, note in rows]
-    write_atomic(layout.contact_sheet, contact_sheet(sheet_rows, title=title))
-    return key
+    return write_atomic(layout.contact_sheet, contact_sheet(sheet_rows, title=title))
+
+
+def _recorded_manifest(layout: Layout) -> dict[str, Any] | None:
+    try:
+        data = json.loads(layout.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _recorded_sheet_key(layout: Layout) -> str | None:
-    try:
-        recorded = json.loads(layout.manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    sheet = recorded.get("contact_sheet") if isinstance(recorded, dict) else None
+    recorded = _recorded_manifest(layout)
+    sheet = recorded.get("contact_sheet") if recorded is not None else None
     key = sheet.get("inputs") if isinstance(sheet, dict) else None
     return key if isinstance(key, str) else None
 
@@ -178,8 +259,13 @@ def build_manifest(
     timings: dict[str, float] | None = None,
     stitch: dict[str, Any] | None = None,
     status: str | None = None,
+    check_files: bool = False,
 ) -> dict[str, Any]:
-    """The manifest of a project as recorded now (SPEC §7)."""
+    """The manifest of a project as recorded now (SPEC §7).
+
+    With `check_files`, a clip recorded complete whose file is missing or changed shows
+    as ``damaged`` (what `vidpipe status` shows; the next run remakes it from the cache).
+    """
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     scenes_out = []
     gaps = []
@@ -195,9 +281,16 @@ def build_manifest(
         clip = scene.clip
         clip_out = None
         if clip is not None:
+            state = clip.status
+            if (
+                check_files
+                and state == "complete"
+                and not verified(layout.load(clip.path or ""), clip.sha256)
+            ):
+                state = "damaged"
             clip_out = {
                 "path": config.display(layout.load(clip.path)) if clip.path else None,
-                "status": clip.status,
+                "status": state,
                 "duration": clip.duration,
                 "sha256": clip.sha256,
                 "source": clip.source,

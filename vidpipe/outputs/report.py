@@ -6,16 +6,34 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vidpipe.artifacts import write_atomic
+from vidpipe.redact import redact_data
 
 if TYPE_CHECKING:
     from vidpipe.spec.config import Config
 
 
+def unwritable(path: Path) -> str:
+    """Why a report cannot be written at `path` ('' if it can), checked before a batch runs."""
+    import os
+
+    if path.is_dir():
+        return "is a folder; give a file name"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # missing folders are made when the report is written
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "is not writable"
+    return ""
+
+
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    text = json.dumps(redact_data(report), indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8", "backslashreplace"))
 
 
 def _skipped(job: dict[str, Any]) -> bool:
@@ -29,7 +47,7 @@ def _skipped(job: dict[str, Any]) -> bool:
 
 def write_junit(path: Path, report: dict[str, Any]) -> None:
     """One <testcase> per job; failed jobs carry <failure>, jobs that did not run <skipped>."""
-    jobs = report["jobs"]
+    jobs = redact_data(report["jobs"])
     suite = ET.Element(
         "testsuite",
         name="vidpipe",
@@ -59,7 +77,9 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
             ET.SubElement(case, "skipped", message=job["error"] or job["status"])
         props = ET.SubElement(case, "properties")
         for key in ("status", "project_id", "output", "cost_usd", "provider_calls", "cached_calls"):
-            ET.SubElement(props, "property", name=key, value=str(job.get(key)))
+            # A job without a project or an output has no such property (never "None").
+            if job.get(key) is not None:
+                ET.SubElement(props, "property", name=key, value=str(job[key]))
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)
@@ -72,12 +92,24 @@ def write_junit(path: Path, report: dict[str, Any]) -> None:
 # -- the HTML gallery ---------------------------------------------------------------------
 
 
-def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) -> tuple[Path, int]:
-    """Write a self-contained HTML gallery of a batch; return (path, jobs shown).
+class Gallery(NamedTuple):
+    """What `vidpipe report` wrote: the page, how many jobs, and which batch it shows."""
+
+    path: Path
+    jobs: int
+    batch_id: str
+    args: dict[str, Any]
+
+
+def write_gallery(
+    config: Config, html_path: Path, batch_id: str | None = None, *, compare: str | None = None
+) -> Gallery:
+    """Write a self-contained HTML gallery of a batch.
 
     Styles and contact sheets are inlined (sheets as JPEG data URIs); videos are linked by
     a path relative to the page, since inlining a batch of films would make a page of
-    hundreds of megabytes.
+    hundreds of megabytes. With ``compare="previous"`` each job's card also shows the
+    job's previous version, what changed between the two and both costs.
     """
     from importlib import resources
 
@@ -96,6 +128,9 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
             raise NotFound(f"no {what} in the database; `vidpipe run` makes one")
         report = batch.report
         jobs = [_gallery_job(config, store, html_path, job) for job in report["jobs"]]
+        if compare == "previous":
+            for job in jobs:
+                job["previous"], job["changes"] = _previous_version(config, store, html_path, job)
     finally:
         store.close()
     source = resources.files("vidpipe.outputs").joinpath("gallery.html.j2").read_text("utf-8")
@@ -109,10 +144,44 @@ def write_gallery(config: Config, html_path: Path, batch_id: str | None = None) 
             else None,
         },
         totals=report["totals"],
-        jobs=jobs,
+        jobs=redact_data(jobs),
+        compare=compare,
     )
     write_atomic(html_path, html.encode("utf-8"))
-    return html_path, len(jobs)
+    return Gallery(html_path, len(jobs), batch.id, dict(batch.args or {}))
+
+
+def _previous_version(
+    config: Config, store: Any, html_path: Path, job: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The job's previous project as the gallery shows it, and what changed since."""
+    from vidpipe.outputs.compare import recorded_changes
+
+    current = store.project(job["project_id"]) if job.get("project_id") else None
+    previous = store.previous_project(current) if current is not None else None
+    if current is None or previous is None:
+        return None, []
+    changes = recorded_changes(
+        previous, current, store.scenes(previous.id), store.scenes(current.id)
+    )
+    output = config.artifacts_dir / previous.output_path if previous.output_path else None
+    shown = _gallery_job(
+        config,
+        store,
+        html_path,
+        {
+            "project_id": previous.id,
+            "status": previous.status,
+            "output": config.display(output) if output is not None else None,
+        },
+    )
+    shown.update(
+        created=previous.created_at.isoformat(timespec="seconds") + "Z",
+        cost_usd=round(previous.cost_actual_usd or 0.0, 6),
+    )
+    current_cost = round(current.cost_actual_usd or 0.0, 6)
+    job["project_cost_usd"] = current_cost
+    return shown, changes
 
 
 def _gallery_job(
@@ -121,40 +190,80 @@ def _gallery_job(
     import os
 
     out = dict(job)
-    out.update(video=None, sheet=None, poster=None, gaps=[], video_duration=None)
+    out.update(video=None, sheet=None, poster=None, gaps=[], video_duration=None, frames=[])
     project = store.project(job["project_id"]) if job.get("project_id") else None
     if job.get("output") and job["status"] == "complete":
         video = config.root / job["output"]
         if video.is_file():
             out["video"] = Path(os.path.relpath(video, html_path.parent.resolve())).as_posix()
-            sheet = video.parent / "storyboard.png"
-            if sheet.is_file():
-                out["sheet"] = _data_uri(sheet)
-            manifest = video.parent / "manifest.json"
-            if manifest.is_file():
-                data = json.loads(manifest.read_text("utf-8"))
-                out["gaps"] = data.get("gaps", [])
-                out["video_duration"] = (data.get("output") or {}).get("duration")
-                first = (data.get("scenes") or [{}])[0].get("keyframes", {}).get("start")
-                if first and (config.root / first["path"]).is_file():
-                    out["poster"] = _data_uri(config.root / first["path"], width=640)
+            out["sheet"] = _data_uri(video.parent / "storyboard.png")
+            data = _manifest(video.parent / "manifest.json")
+            out["gaps"] = data.get("gaps", [])
+            out["video_duration"] = (data.get("output") or {}).get("duration")
+            try:
+                first = data["scenes"][0]["keyframes"]["start"]["path"]
+            except (KeyError, IndexError, TypeError):
+                first = None
+            if isinstance(first, str):
+                out["poster"] = _data_uri(config.root / first, width=640)
     elif project is not None:
         # A failed or stopped job: show what it got to, if it has a contact sheet.
         sheet = config.artifacts_dir / project.job_name / project.id / "output" / "storyboard.png"
-        if sheet.is_file():
-            out["sheet"] = _data_uri(sheet)
+        out["sheet"] = _data_uri(sheet)
+        out["frames"] = _review_frames(config, store, project)
     return out
 
 
-def _data_uri(path: Path, width: int = 900) -> str:
-    """A PNG as a compact JPEG data URI (contact sheets are large and photographic)."""
+def _review_frames(config: Config, store: Any, project: Any) -> list[dict[str, Any]]:
+    """The keyframes and prompts of an unfinished project, scene by scene: the review card
+    of a project stopped before its clips were paid for."""
+    from vidpipe.artifacts import Layout, verified
+
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    frames = []
+    for scene in store.scenes(project.id):
+        item: dict[str, Any] = {
+            "index": scene.index,
+            "description": scene.description,
+            "prompts": dict(scene.prompts or {}),
+        }
+        for frame in scene.keyframes:
+            path = layout.load(frame.path)
+            if path.is_file():
+                item[frame.kind] = _data_uri(path, width=320)
+                item[f"{frame.kind}_path"] = config.display(path)
+                item[f"{frame.kind}_source"] = frame.source
+                item[f"{frame.kind}_edited"] = not verified(path, frame.sha256)
+        if "start" in item or "end" in item:
+            frames.append(item)
+    return frames
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    """A job's manifest, or {} when it is missing or damaged (the gallery shows the rest)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _data_uri(path: Path, width: int = 900) -> str | None:
+    """A PNG as a compact JPEG data URI (contact sheets are large and photographic).
+
+    None when the file is missing or does not decode (a truncated sheet is left out, not
+    a reason to fail the whole gallery).
+    """
     import base64
     import io
 
     from PIL import Image
 
-    with Image.open(path) as source:
-        img = source.convert("RGB")
+    try:
+        with Image.open(path) as source:
+            img = source.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
     if img.width > width:
         img = img.resize((width, round(img.height * width / img.width)), Image.Resampling.LANCZOS)
     buf = io.BytesIO()

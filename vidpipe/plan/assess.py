@@ -314,12 +314,19 @@ def _finish(
 
 
 def up_to_date(plan: Plan, project: Project, config: Config) -> bool:
-    """A finished project of this plan whose final.mp4 (and `output:` copy) is intact."""
+    """A finished project of this plan whose outputs are intact: final.mp4, manifest.json
+    and the contact sheet match their recorded sha256 (and the `output:` copy, if any).
+
+    Anything less is rebuilt by running the project again: its steps trust what is
+    recorded and intact, so that costs no provider call.
+    """
+    from vidpipe.outputs.manifest import outputs_intact
+
     if project.status != "complete" or not project.output_path:
         return False
     if project.plan_digest != plan.digest:
         return False
-    if not verified(config.artifacts_dir / project.output_path, project.output_sha256):
+    if not outputs_intact(config, project):
         return False
     return not plan.output or verified(config.root / plan.output, project.output_sha256)
 
@@ -403,3 +410,29 @@ def _context_label(name: str) -> str:
     if name.startswith("setting "):
         return f"job setting {name.removeprefix('setting ')}"
     return f"the {name}"
+
+
+def recorded_reasons(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Why one project's generations differ from another's, from what both recorded
+    (:meth:`Assessment.record`, kept as ``Project.node_inputs``): the reasons `vidpipe plan`
+    gives for a new generation, for every generation whose key changed."""
+    out: list[str] = []
+    for node_id, now in new.items():
+        before = old.get(node_id)
+        if before is not None and before.get("key") == now.get("key"):
+            continue
+        capability = (
+            "storyboard"
+            if node_id == "storyboard"
+            else "video"
+            if node_id.endswith(" clip")
+            else "image"
+        )
+        scene = int(node_id.split()[1]) if node_id.startswith("scene ") else None
+        step = Step(
+            node_id, capability, scene, Status.NEW, now.get("key"), 0.0, (),
+            now.get("inputs") or {}, now.get("context") or {},
+        )  # fmt: skip
+        reasons = _changes(step, before) if before else [f"{node_id} is new in this version"]
+        out.extend(r for r in reasons if r not in out)
+    return out

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidpipe import __version__
+from vidpipe.catalog import lifecycle_problems
 from vidpipe.errors import JobFileError, Problem, TemplateProblem
 from vidpipe.plan import checks
 from vidpipe.plan.model import Frame, FrameSource, Node, Plan
@@ -28,6 +29,7 @@ from vidpipe.prompts import BUILTIN_NAMES, check_templates, prompts_for, storybo
 from vidpipe.providers import CAPABILITIES, Provider, available, create
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job, load_jobs
+from vidpipe.spec.outputs import finish_files
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,36 @@ class Compiled:
 
     plans: list[Plan]
     providers: dict[str, Provider]
+    #: Located warnings (a model retiring within 30 days); problems are raised instead.
+    warnings: list[str] = field(default_factory=list)
 
 
 def providers_for(jobs: Sequence[Job], config: Config) -> dict[str, Provider]:
     """One instance per provider name used by the batch (they share rate limits)."""
     names = sorted({name for job in jobs for name in job.providers.values()})
     return {name: create(name, config) for name in names}
+
+
+def _template_problems(jobs: Sequence[Job]) -> list[Problem]:
+    """Render every job's templates; one problem per distinct error, naming its jobs.
+
+    Jobs share templates, so one typo in `motion.j2` would otherwise be listed once per
+    job of the batch: it is reported once, with the jobs it affects.
+    """
+    affected: dict[tuple[str, int | None, str], list[Job]] = {}
+    for job in jobs:
+        try:
+            check_templates(job)
+        except TemplateProblem as exc:
+            affected.setdefault((exc.template, exc.line, exc.detail), []).append(job)
+    problems = []
+    for (template, line, detail), hit in affected.items():
+        if len(hit) == 1:
+            which = f"job {hit[0].name}, {hit[0].display}"
+        else:
+            which = f"{len(hit)} jobs: {', '.join(job.name for job in hit)}"
+        problems.append(Problem(template, line, None, f"{detail} ({which})"))
+    return problems
 
 
 def compile_batch(
@@ -55,30 +81,25 @@ def compile_batch(
 
 def compile_jobs(jobs: Sequence[Job], config: Config) -> Compiled:
     """Compile loaded jobs (all of a batch: outputs are checked across them)."""
-    problems: list[Problem] = []
-    for job in jobs:
-        try:
-            check_templates(job)
-        except TemplateProblem as exc:
-            problems.append(
-                Problem(
-                    exc.template, exc.line, None, f"{exc.detail} (job {job.name}, {job.display})"
-                )
-            )
+    problems: list[Problem] = _template_problems(jobs)
     if problems:
         # Nothing more can be said about a job whose templates do not render.
         raise JobFileError(problems)
     providers = providers_for(jobs, config)
-    prices = PriceTable(config.pricing)
+    prices = PriceTable(config.pricing, config.catalog)
+    warnings: list[str] = []
     for job in jobs:
         problems.extend(checks.provider_limits(job, providers))
+        retired, retiring = lifecycle_problems(job, providers, config.catalog)
+        problems.extend(retired)
+        warnings.extend(retiring)
         problems.extend(checks.crossfade(job))
         problems.extend(checks.override_images(job))
     problems.extend(checks.outputs(jobs, config))
     if problems:
         raise JobFileError(problems)
     plans = [compile_job(job, providers, prices) for job in jobs]
-    return Compiled(plans=plans, providers=providers)
+    return Compiled(plans=plans, providers=providers, warnings=sorted(set(warnings)))
 
 
 def compile_job(job: Job, providers: Mapping[str, Provider], prices: PriceTable) -> Plan:
@@ -130,6 +151,12 @@ def compile_job(job: Job, providers: Mapping[str, Provider], prices: PriceTable)
         "templates": templates,
         "models": models,
         "images": {f.node: f.image_key for f in frames if f.image_key},
+        # The finish step reads these files: a new music bed is a new film (every
+        # generation still comes from the cache).
+        "finish": {
+            f: hashlib.sha256((job.root / f).read_bytes()).hexdigest()
+            for f in finish_files(job.finish)
+        },
     }
     text = json.dumps(digest_input, sort_keys=True, separators=(",", ":"), default=str)
     return Plan(

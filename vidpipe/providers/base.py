@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -99,6 +99,8 @@ class Usage:
     images: int = 0
     video_seconds: float = 0.0
     audio: bool = False
+    #: The clip's resolution, where a model's price depends on it (Veo at 4k).
+    resolution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,9 @@ class VideoStatus:
     data: bytes | None = None
     reason: str | None = None
     usage: Usage = Usage()
+    #: False when submitting the same request again cannot change the answer (a policy
+    #: refusal, an invalid input): the pipeline then fails the scene without resubmitting.
+    retry: bool = True
 
 
 class Provider:
@@ -131,6 +136,9 @@ class Provider:
 
     name: ClassVar[str] = ""
     default_models: ClassVar[Mapping[str, str]] = {}
+    #: Whether its clips honour `VideoRequest.keyframe_edges`; only then is it part of the
+    #: cache key (elsewhere a crossfade change must not pay for a new clip).
+    places_keyframes: ClassVar[bool] = False
     #: Seconds between polls of one operation.
     poll_interval: float = 0.0
     #: Give up polling an operation after this many seconds (it is then `timed_out`).
@@ -158,8 +166,12 @@ class Provider:
             return Usage(images=1)
         return Usage(video_seconds=job.clip_seconds(scene), audio=bool(job.generate_audio))
 
-    def check_ready(self, capabilities: set[Capability]) -> None:
-        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing."""
+    def check_ready(self, capabilities: set[Capability], models: Collection[str] = ()) -> None:
+        """Raise :class:`~vidpipe.errors.ConfigError` if credentials or settings are missing.
+
+        `models` are the model ids the batch will call, for providers whose credentials
+        reach some models and not others.
+        """
 
     def preflight(self, job: Job, capabilities: set[Capability]) -> list[Problem]:
         """Problems that make `job` impossible for this provider, found before any call."""
@@ -191,4 +203,6 @@ class Provider:
             if isinstance(value, bytes):
                 value = hashlib.sha256(value).hexdigest()
             out[f.name] = value
+        if not self.places_keyframes:
+            out.pop("keyframe_edges", None)
         return out

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidpipe.catalog import Catalog, user_problems
+from vidpipe.catalog import build as build_catalog
+from vidpipe.catalog import builtin as builtin_catalog
 from vidpipe.errors import ConfigError
 from vidpipe.spec.schema import validate
-from vidpipe.spec.yamlsource import SourceMap, YamlProblem, load_file
+from vidpipe.spec.yamlsource import SourceMap, YamlProblem, load_file, not_text, printable
 
 CONFIG_NAME = "vidpipe.yaml"
 ENV_PREFIX = "VIDPIPE_"
@@ -41,10 +44,35 @@ BUILTIN: dict[str, Any] = {
         "max_retries": 5,
         "retry_base_delay": 1.0,
         "output_gcs_uri": None,
+        "locations": {"text": None, "image": None, "video": None},
     },
     "lease_seconds": 60,
     "pricing": {},
+    "models": {},
+    "limits": {
+        "template_seconds": 5.0,
+        "template_output_chars": 200_000,
+        "image_pixels": 40_000_000,
+        "matrix_jobs": 1000,
+    },
 }
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Budgets that keep validation from hanging or exhausting memory (`limits:`).
+
+    A template renders for at most `template_seconds` and writes at most
+    `template_output_chars` characters (string and list products and loop iterations are
+    checked as they happen, not after); an image may have at most `image_pixels` pixels
+    (read from its header before anything is decoded); a `matrix` may expand to at most
+    `matrix_jobs` jobs (counted before it is expanded).
+    """
+
+    template_seconds: float = 5.0
+    template_output_chars: int = 200_000
+    image_pixels: int = 40_000_000
+    matrix_jobs: int = 1000
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,8 @@ class GoogleSettings:
     max_retries: int = 5
     retry_base_delay: float = 1.0
     output_gcs_uri: str | None = None
+    #: Location per rate kind (text, image, video) overriding the catalog's per model.
+    locations: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,9 @@ class Config:
     google: GoogleSettings
     pricing: Mapping[str, Mapping[str, float]]
     lease_seconds: float
+    #: The model catalog: the built-in one with `models:` from vidpipe.yaml laid over it.
+    catalog: Catalog = field(default_factory=builtin_catalog, compare=False, repr=False)
+    limits: Limits = field(default_factory=Limits)
     #: Where each default came from, to locate errors in values taken from `defaults:`.
     source: SourceMap | None = field(default=None, compare=False, repr=False)
 
@@ -147,6 +180,12 @@ def load_config(
         _merge(data, env_data)
     if overrides:
         _merge(data, dict(overrides))
+    if data["models"]:
+        # Checked after the environment is merged in, with the file's positions (a value
+        # set only from the environment is located at the top of the file).
+        problems = user_problems(data["models"], source or SourceMap("environment"))
+        if problems:
+            raise ConfigError("\n".join(str(p) for p in sorted(problems)))
 
     g = data["google"]
     return Config(
@@ -167,9 +206,19 @@ def load_config(
             max_retries=int(g["max_retries"]),
             retry_base_delay=float(g["retry_base_delay"]),
             output_gcs_uri=g.get("output_gcs_uri"),
+            locations=dict(g.get("locations") or {}),
         ),
         pricing=data["pricing"],
         lease_seconds=float(data["lease_seconds"]),
+        catalog=build_catalog(data["models"], origin=_display(path, cwd) if path else "environment")
+        if data["models"]
+        else builtin_catalog(),
+        limits=Limits(
+            template_seconds=float(data["limits"]["template_seconds"]),
+            template_output_chars=int(data["limits"]["template_output_chars"]),
+            image_pixels=int(data["limits"]["image_pixels"]),
+            matrix_jobs=int(data["limits"]["matrix_jobs"]),
+        ),
         source=source,
     )
 
@@ -196,6 +245,11 @@ def _env_settings(env: Mapping[str, str]) -> list[tuple[str, str, list[str], Any
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
             continue
+        if not_text(name) or not_text(raw):
+            raise ConfigError(
+                f"environment variable {printable(name)} holds bytes that are not UTF-8 text "
+                f"({not_text(name) or not_text(raw)}); fix or unset it"
+            )
         parts = name[len(ENV_PREFIX) :].lower().split("__")
         if not all(parts):
             raise ConfigError(f"environment variable {name} has an empty part between '__'")

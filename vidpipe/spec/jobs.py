@@ -10,9 +10,11 @@ Every problem is collected (not just the first) and reported as `path:line:colum
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import glob
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe.errors import JobFileError, Problem
-from vidpipe.spec.config import Config
+from vidpipe.spec.config import Config, Limits
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import Path_, SourceMap, YamlProblem, load_file
 
@@ -31,9 +33,10 @@ SCENE_FIELDS = (
     "end_frame_prompt",
     "video_motion_prompt",
     "transition_notes",
+    "caption",
 )
 #: Job keys whose mapping values merge key by key across layers.
-MERGED_KEYS = ("vars", "stitch", "models", "templates")
+MERGED_KEYS = ("vars", "stitch", "models", "templates", "finish")
 
 BUILTIN_JOB: dict[str, Any] = {
     "style": "cinematic",
@@ -117,6 +120,10 @@ class Job:
     own_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     matrix_origin: Mapping[str, Path_] = field(default_factory=dict, compare=False, repr=False)
     defaults_source: SourceMap | None = field(default=None, compare=False, repr=False)
+    #: The project's budgets (template rendering, images), from `limits:` in vidpipe.yaml.
+    limits: Limits = field(default_factory=Limits, compare=False, repr=False)
+    #: The resolved `finish:` (see vidpipe.spec.outputs), paths relative to the project root.
+    finish: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -149,6 +156,7 @@ class Job:
             "resolution": self.resolution,
             "output": _relative(self.output, self.root) if self.output else None,
             "matrix": dict(self.matrix),
+            "finish": copy.deepcopy(dict(self.finish)) if self.finish else None,
         }
 
     def problem(self, key: str | Path_, message: str) -> Problem:
@@ -330,36 +338,102 @@ def load_job_file(
 
     own: dict[str, Any] = doc.data
     matrix = own.get("matrix") or {}
-    keys = list(matrix)
-    combos = list(itertools.product(*(matrix[k] for k in keys))) if keys else [()]
+    axes = [_axis(name, values) for name, values in matrix.items()]
+    count = math.prod(len(axis) for axis in axes)
+    if count > config.limits.matrix_jobs:
+        # Counted before anything is expanded: a product of a few lists can be millions.
+        return [], [
+            source.problem(
+                ("matrix",),
+                f"matrix expands to {count:,} jobs, more than the limit of "
+                f"{config.limits.matrix_jobs:,} (`limits: matrix_jobs` in vidpipe.yaml); "
+                "split it into several job files or raise the limit",
+            )
+        ]
     jobs: list[Job] = []
-    for combo in combos:
-        chosen = dict(zip(keys, combo, strict=True))
+    for combo in itertools.product(*axes) if axes else [()]:
+        chosen = {point.axis: point.value for point in combo}
+        refused = [p for point in combo for p in point.refused(source)]
+        if refused:
+            problems.extend(p for p in refused if p not in problems)
+            continue
         layered = _layer(BUILTIN_JOB, defaults, {k: v for k, v in own.items() if k != "matrix"})
-        layered = _layer(layered, chosen, flags)
-        origin: dict[str, Path_] = {k: ("matrix", k, matrix[k].index(v)) for k, v in chosen.items()}
+        layered = _layer(layered, *(point.overlay for point in combo), flags)
+        origin: dict[str, Path_] = {}
+        for point in combo:
+            origin.update(point.origins())
 
         def relocate(
-            at: Path_, on_key: bool, origin: dict[str, Path_] = origin
+            at: Path_, on_key: bool, combo: tuple[_Point, ...] = combo
         ) -> tuple[Path_, bool]:
-            if at and at[0] in origin and not _written_in(own, at):
-                return origin[str(at[0])], False
+            if not at or _written_in(own, at):
+                return at, on_key
+            for point in combo:
+                moved = point.locate(at)
+                if moved is not None:
+                    return moved, on_key and point.named
             return at, on_key
 
         found = validate("job", layered, source, relocate=relocate)
         if found:
             problems.extend(found)
             continue
-        suffix = "".join(
-            f"-{_slug(v, i)}" for i, v in zip(_indexes(matrix, chosen), combo, strict=True)
-        )
+        suffix = "".join(f"-{point.label}" for point in combo)
         job, found = _resolve(
-            path, shown, layered, own, suffix, chosen, config, known_providers, source
+            path, shown, layered, own, suffix, chosen, origin, config, known_providers, source
         )
         problems.extend(found)
         if job is not None:
             jobs.append(job)
     return jobs, problems
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One value of one matrix axis: a value of a job key, or a named set of job keys."""
+
+    axis: str
+    value: Any  # what `job.matrix.<axis>` holds: the value, or the value's name
+    label: str  # the job name suffix
+    overlay: Mapping[str, Any]  # the job keys this value sets
+    at: Path_  # where the value is written
+    named: bool
+
+    def origins(self) -> dict[str, Path_]:
+        if self.named:
+            return {key: (*self.at, key) for key in self.overlay}
+        return {self.axis: self.at}
+
+    def locate(self, at: Path_) -> Path_ | None:
+        """Where the value at job path `at` came from, if this matrix value set it."""
+        if self.named:
+            return (*self.at, *at) if _written_in(self.overlay, at) else None
+        return self.at if at[0] == self.axis else None
+
+    def refused(self, source: SourceMap) -> list[Problem]:
+        return [
+            source.problem(
+                (*self.at, key),
+                f"a named matrix value cannot set `{key}` (the job is named after the value)"
+                if key == "name"
+                else "a named matrix value cannot hold another matrix",
+                key=True,
+            )
+            for key in ("name", "matrix")
+            if self.named and key in self.overlay
+        ]
+
+
+def _axis(name: str, values: Any) -> list[_Point]:
+    if isinstance(values, Mapping):
+        return [
+            _Point(name, label, label, dict(overlay), ("matrix", name, label), True)
+            for label, overlay in values.items()
+        ]
+    return [
+        _Point(name, value, _slug(value, i), {name: value}, ("matrix", name, i), False)
+        for i, value in enumerate(values)
+    ]
 
 
 def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
@@ -372,11 +446,8 @@ def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
     return True
 
 
-def _indexes(matrix: Mapping[str, list[Any]], chosen: Mapping[str, Any]) -> list[int]:
-    return [matrix[k].index(v) for k, v in chosen.items()]
-
-
 def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    # Layers later in the list win; MERGED_KEYS merge one level deep.
     out: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
@@ -406,6 +477,7 @@ def _resolve(
     own: Mapping[str, Any],
     suffix: str,
     chosen: Mapping[str, Any],
+    origin: Mapping[str, Path_],
     config: Config,
     known_providers: set[str],
     source: SourceMap,
@@ -416,10 +488,9 @@ def _resolve(
         # A value the file does not write (a default, a matrix value) is located at its origin.
         if _written_in(own, key):
             return key
-        if key and key[0] in chosen:
-            matrix = own.get("matrix", {})
-            name = str(key[0])
-            return ("matrix", name, matrix[name].index(chosen[name]))
+        if key and key[0] in origin:
+            top = origin[str(key[0])]
+            return (*top, *key[1:]) if top[-1] == key[0] else top
         return ()
 
     base_name = data.get("name") or path.stem
@@ -467,9 +538,6 @@ def _resolve(
                     source.problem(loc, _unknown_provider(name_, known_providers, step))
                 )
 
-    output = None
-    if data.get("output"):
-        output = _inside(config, path, data["output"], source, at("output"), "output", problems)
     templates = dict(data.get("templates") or {})
     for key, value in templates.items():
         if Path(value).is_absolute():
@@ -533,6 +601,17 @@ def _resolve(
                 fit=fit,
             )
         )
+    from vidpipe.spec.outputs import resolve_finish
+
+    finish, found = resolve_finish(
+        data.get("finish"),
+        data["aspect_ratio"],
+        lambda key, message: source.problem(at(*key), message),
+        lambda value, key, what: _inside(config, path, value, source, at(*key), what, problems),
+        config.display,
+        lambda value, key: _image(config, path, value, source, at(*key), problems),
+    )
+    problems.extend(found)
     if problems:
         return None, problems
 
@@ -558,13 +637,29 @@ def _resolve(
         negative_prompt=data.get("negative_prompt"),
         generate_audio=data.get("generate_audio"),
         resolution=data.get("resolution"),
-        output=output,
+        output=None,
         matrix=dict(chosen),
         source=source,
         own_keys=frozenset(own),
-        matrix_origin={k: ("matrix", k, own["matrix"][k].index(v)) for k, v in chosen.items()},
+        matrix_origin=dict(origin),
         defaults_source=config.source,
+        limits=config.limits,
+        finish=finish,
     )
+    if data.get("output"):
+        # `output:` is a template over the job's resolved fields (job.name, job.matrix…).
+        from vidpipe.spec.outputs import render_output
+
+        try:
+            rendered = render_output(
+                data["output"], {"job": job.settings, "vars": job.settings["vars"]}
+            )
+        except ValueError as exc:
+            return None, [source.problem(at("output"), str(exc))]
+        output = _inside(config, path, rendered, source, at("output"), "output", problems)
+        if output is None:
+            return None, problems
+        job = dataclasses.replace(job, output=output)
     return job, []
 
 
@@ -641,19 +736,39 @@ def _image(
     if target.suffix.lower() not in _IMAGE_SUFFIXES:
         problems.append(source.problem(loc, f"image {value!r} must be a .png, .jpg or .jpeg file"))
         return None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(target) as img:
-            fmt = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        problems.append(source.problem(loc, f"image {value!r} is not a readable PNG or JPEG image"))
-        return None
-    if fmt not in ("PNG", "JPEG"):
-        problems.append(source.problem(loc, f"image {value!r} is {fmt}, not PNG or JPEG"))
+    problem = image_problem(target, config.limits.image_pixels)
+    if problem:
+        problems.append(source.problem(loc, f"image {value!r} {problem}"))
         return None
     return target
+
+
+def image_problem(path: Path, max_pixels: int) -> str:
+    """Why an image file cannot be used ('' if it can): format, size, then a full decode.
+
+    The pixel count comes from the header before anything is decoded (a 20000×20000 PNG
+    is a few kilobytes that decode to 1.2 GB), and the full decode happens here, at
+    validate time: checksums can be valid over compressed data that does not decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    limit = f"the limit of {max_pixels:,} pixels (`limits: image_pixels` in vidpipe.yaml)"
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            width, height = img.size
+            img.verify()
+        if fmt not in ("PNG", "JPEG"):
+            return f"is {fmt}, not PNG or JPEG"
+        if width * height > max_pixels:
+            return f"is {width}×{height} = {width * height:,} pixels, more than {limit}"
+        with Image.open(path) as img:
+            img.load()
+    except Image.DecompressionBombError:
+        return f"has more pixels than {limit}"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return "is not a readable PNG or JPEG image"
+    return ""
 
 
 def _duplicate_names(jobs: Sequence[Job]) -> list[Problem]:

@@ -73,6 +73,8 @@ def validate(
         at, on_key = (key_path, True) if key_path is not None else (path, False)
         if relocate is not None:
             at, on_key = relocate(at, on_key)
+        if not on_key:
+            message += source.quote_hint(at)
         problems.append(source.problem(at, message, key=on_key))
     return problems
 
@@ -117,6 +119,12 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
         hint = difflib.get_close_matches(str(value), choices, n=1)
         suggestion = f"did you mean {hint[0]!r}?" if hint else f"it can vary: {', '.join(choices)}"
         return f"{field} cannot vary {value!r}; {suggestion}", (*path, value)
+    if kind == "type" and len(path) >= 2 and path[-2] == "matrix" and isinstance(value, list):
+        # A list under a name that is not a job key: a misspelt key, not named values.
+        choices = list(load_schema("job")["properties"]["matrix"]["properties"])
+        hint = difflib.get_close_matches(str(path[-1]), choices, n=1)
+        suggestion = f"did you mean {hint[0]!r}?" if hint else f"it can vary: {', '.join(choices)}"
+        return f"matrix cannot vary {path[-1]!r}; {suggestion}", path
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = [k for k in value if k not in schema.get("properties", {})]

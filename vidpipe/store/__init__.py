@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from vidpipe.store.db import Store
     from vidpipe.store.models import (
         BatchRecord,
+        CallRecord,
         Generation,
         Keyframe,
         PipelineRun,
@@ -53,7 +54,9 @@ def existing(url: str) -> Store | None:
     if url.startswith(prefix) and ":memory:" not in url:
         from pathlib import Path
 
-        if not Path(url[len(prefix) :]).is_file():
+        path = Path(url[len(prefix) :].split("?", 1)[0])
+        # An empty file holds nothing to read; only `run` initialises it (after asking).
+        if not path.is_file() or path.stat().st_size == 0:
             return None
     from vidpipe.store.db import Store
 
@@ -62,6 +65,7 @@ def existing(url: str) -> Store | None:
 
 __all__ = [
     "BatchRecord",
+    "CallRecord",
     "Generation",
     "Keyframe",
     "PipelineRun",

@@ -12,32 +12,37 @@ here is SQLite-only except those pragmas.
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import (
     Session,
     sessionmaker,
 )
 
 from vidpipe.errors import ConfigError
+from vidpipe.redact import add_secret, install
 from vidpipe.store.migrations import MIGRATIONS
 from vidpipe.store.models import (
     SCHEMA_VERSION,
     Base,
     BatchRecord,
+    CallRecord,
     Generation,
     Keyframe,
     Meta,
@@ -83,18 +88,44 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 class Store:
-    """All database access. One instance per process; sessions are short-lived per call."""
+    """All database access. One instance per process; sessions are short-lived per call.
 
-    def __init__(self, url: str):
+    Opening refuses, with a sentence that names the file and what to do (exit 2), a URL
+    without a scheme, an in-memory SQLite database (it forgets the cache when the process
+    ends), a folder, and a file that is damaged or another program's database. An empty
+    (0-byte) SQLite file is only initialised after `on_empty(path)` agrees; the default
+    warns on stderr that the cache is empty and goes on.
+    """
+
+    def __init__(self, url: str, *, on_empty: Callable[[Path], bool] | None = None):
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(
+                f"database {url!r} is not a database URL; for a file write sqlite:///{url} "
+                "(or give a URL such as postgresql+psycopg://user@host/db)"
+            ) from None
+        add_secret(parsed.password)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        #: The database file (SQLite), for messages.
+        self.file: Path | None = None
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
+            self.file = _sqlite_file(url, parsed.database, parsed.query)
+            empty = self.file.is_file() and self.file.stat().st_size == 0
+            if empty and not (on_empty or warn_empty)(self.file):
+                raise ConfigError(
+                    f"{self.file} is empty (0 bytes), so the cache it held is gone; nothing "
+                    "was run. Restore it from a backup, or run again with --yes to start "
+                    "an empty cache (every generation is then made, and paid for, again)"
+                )
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         try:
             self.engine = create_engine(url, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # a missing driver, a bad option: the URL is the problem
             raise ConfigError(f"cannot use database {_redact(url)!r}: {exc}") from None
+        install(self.engine)
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
@@ -107,9 +138,24 @@ class Store:
         """Bring the schema up to date; return the version."""
         try:
             with self.engine.begin() as conn:
-                Meta.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
-                row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
+                if (
+                    self.is_sqlite
+                    and conn.exec_driver_sql("PRAGMA quick_check(1)").scalar() != "ok"
+                ):
+                    raise DatabaseError("PRAGMA quick_check", None, Exception("damaged"))
+                row = None
+                if inspect(conn).has_table(Meta.__tablename__):
+                    row = conn.execute(
+                        select(Meta.value).where(Meta.key == "schema_version")
+                    ).first()
                 if row is None:
+                    foreign = sorted(inspect(conn).get_table_names())
+                    if foreign and foreign != [Meta.__tablename__]:
+                        raise ConfigError(
+                            f"{self._name()} holds tables vidpipe did not make "
+                            f"({', '.join(foreign[:5])}); it is another program's database. "
+                            "Point `database` (or --db) at another file"
+                        )
                     Base.metadata.create_all(conn)
                     conn.execute(
                         insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION))
@@ -131,8 +177,35 @@ class Store:
                         )
                         version = target
                 return version
-        except OperationalError as exc:
-            raise ConfigError(f"cannot open database {_redact(self.url)!r}: {exc.orig}") from None
+        except DatabaseError as exc:
+            raise ConfigError(self._unusable(exc)) from None
+
+    def _name(self) -> str:
+        return str(self.file) if self.file is not None else repr(_redact(self.url))
+
+    def _unusable(self, exc: DatabaseError) -> str:
+        """Why the database cannot be opened, and what to do, in one sentence."""
+        reason = str(exc.orig) if exc.orig is not None else str(exc)
+        if self.file is None:
+            return (
+                f"cannot open database {self._name()}: {reason}; check the URL, the "
+                "credentials and that the server is running"
+            )
+        if "locked" in reason or "busy" in reason:
+            return (
+                f"database {self.file} is locked: another process has held a write open for "
+                "longer than 30 s (a paused or hung vidpipe?); resume or stop it, then try again"
+            )
+        if "unable to open" in reason:
+            return (
+                f"cannot open database file {self.file} ({reason}); check that its folder "
+                "exists and is writable"
+            )
+        return (
+            f"{self.file} is not a usable vidpipe database ({reason}): it is damaged or "
+            "another program's file. Restore it from a backup, or move it away and run again "
+            "to start an empty cache (every generation is then made, and paid for, again)"
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -206,6 +279,16 @@ class Store:
                 .limit(1)
             ).first()
 
+    def batches(self, limit: int | None = None) -> list[BatchRecord]:
+        """Batches, newest first."""
+        with self.session() as s:
+            query = select(BatchRecord).order_by(
+                BatchRecord.started_at.desc(), BatchRecord.id.desc()
+            )
+            if limit:
+                query = query.limit(limit)
+            return list(s.scalars(query).all())
+
     # -- projects -------------------------------------------------------------------------
 
     def newest_project(self, job_name: str, plan_digest: str | None = None) -> Project | None:
@@ -215,6 +298,20 @@ class Store:
                 query = query.where(Project.plan_digest == plan_digest)
             return s.scalars(
                 query.order_by(Project.created_at.desc(), Project.id.desc()).limit(1)
+            ).first()
+
+    def previous_project(self, project: Project) -> Project | None:
+        """The job's project made just before `project` (its previous version)."""
+        with self.session() as s:
+            return s.scalars(
+                select(Project)
+                .where(
+                    Project.job_name == project.job_name,
+                    (Project.created_at < project.created_at)
+                    | ((Project.created_at == project.created_at) & (Project.id < project.id)),
+                )
+                .order_by(Project.created_at.desc(), Project.id.desc())
+                .limit(1)
             ).first()
 
     def project(self, project_id: str) -> Project | None:
@@ -315,16 +412,38 @@ class Store:
             project.lease_expires_at = now + timedelta(seconds=seconds)
             return project, "claimed"
 
-    def renew(self, project_ids: Sequence[str], owner: str, seconds: float) -> None:
-        """Extend this runner's leases (called periodically while it works)."""
-        if not project_ids:
-            return
+    def renew(self, project_ids: Sequence[str], owner: str, seconds: float) -> set[str]:
+        """Extend this runner's leases and generation claims; return the projects still held.
+
+        A project missing from the answer was taken over by another runner (our lease
+        lapsed, say while this process was paused): its work must stop.
+        """
+        until = utcnow() + timedelta(seconds=seconds)
         with self.session() as s:
+            s.execute(
+                update(Generation)
+                .where(Generation.status == "running", Generation.owner.startswith(owner + "/"))
+                .values(lease_expires_at=until)
+            )
+            if not project_ids:
+                return set()
             s.execute(
                 update(Project)
                 .where(Project.id.in_(list(project_ids)), Project.lease_owner == owner)
-                .values(lease_expires_at=utcnow() + timedelta(seconds=seconds))
+                .values(lease_expires_at=until)
             )
+            return set(
+                s.scalars(
+                    select(Project.id).where(
+                        Project.id.in_(list(project_ids)), Project.lease_owner == owner
+                    )
+                )
+            )
+
+    def holds(self, project_id: str, owner: str) -> bool:
+        """Whether `owner` still holds the lease on a project (nobody took it over)."""
+        with self.session() as s:
+            return s.scalar(select(Project.lease_owner).where(Project.id == project_id)) == owner
 
     def release(self, project_id: str, owner: str) -> None:
         with self.session() as s:
@@ -443,12 +562,98 @@ class Store:
                 for k, v in values.items():
                     setattr(row, k, v)
 
+    def claim_generation(self, key: str, owner: str, seconds: float, **values: Any) -> bool:
+        """Claim the making of generation `key` (single flight); False if it is not ours to make.
+
+        True when there was no row, or a claim whose lease lapsed or whose runner is gone
+        (or ours): the row is now ``running``, owned by `owner`. False when the key is
+        finished, submitted or claimed by a live owner: wait for it and reuse it. One
+        transaction under the write lock (SQLite BEGIN IMMEDIATE) or a row lock (FOR UPDATE
+        on PostgreSQL, where a concurrent insert of the same key fails and is retried).
+        """
+        now = utcnow()
+        try:
+            with self.session() as s:
+                query = select(Generation).where(Generation.key == key)
+                if not self.is_sqlite:
+                    query = query.with_for_update()
+                row = s.scalars(query).first()
+                lease = now + timedelta(seconds=seconds)
+                if row is None:
+                    s.add(
+                        Generation(
+                            key=key, status="running", owner=owner, lease_expires_at=lease, **values
+                        )
+                    )
+                    return True
+                if row.status != "running":
+                    return False
+                live = row.lease_expires_at is not None and row.lease_expires_at > now
+                if row.owner != owner and live and not owner_gone(row.owner):
+                    return False
+                row.owner = owner
+                row.lease_expires_at = lease
+                return True
+        except IntegrityError:
+            return False  # another runner inserted the claim first
+
+    def release_generation(self, key: str, owner: str) -> None:
+        """Give up a claim that did not finish (the call failed): another job may try."""
+        with self.session() as s:
+            row = s.get(Generation, key)
+            if row is not None and row.status == "running" and row.owner == owner:
+                s.delete(row)
+
     def drop_generation(self, key: str) -> None:
         """Forget a generation (it failed, or its artifact is gone)."""
         with self.session() as s:
             row = s.get(Generation, key)
             if row is not None:
                 s.delete(row)
+
+    def recorded_files(self) -> list[tuple[str, str]]:
+        """(path, sha256) of every artifact a project records: keyframes, clips, outputs."""
+        with self.session() as s:
+            rows: list[Any] = list(s.execute(select(Keyframe.path, Keyframe.sha256)).all())
+            rows += s.execute(
+                select(VideoClip.path, VideoClip.sha256).where(VideoClip.path.is_not(None))
+            ).all()
+            rows += s.execute(
+                select(Project.output_path, Project.output_sha256).where(
+                    Project.output_path.is_not(None)
+                )
+            ).all()
+        return [(path, sha) for path, sha in rows if path and sha]
+
+    def generations_with_files(self) -> list[Generation]:
+        """Every finished generation whose result is a file."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Generation).where(
+                        Generation.status == "complete", Generation.result_path.is_not(None)
+                    )
+                ).all()
+            )
+
+    # -- the call log ---------------------------------------------------------------------
+
+    def log_call(self, **values: Any) -> None:
+        """Note one generation a project used: made and paid for, or taken from the cache."""
+        with self.session() as s:
+            s.add(CallRecord(**values))
+
+    def calls(
+        self, *, since: datetime | None = None, batch_ids: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        """The call log, oldest first; from `since` on, or of these batches only."""
+        with self.session() as s:
+            query = select(CallRecord).order_by(CallRecord.at, CallRecord.id)
+            if since is not None:
+                query = query.where(CallRecord.at >= since)
+            if batch_ids is not None:
+                query = query.where(CallRecord.batch_id.in_(list(batch_ids)))
+            return list(s.scalars(query).all())
 
     def project_cost(self, project_id: str) -> dict[str, float]:
         """Actual spend of a project by capability (cache hits cost nothing)."""
@@ -462,6 +667,32 @@ class Store:
         for capability, cost in rows:
             out[capability] = out.get(capability, 0.0) + (cost or 0.0)
         return out
+
+
+def warn_empty(path: Path) -> bool:
+    """The default for an empty database file: say the cache is empty, then go on."""
+    print(
+        f"vidpipe: warning: {path} is empty (0 bytes): starting a new, empty cache; "
+        "every generation will be made, and paid for, again",
+        file=sys.stderr,
+        flush=True,
+    )
+    return True
+
+
+def _sqlite_file(url: str, database: str | None, query: Any) -> Path:
+    """The file of a SQLite URL; an in-memory database or a folder is refused."""
+    if not database or database == ":memory:" or query.get("mode") == "memory":
+        raise ConfigError(
+            f"database {url!r} is in memory: the cache would be gone when vidpipe exits (and "
+            "every connection would see its own); use a file such as sqlite:///vidpipe.db"
+        )
+    path = Path(database[len("file:") :] if database.startswith("file:") else database)
+    if path.is_dir():
+        raise ConfigError(
+            f"database {path} is a folder; point `database` at a file such as sqlite:///vidpipe.db"
+        )
+    return path
 
 
 def _redact(url: str) -> str:

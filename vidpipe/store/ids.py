@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 # The schema this vidpipe writes (see migrations.py for how older ones are brought up).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:
@@ -38,6 +38,7 @@ def owner_gone(owner: str | None) -> bool:
     """
     if not owner:
         return True
+    owner = owner.split("/", 1)[0]  # a claim's owner is the runner id + "/" + a project id
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():

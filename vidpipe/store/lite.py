@@ -67,6 +67,8 @@ class ProjectRow(_Row):
     output_path: str | None = None
     output_sha256: str | None = None
     output_duration: float | None = None
+    manifest_sha256: str | None = None
+    sheet_sha256: str | None = None
     cost_estimate_usd: float = 0.0
     cost_actual_usd: float = 0.0
     batch_id: str | None = None
@@ -104,9 +106,10 @@ class SceneRow(_Row):
     prompts: dict[str, Any] = field(default_factory=dict)
     duration: int = 0
     error_message: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
     keyframes: list[KeyframeRow] = field(default_factory=list)
     clip: ClipRow | None = None
-    _json_columns = ("prompts",)
+    _json_columns = ("prompts", "fields")
 
 
 @dataclass
@@ -116,7 +119,11 @@ class RunRow(_Row):
     provider_calls: int = 0
     cached_calls: int = 0
     cost_usd: float = 0.0
-    _time_columns = ("started_at",)
+    batch_id: str | None = None
+    runner: str = ""
+    finished_at: datetime | None = None
+    error_message: str | None = None
+    _time_columns = ("started_at", "finished_at")
 
 
 class LiteStore:
@@ -207,18 +214,18 @@ class LiteStore:
             out[capability] = out.get(capability, 0.0) + (cost or 0.0)
         return out
 
-    def update_project(
-        self,
-        project_id: str,
-        *,
-        output_path: str,
-        output_sha256: str,
-        output_duration: float,
-    ) -> None:
+    # The columns `vidpipe stitch` writes: the output and the digests of what it wrote.
+    _OUTPUT_COLUMNS = frozenset(
+        {"output_path", "output_sha256", "output_duration", "manifest_sha256", "sheet_sha256"}
+    )
+
+    def update_project(self, project_id: str, **values: Any) -> None:
         """Record a project's stitched output (the only write `vidpipe stitch` makes)."""
-        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        unknown = set(values) - self._OUTPUT_COLUMNS
+        if unknown:
+            raise ValueError(f"LiteStore writes only the output columns, not {sorted(unknown)}")
+        values["updated_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        columns = ", ".join(f"{name} = ?" for name in values)
         self.db.execute(
-            "UPDATE projects SET output_path = ?, output_sha256 = ?, output_duration = ?, "
-            "updated_at = ? WHERE id = ?",
-            [output_path, output_sha256, output_duration, now, project_id],
+            f"UPDATE projects SET {columns} WHERE id = ?", [*values.values(), project_id]
         )

@@ -24,7 +24,42 @@ def m002_projects_record_their_plan(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE projects ADD COLUMN node_inputs JSON"))
 
 
+def m003_call_log(conn: Connection) -> None:
+    """The call log behind `vidpipe costs` and `vidpipe batches`: one row per generation a
+    project used, made or taken from the cache.
+
+    Earlier databases kept only the cache (one row per key), so their history is carried
+    over as one paid call per recorded generation, dated when it finished and credited to
+    its project's batch. Cache hits of those days were never written down and stay unknown.
+    """
+    from vidpipe.store.models import CallRecord
+
+    CallRecord.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+    conn.execute(
+        text(
+            "INSERT INTO call_log (at, batch_id, project_id, job_name, capability, provider,"
+            " model, key, cached, cost_usd)"
+            " SELECT COALESCE(g.completed_at, g.created_at), p.batch_id, g.project_id,"
+            " p.job_name, g.capability, g.provider, g.model, g.key, :no, g.cost_usd"
+            " FROM generations g JOIN projects p ON p.id = g.project_id"
+            " WHERE g.status = 'complete'"
+        ),
+        {"no": False},
+    )
+
+
+def m004_claims_and_output_digests(conn: Connection) -> None:
+    """A generation can be claimed while it is made (single flight: `running` rows with a
+    lease), and a project records the sha256 of its manifest and contact sheet so a
+    damaged one is rebuilt instead of trusted."""
+    conn.execute(text("ALTER TABLE generations ADD COLUMN lease_expires_at TIMESTAMP"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN manifest_sha256 VARCHAR(64)"))
+    conn.execute(text("ALTER TABLE projects ADD COLUMN sheet_sha256 VARCHAR(64)"))
+
+
 #: (version it brings the schema to, migration), in order.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, m002_projects_record_their_plan),
+    (3, m003_call_log),
+    (4, m004_claims_and_output_digests),
 ]

@@ -1,4 +1,5 @@
-"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations.
+"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations
+and the call log.
 
 Paths are stored relative to `artifacts_dir` so a database can move between machines that
 mount the artifacts at different places.
@@ -11,6 +12,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -76,6 +78,8 @@ class Project(Base):
     output_path: Mapped[str | None] = mapped_column(Text)
     output_sha256: Mapped[str | None] = mapped_column(String(64))
     output_duration: Mapped[float | None] = mapped_column(Float)
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    sheet_sha256: Mapped[str | None] = mapped_column(String(64))
     cost_estimate_usd: Mapped[float] = mapped_column(Float, default=0.0)
     cost_actual_usd: Mapped[float] = mapped_column(Float, default=0.0)
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
@@ -172,7 +176,8 @@ class Generation(Base):
     capability: Mapped[str] = mapped_column(String(20))
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # submitted | complete | rai_filtered
+    #: running (claimed: being made, see lease) | submitted | complete
+    status: Mapped[str] = mapped_column(String(20))
     operation_id: Mapped[str | None] = mapped_column(Text)
     result_path: Mapped[str | None] = mapped_column(Text)
     result_sha256: Mapped[str | None] = mapped_column(String(64))
@@ -181,5 +186,28 @@ class Generation(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     project_id: Mapped[str | None] = mapped_column(String(40))
     owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CallRecord(Base):
+    """One generation a project used in one run: made (and paid for) or taken from the cache.
+
+    The generations table is the cache, one row per key, overwritten by ``--force``; this is
+    the ledger that `vidpipe costs` and `vidpipe batches` add up, one row per use.
+    """
+
+    __tablename__ = "call_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    project_id: Mapped[str] = mapped_column(String(40), index=True)
+    job_name: Mapped[str] = mapped_column(String(64))
+    capability: Mapped[str] = mapped_column(String(20))
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(64))
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_s: Mapped[float | None] = mapped_column(Float)

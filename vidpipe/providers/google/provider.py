@@ -1,23 +1,25 @@
 """The `google` provider: Gemini, Gemini image (or Imagen) and Veo on Vertex AI.
 
 Built on the official `google-genai` SDK in Vertex mode (``genai.Client(vertexai=True)``).
+Credentials, locations and the one-client-per-location rule are in
+:mod:`~vidpipe.providers.google.client`; how failures are retried is in
+:mod:`~vidpipe.providers.google.retry`. The key is never stored, logged or put in a
+message: every error text passes through :meth:`GoogleProvider._redact`.
 
-Credentials come from the environment only — an express-mode key in ``GOOGLE_API_KEY``,
-or Application Default Credentials with ``GOOGLE_CLOUD_PROJECT`` and
-``GOOGLE_CLOUD_LOCATION`` (or ``google.project`` / ``google.location``). The key is never
-stored, logged or put in a message: every error text passes through :meth:`_redact`.
+Every model fact (durations, resolutions, aspect ratios, inputs, sound, location, which
+REST method it needs) comes from the model catalog (:mod:`vidpipe.catalog`), so the
+pre-flight checks refuse what the service would refuse before anything is paid for.
 
 * storyboard — Gemini structured output (``response_json_schema``), validated by the pipeline.
-* image — a Gemini image model with ``response_modalities=["IMAGE"]``; an end frame is an
-  edit of its start frame. ``thought`` parts are skipped; a response without an image
-  (``IMAGE_SAFETY``, ``NO_IMAGE``, a blocked prompt) is retried, then the scene fails with
-  the reason. ``imagen-*`` models go through ``:predict`` (text only).
+* image — a Gemini image model with ``response_modalities=["IMAGE"]`` (and ``imageSize``
+  where the model takes one); an end frame is an edit of its start frame. ``thought``
+  parts are skipped; a response without an image (``IMAGE_SAFETY``, ``NO_IMAGE``, a
+  blocked prompt) is retried, then the scene fails with the reason. Models the catalog
+  calls through ``predict`` (Imagen) are text-only.
 * video — Veo with the start frame as ``image`` and the end frame as ``last_frame``,
-  submitted as a long-running operation and polled with ``client.operations.get``.
-
-429, 408 and 5xx answers and network errors are retried with exponential backoff and
-jitter, honouring ``Retry-After``; requests per minute are capped per capability by a
-limiter shared by every job of the run.
+  submitted as a long-running operation and polled with ``client.operations.get``. An
+  operation that ends in a deterministic refusal (google.rpc code 3, a policy "Support
+  codes" message) is not submitted again.
 """
 
 from __future__ import annotations
@@ -26,14 +28,13 @@ import io
 import json
 import logging
 import os
-import re
-import threading
 import urllib.request
 import warnings
-from collections.abc import Callable
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from vidpipe.catalog import ModelInfo, image_size_for, job_problems
+from vidpipe.catalog import builtin as builtin_catalog
 from vidpipe.errors import (
     ConfigError,
     ContentBlocked,
@@ -53,6 +54,20 @@ from vidpipe.providers.base import (
     VideoRequest,
     VideoStatus,
 )
+from vidpipe.providers.google.client import (
+    KINDS,
+    Clients,
+    api_of,
+    credentials,
+    express_refusal,
+)
+from vidpipe.providers.google.retry import (
+    Refused,
+    is_transport_error,
+    per_day_quota,
+    retry_delay,
+    transient_status,
+)
 from vidpipe.providers.ratelimit import RateLimiter, with_retries
 
 if TYPE_CHECKING:
@@ -62,142 +77,69 @@ if TYPE_CHECKING:
 log = logging.getLogger("vidpipe.providers.google")
 T = TypeVar("T")
 
-#: Vertex AI region when neither google.location nor GOOGLE_CLOUD_LOCATION names one.
-DEFAULT_LOCATION = "us-central1"
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: Extra attempts when an image response carries no image (safety filter, NO_IMAGE).
 IMAGE_ATTEMPTS = 3
-RATE_KINDS = {"storyboard": "text", "image": "image", "video": "video"}
+#: google.rpc code of an operation refused for its input (policy, invalid argument).
+INVALID_ARGUMENT = 3
+#: Words of an operation error that a resubmission cannot change.
+_POLICY_MARKERS = ("support codes", "could not be submitted", "responsible ai", "allowlist")
 
-
-class Refused(ProviderError):
-    """The API refused a request (a 4xx other than 408/429): retrying it cannot help."""
-
-    def __init__(self, message: str, *, status: int):
-        super().__init__(message)
-        self.status = status
-
-
-def veo_family(model: str) -> str | None:
-    """`veo-2`, `veo-3.0`, `veo-3.1` (or another `veo-3.x`), or None for a non-Veo model."""
-    m = re.match(r"veo-(\d+)(?:\.(\d+))?", model)
-    if not m:
-        return None
-    major, minor = m.group(1), m.group(2) or "0"
-    return "veo-2" if major == "2" else f"veo-{major}.{minor}"
-
-
-# What each Veo family accepts (Google's model pages, see FIELD-NOTES).
-VEO_ASPECT_RATIOS = ("16:9", "9:16")
-VEO_DURATIONS = {"veo-2": (5, 6, 7, 8)}
-VEO3_DURATIONS = (4, 6, 8)
-VEO_RESOLUTIONS = {"veo-2": ("720p",)}
-VEO3_RESOLUTIONS = ("720p", "1080p")
-VEO_WITHOUT_LAST_FRAME = ("veo-3.0",)
+__all__ = ["GoogleProvider", "Refused"]
 
 
 class GoogleProvider(Provider):
     """Vertex AI through google-genai."""
 
     name: ClassVar[str] = "google"
-    default_models: ClassVar[dict[str, str]] = {
-        "storyboard": "gemini-2.5-flash",
-        "image": "gemini-2.5-flash-image",
-        "video": "veo-3.1-fast-generate-001",
-    }
+    default_models: ClassVar[dict[str, str]] = dict(builtin_catalog().defaults["google"])
 
     def __init__(self, config: Config):
         super().__init__(config)
         settings = config.google
         self.settings = settings
+        self.catalog = config.catalog
         self.poll_interval = settings.poll_interval
         self.poll_timeout = settings.poll_timeout
         self.limiters = {
-            cap: RateLimiter(config.rate_limits.get(kind, 60)) for cap, kind in RATE_KINDS.items()
+            cap: RateLimiter(config.rate_limits.get(kind, 60)) for cap, kind in KINDS.items()
         }
-        self._client: Any = None
-        self._adc_credentials: Any = None
-        self._client_lock = threading.Lock()
+        self.clients = Clients(settings)
 
-    # -- credentials and client -----------------------------------------------------------
-
-    def _credentials(self) -> tuple[str | None, str | None, str | None]:
-        """(api_key, project, location) from the environment and vidpipe.yaml.
-
-        The location defaults to `us-central1` (SPEC §5; where Veo is served) after
-        `google.location` and `GOOGLE_CLOUD_LOCATION`.
-        """
-        key = os.environ.get("GOOGLE_API_KEY") or None
-        project = self.settings.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or None
-        location = (
-            self.settings.location or os.environ.get("GOOGLE_CLOUD_LOCATION") or DEFAULT_LOCATION
+    def model(self, capability: Capability, requested: str | None) -> str:
+        return (
+            requested
+            or self.catalog.default(self.name, capability)
+            or self.default_models[capability]
         )
-        return key, project, location
 
-    def check_ready(self, capabilities: set[Capability]) -> None:
+    # -- credentials ----------------------------------------------------------------------
+
+    def check_ready(self, capabilities: set[Capability], models: Collection[str] = ()) -> None:
         if not capabilities:
             return
-        key, project, _location = self._credentials()
-        if key:
+        creds = credentials(self.settings)
+        needs = [(m, api_of(self.catalog, _step_of(self.catalog, m), m)) for m in models]
+        if "video" in capabilities and not models:
+            needs.append((self.model("video", None), "predict_long_running"))
+        refusal = express_refusal(creds, needs)
+        if refusal:
+            raise ConfigError(refusal)
+        if creds.api_key:
             return
-        if not project:
+        if not creds.project:
             raise ConfigError(
                 "the google provider needs credentials: set GOOGLE_API_KEY to a Vertex AI "
-                "express-mode key, or use Application Default Credentials (`gcloud auth "
-                "application-default login` or GOOGLE_APPLICATION_CREDENTIALS) with "
-                "GOOGLE_CLOUD_PROJECT (or google.project) and optionally GOOGLE_CLOUD_LOCATION "
-                f"(default {DEFAULT_LOCATION}); neither GOOGLE_API_KEY nor GOOGLE_CLOUD_PROJECT "
-                "is set"
+                "API key (with GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION for Veo), or "
+                "use Application Default Credentials (`gcloud auth application-default "
+                "login` or GOOGLE_APPLICATION_CREDENTIALS) with GOOGLE_CLOUD_PROJECT (or "
+                "google.project); neither GOOGLE_API_KEY nor GOOGLE_CLOUD_PROJECT is set"
             )
-        self._adc(project)
+        self.clients.adc(creds.project)
 
-    def _adc(self, project: str | None) -> Any:
-        """Application Default Credentials, found once (a ConfigError when there are none)."""
-        with self._client_lock:
-            if self._adc_credentials is None:
-                import google.auth
-                from google.auth.exceptions import DefaultCredentialsError
-
-                try:
-                    credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-                except DefaultCredentialsError as exc:
-                    raise ConfigError(
-                        f"the google provider has no credentials for project {project}: {exc} "
-                        "Run `gcloud auth application-default login`, set "
-                        "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or set "
-                        "GOOGLE_API_KEY to a Vertex AI express-mode key"
-                    ) from None
-                self._adc_credentials = credentials
-            return self._adc_credentials
-
-    def client(self) -> Any:
-        """The shared SDK client (created on first use; thread-safe)."""
-        if self._client is not None:
-            return self._client
-        key, project, location = self._credentials()
-        credentials = None if key else self._adc(project)
-        with self._client_lock:
-            if self._client is None:
-                from google import genai
-                from google.genai import types
-
-                options: dict[str, Any] = {"timeout": 120_000}
-                if self.settings.base_url:
-                    options["base_url"] = self.settings.base_url
-                http_options = types.HttpOptions(**options)
-                if key:
-                    self._client = genai.Client(
-                        vertexai=True, api_key=key, http_options=http_options
-                    )
-                else:
-                    self._client = genai.Client(
-                        vertexai=True,
-                        project=project,
-                        location=location,
-                        credentials=credentials,
-                        http_options=http_options,
-                    )
-            return self._client
+    def client(self, capability: Capability = "storyboard", model: str | None = None) -> Any:
+        """The SDK client for the location `model` is served from (shared, thread-safe)."""
+        model = model or self.model(capability, None)
+        return self.clients.get(self.clients.location_for(self.catalog, capability, model))
 
     def _redact(self, text: str) -> str:
         key = os.environ.get("GOOGLE_API_KEY")
@@ -216,20 +158,17 @@ class GoogleProvider(Provider):
             from google.auth.exceptions import GoogleAuthError
             from google.auth.exceptions import TransportError as AuthTransportError
             from google.genai import errors as genai_errors
-            from httpx2 import TransportError
 
             try:
                 return fn()
             except genai_errors.APIError as exc:
                 code = int(exc.code or 0)
                 message = self._redact(f"{code} {exc.status or ''}: {exc.message or ''}".strip())
-                if code in (408, 429) or code >= 500:
+                if transient_status(code) and not per_day_quota(exc):
                     raise TransientProviderError(
-                        message, retry_after=_retry_after(exc), status=code
+                        message, retry_after=retry_delay(exc), status=code
                     ) from None
                 raise Refused(f"{what} was refused: {message}", status=code) from None
-            except TransportError as exc:
-                raise TransientProviderError(self._redact(f"network error: {exc}")) from None
             except GoogleAuthError as exc:
                 # Refreshing an access token failed (network, revoked or expired grant).
                 if isinstance(exc, AuthTransportError) or getattr(exc, "retryable", False):
@@ -238,6 +177,10 @@ class GoogleProvider(Provider):
                     f"{what}: Google credentials were refused ({exc}); run `gcloud auth "
                     "application-default login` or check GOOGLE_APPLICATION_CREDENTIALS"
                 ) from None
+            except Exception as exc:
+                if not is_transport_error(exc):
+                    raise
+                raise TransientProviderError(self._redact(f"network error: {exc}")) from None
 
         return with_retries(
             attempt,
@@ -252,66 +195,50 @@ class GoogleProvider(Provider):
 
     def preflight(self, job: Job, capabilities: set[Capability]) -> list[Problem]:
         problems: list[Problem] = []
-        if "video" not in capabilities:
-            return problems
-        model = self.model("video", job.models.get("video"))
-        family = veo_family(model)
-        where_model: Any = ("models", "video") if job.models.get("video") else "provider"
-        if family is None:
-            return [
-                job.problem(
-                    where_model,
-                    f"{model} is not a Veo model; the google provider makes clips with Veo",
-                )
-            ]
-        if job.aspect_ratio not in VEO_ASPECT_RATIOS:
-            problems.append(
-                job.problem(
-                    "aspect_ratio", f"{model} makes 16:9 or 9:16 video, not {job.aspect_ratio}"
-                )
-            )
-        allowed = VEO_DURATIONS.get(family, VEO3_DURATIONS)
-        for i in range(job.scenes):
-            seconds = job.clip_seconds(i)
-            if seconds not in allowed:
-                override = job.override(i)
-                where: Any = "clip_duration"
-                if override is not None and override.duration:
-                    where = ("scene_overrides", job.overrides.index(override), "duration")
-                choices = ", ".join(str(d) for d in allowed)
+        for step in ("storyboard", "image", "video"):
+            if step not in capabilities:
+                continue
+            model = self.model(step, job.models.get(step))
+            where: Any = ("models", step) if job.models.get(step) else "provider"
+            info = self.catalog.get(model)
+            if info is None or info.provider != self.name:
                 problems.append(
-                    job.problem(where, f"{model} makes clips of {choices} seconds, not {seconds}")
+                    job.problem(
+                        where,
+                        f"{model} is not a google model in the catalog; `vidpipe models` "
+                        "lists the known ones, and `models:` in vidpipe.yaml adds one",
+                    )
                 )
-                break
-        resolutions = VEO_RESOLUTIONS.get(family, VEO3_RESOLUTIONS)
-        if job.resolution is not None and job.resolution not in resolutions:
-            problems.append(
-                job.problem(
-                    "resolution",
-                    f"{model} renders {' or '.join(resolutions)}, not {job.resolution}",
+                continue
+            if info.step != step:
+                problems.append(
+                    job.problem(where, f"{model} is a {info.step} model, not a {step} model")
                 )
-            )
-        if family in VEO_WITHOUT_LAST_FRAME:
-            problems.append(
-                job.problem(
-                    where_model,
-                    f"{model} cannot end a clip on a given last frame, which vidpipe needs for "
-                    "continuity; use veo-3.1-fast-generate-001, veo-3.1-generate-001 or veo-2.0-generate-001",
-                )
-            )
+                continue
+            problems.extend(job_problems(job, info, where))
         return problems
 
+    def _info(self, model: str) -> ModelInfo | None:
+        return self.catalog.get(model)
+
     def _audio(self, model: str, requested: bool | None) -> bool | None:
-        """Veo 3 makes sound unless told not to; Veo 2 has no audio option."""
-        if veo_family(model) == "veo-2":
+        """The generateAudio value to send: none for models that take no such parameter."""
+        info = self._info(model)
+        if info is not None and not info.audio_param:
             return None
         return True if requested is None else requested
+
+    def _has_audio(self, model: str, requested: bool | None) -> bool:
+        info = self._info(model)
+        makes_sound = info.audio if info is not None else True
+        return makes_sound and requested is not False
 
     def planned_usage(self, capability: Capability, job: Job, model: str, scene: int = 0) -> Usage:
         if capability == "video":
             return Usage(
                 video_seconds=job.clip_seconds(scene),
-                audio=bool(self._audio(model, job.generate_audio)),
+                audio=self._has_audio(model, job.generate_audio),
+                resolution=job.resolution,
             )
         return super().planned_usage(capability, job, model, scene)
 
@@ -319,8 +246,6 @@ class GoogleProvider(Provider):
         fields = super().key_fields(request)
         # Models never see the storyboard hints (captions, palettes for the local panels).
         fields.pop("hints", None)
-        # Veo places its own keyframes: a crossfade change must not pay for a new clip.
-        fields.pop("keyframe_edges", None)
         if isinstance(request, StoryboardRequest):
             for name in ("idea", "style", "aspect_ratio", "clip_duration"):
                 fields.pop(name, None)  # already in the rendered prompt
@@ -338,10 +263,13 @@ class GoogleProvider(Provider):
             seed=request.seed,
             temperature=0.7,
         )
+        # Made (or found) before the rate limiter admits the call, so building a client
+        # never eats into the request's slot.
+        client = self.client("storyboard", request.model)
         response = self._call(
             "storyboard",
             f"storyboard ({request.model})",
-            lambda: self.client().models.generate_content(
+            lambda: client.models.generate_content(
                 model=request.model, contents=request.prompt, config=config
             ),
         )
@@ -360,7 +288,7 @@ class GoogleProvider(Provider):
     # -- images ---------------------------------------------------------------------------
 
     def image(self, request: ImageRequest) -> ImageAnswer:
-        if request.model.startswith("imagen-"):
+        if api_of(self.catalog, "image", request.model) == "predict":
             return self._imagen(request)
         from google.genai import types
 
@@ -368,17 +296,23 @@ class GoogleProvider(Provider):
         if request.reference is not None:
             contents.append(types.Part.from_bytes(data=request.reference, mime_type="image/png"))
         contents.append(request.prompt)
+        image_config: dict[str, Any] = {"aspect_ratio": request.aspect_ratio}
+        info = self._info(request.model)
+        if info is not None and info.image_sizes:
+            # Keyframes as sharp as the clips they start: 2K for 1080p, 4K for 4k.
+            image_config["image_size"] = image_size_for(request.resolution)
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
-            image_config=types.ImageConfig(aspect_ratio=request.aspect_ratio),
+            image_config=types.ImageConfig(**image_config),
             seed=request.seed,
         )
         reason = ""
+        client = self.client("image", request.model)
         for _ in range(IMAGE_ATTEMPTS):
             response = self._call(
                 "image",
                 f"image ({request.model})",
-                lambda: self.client().models.generate_content(
+                lambda: client.models.generate_content(
                     model=request.model, contents=contents, config=config
                 ),
             )
@@ -402,12 +336,14 @@ class GoogleProvider(Provider):
             output_mime_type="image/png",
         )
 
+        client = self.client("image", request.model)
+
         def generate() -> Any:
             # The SDK flags generate_images as deprecated in favour of Gemini image models;
             # Imagen is still served and priced, and the choice is the user's.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return self.client().models.generate_images(
+                return client.models.generate_images(
                     model=request.model, prompt=request.prompt, config=config
                 )
 
@@ -450,10 +386,11 @@ class GoogleProvider(Provider):
             prompt=request.prompt,
             image=types.Image(image_bytes=request.first_frame, mime_type="image/png"),
         )
+        client = self.client("video", request.model)
         operation = self._call(
             "video",
             f"video ({request.model})",
-            lambda: self.client().models.generate_videos(
+            lambda: client.models.generate_videos(
                 model=request.model, source=source, config=config
             ),
         )
@@ -465,12 +402,13 @@ class GoogleProvider(Provider):
         from google.genai import types
 
         pending = types.GenerateVideosOperation.model_validate({"name": operation_id})
+        client = self.client("video", request.model)
         # Polls are not generation requests: they do not count against the video quota.
         try:
             op = self._call(
                 "video",
                 f"poll ({request.model})",
-                lambda: self.client().operations.get(pending),
+                lambda: client.operations.get(pending),
                 limited=False,
             )
         except Refused as exc:
@@ -484,11 +422,21 @@ class GoogleProvider(Provider):
             return VideoStatus(state="running")
         if op.error:
             error = op.error if isinstance(op.error, dict) else {"message": str(op.error)}
+            message = str(error.get("message") or "")
+            code = error.get("code")
+            # Code 3 (INVALID_ARGUMENT) and policy refusals ("… Support codes: 58061214")
+            # answer the request, not a passing fault: submitting it again is paying to be
+            # told the same thing.
+            final = code == INVALID_ARGUMENT or any(
+                marker in message.lower() for marker in _POLICY_MARKERS
+            )
             return VideoStatus(
                 state="failed",
                 reason=self._redact(
-                    f"operation failed: {error.get('code', '')} {error.get('message', '')}".strip()
+                    f"{'refused by the service' if final else 'operation failed'}: "
+                    f"{code if code is not None else ''} {message}".strip()
                 ),
+                retry=not final,
             )
         response = op.response
         videos = (response.generated_videos if response is not None else None) or []
@@ -500,7 +448,8 @@ class GoogleProvider(Provider):
             if data:
                 usage = Usage(
                     video_seconds=float(request.duration),
-                    audio=bool(self._audio(request.model, request.generate_audio)),
+                    audio=self._has_audio(request.model, request.generate_audio),
+                    resolution=request.resolution,
                 )
                 return VideoStatus(state="complete", data=data, usage=usage)
         filtered = response.rai_media_filtered_count if response is not None else None
@@ -522,10 +471,9 @@ class GoogleProvider(Provider):
         base = (self.settings.base_url or "https://storage.googleapis.com").rstrip("/")
         url = f"{base}/storage/v1/b/{bucket}/o/{quote(name, safe='')}?alt=media"
         headers = {}
-        client = self.client()
-        credentials = getattr(getattr(client, "_api_client", None), "_credentials", None)
-        if credentials is not None and getattr(credentials, "token", None):
-            headers["Authorization"] = f"Bearer {credentials.token}"
+        token = self.clients.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
 
         def fetch() -> bytes:
             try:
@@ -565,27 +513,6 @@ def _pinned_scene_count(schema: Any, scenes: int) -> dict[str, Any]:
         scenes_schema["minItems"] = scenes
         scenes_schema["maxItems"] = scenes
     return out
-
-
-def _retry_after(exc: Any) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if any."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        from datetime import UTC, datetime
-
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def _token_usage(response: Any) -> Usage:
@@ -636,3 +563,11 @@ def _as_png(data: bytes, mime: str | None) -> bytes:
         out = io.BytesIO()
         img.convert("RGB").save(out, format="PNG")
         return out.getvalue()
+
+
+def _step_of(catalog: Any, model: str) -> str:
+    """The step a model serves (by the catalog; Veo ids are video, the rest image/text)."""
+    info = catalog.get(model)
+    if info is not None:
+        return str(info.step)
+    return "video" if model.startswith("veo-") else "image"

@@ -68,8 +68,8 @@ from vidpipe.testing.vertex_emulator.server import (
     Fault,
     RecordedRequest,
     VertexEmulator,
-    main,
 )
+from vidpipe.testing.vertex_emulator.standalone import main
 
 __all__ = [
     "EDIT_TINT",

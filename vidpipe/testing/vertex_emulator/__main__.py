@@ -2,6 +2,6 @@
 
 import sys
 
-from vidpipe.testing.vertex_emulator.server import main
+from vidpipe.testing.vertex_emulator.standalone import main
 
 sys.exit(main())

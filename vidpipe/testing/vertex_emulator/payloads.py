@@ -40,8 +40,6 @@ VIDEO_SIZES = {"16:9": (320, 180), "9:16": (180, 320)}
 EDIT_TINT = (255, 0, 255)
 EDIT_TINT_ALPHA = 0.35
 
-VEO_ASPECT_RATIOS = ("16:9", "9:16")
-VEO_DURATIONS = {"veo-2": (5, 6, 7, 8), "veo-3": (4, 6, 8)}
 DEFAULT_RAI_REASON = (
     "Unable to generate videos because the prompt or input image violates Vertex AI's "
     "Responsible AI practices (emulated). Support codes: 58061214"
@@ -133,9 +131,14 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def make_image(prompt: str, aspect: str | None, source: bytes | None = None) -> bytes:
+def make_image(
+    prompt: str,
+    aspect: str | None,
+    source: bytes | None = None,
+    size: tuple[int, int] | None = None,
+) -> bytes:
     """A PNG for ``prompt``; if ``source`` (image bytes) is given, a tinted copy of it."""
-    size = image_size_for(aspect)
+    size = size or image_size_for(aspect)
     if source is not None:
         base = _cover(Image.open(io.BytesIO(source)), size)
         img = Image.blend(base, Image.new("RGB", size, EDIT_TINT), EDIT_TINT_ALPHA)
@@ -170,8 +173,13 @@ def make_mp4(
     last: Image.Image | None = None,
     fps: int = 24,
     silent: bool = False,
+    audio: bool = True,
 ) -> bytes:
-    """A real MP4 (H.264 yuv420p + AAC mono 48 kHz) cross-dissolving ``first`` → ``last``."""
+    """A real MP4 (H.264 yuv420p + AAC mono 48 kHz) cross-dissolving ``first`` → ``last``.
+
+    ``silent`` writes a silent audio track; ``audio=False`` writes none (a video-only
+    MP4, what Veo returns for ``generateAudio: false`` and from Veo 2).
+    """
     import av  # local import: only needed when a clip is actually rendered
 
     w, h = size
@@ -183,8 +191,9 @@ def make_mp4(
         vs = container.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.options = {"preset": "ultrafast", "tune": "zerolatency"}
-        aus = container.add_stream("aac", rate=_AUDIO_RATE)
-        aus.layout = "mono"
+        if audio:
+            aus = container.add_stream("aac", rate=_AUDIO_RATE)
+            aus.layout = "mono"
         for i in range(n):
             img = Image.blend(a, b, i / max(1, n - 1))
             bar = round(w * (i + 1) / n)
@@ -196,7 +205,7 @@ def make_mp4(
         for packet in vs.encode():
             container.mux(packet)
         tone = _tone_frame(silent)
-        total = round(n / fps * _AUDIO_RATE)
+        total = round(n / fps * _AUDIO_RATE) if audio else 0
         pts = 0
         while pts < total:
             ns = min(_AUDIO_FRAME, total - pts)
@@ -207,8 +216,9 @@ def make_mp4(
             pts += ns
             for packet in aus.encode(af):
                 container.mux(packet)
-        for packet in aus.encode():
-            container.mux(packet)
+        if audio:
+            for packet in aus.encode():
+                container.mux(packet)
     return buf.getvalue()
 
 
@@ -353,6 +363,13 @@ def _tokens(text: str) -> int:
 
 
 class _HttpError(Exception):
-    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.code, self.message, self.headers = code, message, headers or {}
+        self.details = details or []

@@ -4,12 +4,10 @@ google-genai calls, records every request and injects faults.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import re
-import signal
 import threading
 import time
 import uuid
@@ -21,6 +19,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
+from vidpipe.catalog import Catalog
+from vidpipe.catalog import builtin as builtin_catalog
+from vidpipe.testing.vertex_emulator import rules
 from vidpipe.testing.vertex_emulator.payloads import (
     _GCS_PATH,
     _MODEL_PATH,
@@ -29,8 +30,6 @@ from vidpipe.testing.vertex_emulator.payloads import (
     DEFAULT_RAI_REASON,
     EDIT_TINT,
     GOOGLE_STATUS,
-    VEO_ASPECT_RATIOS,
-    VEO_DURATIONS,
     VIDEO_RESPONSE_TYPE,
     _b64,
     _b64decode,
@@ -132,9 +131,10 @@ class VertexEmulator:
         polls_until_done: number of not-done answers an operation gives before the done
             answer (0 → the first poll is done; default 1 → the second poll is done).
         storyboard_fn: ``(generateContent body) -> dict`` for JSON-mode answers.
-        strict: reject Veo requests the real API rejects (aspect ratio not 16:9/9:16,
-            duration not in 4/6/8 for veo-3.x or 5..8 for veo-2, ``lastFrame`` on veo-3.0,
-            no prompt and no image) with 400 INVALID_ARGUMENT.
+        strict: reject what the real service rejects (see :mod:`.rules`: express-mode
+            predict calls, retired models, wrong locations, parameters a model does not
+            take, oversized inline images), with the catalog's model facts.
+        catalog: the model catalog to read those facts from (default: vidpipe's own).
         require_auth: 401 unless an ``x-goog-api-key`` header / ``key`` query or an
             ``Authorization: Bearer`` header is present.
         api_key: if set, a presented API key must equal it (else 400 "API key not valid").
@@ -159,7 +159,9 @@ class VertexEmulator:
         location: str = "us-central1",
         adopt_unknown_operations: bool = False,
         video_fps: int = 24,
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog or builtin_catalog()
         self.host = host
         self.port = port
         self._config = {
@@ -173,6 +175,7 @@ class VertexEmulator:
             "location": location,
             "adopt_unknown_operations": adopt_unknown_operations,
             "video_fps": video_fps,
+            "catalog": catalog or builtin_catalog(),
         }
         self.latency = latency
         self.polls_until_done = polls_until_done
@@ -257,9 +260,11 @@ class VertexEmulator:
     def client(self, mode: str = "express", **http_options: Any) -> Any:
         """A ``genai.Client`` aimed at this emulator that needs no real credentials.
 
-        ``mode="express"``: ``api_key="test-key"``; ``mode="project"``: project+location
-        with a static-token ``google.oauth2.credentials.Credentials``. Extra keyword
-        arguments go to ``types.HttpOptions`` (e.g. ``retry_options=...``).
+        ``mode="express"``: ``api_key="test-key"`` alone (generateContent only, as on
+        the service); ``mode="key"``: the key with the emulator's project and location
+        (google-genai ≥ 2.15); ``mode="project"``: project+location with a static-token
+        ``google.oauth2.credentials.Credentials``. Extra keyword arguments go to
+        ``types.HttpOptions`` (e.g. ``retry_options=...``).
         """
         from google import genai
         from google.genai import types
@@ -268,6 +273,14 @@ class VertexEmulator:
         if mode == "express":
             return genai.Client(
                 vertexai=True, api_key=self.api_key or "test-key", http_options=opts
+            )
+        if mode == "key":
+            return genai.Client(
+                vertexai=True,
+                api_key=self.api_key or "test-key",
+                project=self.project,
+                location=self.location,
+                http_options=opts,
             )
         if mode == "project":
             from google.oauth2.credentials import Credentials
@@ -314,18 +327,25 @@ class VertexEmulator:
         status: int = 429,
         *,
         retry_after: float | None = None,
+        retry_delay: str | None = None,
         count: int | None = 1,
         match: str | Callable[[RecordedRequest], bool] | None = None,
         after: int = 0,
         message: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> Fault:
         """Answer the next ``count`` matching ``rpc`` requests with HTTP ``status``.
 
         ``rpc``: "generateContent", "predict", "predictLongRunning", "fetchPredictOperation",
         "getOperation", a tuple of those, or "*". ``retry_after`` adds a ``Retry-After``
-        header (seconds). The body is Google's error JSON.
+        header (seconds); ``retry_delay`` (a Duration such as ``"3s"``) puts a
+        ``google.rpc.RetryInfo`` in the body's ``error.details``, as Vertex does on 429.
+        ``details`` adds other entries (a ``QuotaFailure``). The body is Google's error JSON.
         """
+        extra = list(details or [])
+        if retry_delay is not None:
+            extra.append({"@type": rules.RETRY_INFO, "retryDelay": retry_delay})
         return self._add_fault(
             "http",
             rpc,
@@ -336,6 +356,7 @@ class VertexEmulator:
             retry_after=retry_after,
             message=message,
             headers=headers or {},
+            details=extra,
         )
 
     def invalid_storyboard_json(
@@ -422,6 +443,18 @@ class VertexEmulator:
         """Next matching Veo operations are never done."""
         return self._add_fault("never_finish", "predictLongRunning", count, match, after)
 
+    def release_operations(self) -> int:
+        """Let every never-finishing operation finish: its next poll answers done (a clip).
+
+        For an operation that outlived a client's poll timeout and finished later, as Veo
+        operations do. Returns how many were released.
+        """
+        with self._lock:
+            stuck = [op for op in self.operations.values() if op.outcome == "never"]
+            for op in stuck:
+                op.outcome, op.polls = "video", self.polls_until_done
+            return len(stuck)
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
@@ -459,6 +492,8 @@ class VertexEmulator:
             if rec.rpc is None:
                 raise _HttpError(404, f"The requested URL {rec.path} was not found on this server.")
             self._check_auth(rec)
+            if self.strict:
+                rules.check_request(self.catalog, rec)
             fault = self._take_fault(("http",), rec)
             if fault is not None:
                 p = fault.params
@@ -469,7 +504,7 @@ class VertexEmulator:
                     429: "Resource exhausted. Please try again later (emulated quota).",
                     503: "The service is currently unavailable (emulated).",
                 }.get(p["status"], "Emulated failure.")
-                raise _HttpError(p["status"], p["message"] or default, headers)
+                raise _HttpError(p["status"], p["message"] or default, headers, p["details"])
             handler = {
                 "generateContent": self._generate_content,
                 "predict": self._predict,
@@ -490,7 +525,9 @@ class VertexEmulator:
     @staticmethod
     def _error_response(e: _HttpError) -> tuple[int, dict[str, str], bytes]:
         status = GOOGLE_STATUS.get(e.code, "UNKNOWN")
-        err = {"error": {"code": e.code, "message": e.message, "status": status}}
+        err: dict[str, Any] = {"error": {"code": e.code, "message": e.message, "status": status}}
+        if e.details:
+            err["error"]["details"] = e.details
         return e.code, e.headers, json.dumps(err).encode("utf-8")
 
     def _check_auth(self, rec: RecordedRequest) -> None:
@@ -599,10 +636,15 @@ class VertexEmulator:
                 ],
                 "usageMetadata": usage,
             }
-        aspect = (cfg.get("imageConfig") or {}).get("aspectRatio")
+        image_config = cfg.get("imageConfig") or {}
+        aspect = image_config.get("aspectRatio")
         images = _input_images(body)
+        info = self.catalog.get(rec.model or "")
+        if self.strict:
+            rules.check_image(info, body, [data for _, data in images])
+        size = rules.output_size(aspect, image_config.get("imageSize")) if info else None
         prompt = _request_text(body)
-        png = make_image(prompt, aspect, images[-1][1] if images else None)
+        png = make_image(prompt, aspect, images[-1][1] if images else None, size=size)
         parts = [
             {"text": f"**Composing the frame**\n\nPlanning: {prompt[:120]}", "thought": True},
             {
@@ -648,22 +690,10 @@ class VertexEmulator:
     # predictLongRunning / polls (Veo) --------------------------------------------------
 
     def _validate_veo(self, model: str, inst: dict[str, Any], params: dict[str, Any]) -> None:
-        if not inst.get("prompt") and not inst.get("image"):
+        if not inst.get("prompt") and not inst.get("image") and not inst.get("referenceImages"):
             raise _HttpError(400, "A prompt or an image is required.")
-        if not self.strict:
-            return
-        aspect = params.get("aspectRatio", "16:9")
-        if aspect not in VEO_ASPECT_RATIOS:
-            raise _HttpError(400, f"Unsupported aspect ratio: {aspect}. Supported: 16:9, 9:16.")
-        family = "veo-2" if model.startswith("veo-2") else "veo-3"
-        if "durationSeconds" in params and params["durationSeconds"] not in VEO_DURATIONS[family]:
-            raise _HttpError(
-                400,
-                f"Unsupported duration {params['durationSeconds']}s for {model}; "
-                f"supported: {VEO_DURATIONS[family]}.",
-            )
-        if inst.get("lastFrame") and model.startswith("veo-3.0"):
-            raise _HttpError(400, "Frame interpolation is not allowlisted for this model.")
+        if self.strict:
+            rules.check_veo(self.catalog.get(model), inst, params)
 
     def _predict_long_running(self, rec: RecordedRequest) -> dict[str, Any]:
         body = rec.body if isinstance(rec.body, dict) else {}
@@ -743,7 +773,10 @@ class VertexEmulator:
         duration = float(params.get("durationSeconds") or 8)
         size = video_size_for(params.get("aspectRatio") or "16:9")
         fps = int(params.get("fps") or self.video_fps)
-        silent = params.get("generateAudio") is False
+        info = self.catalog.get(op.model)
+        # Veo answers generateAudio: false, and a model without sound, with video only.
+        audio = params.get("generateAudio") is not False and (info is None or info.audio)
+        silent = not audio
         raw = {
             k: _b64decode(inst[k]["bytesBase64Encoded"])
             for k in ("image", "lastFrame")
@@ -770,7 +803,7 @@ class VertexEmulator:
             elif last is None:
                 assert first is not None
                 last = Image.blend(_cover(first, size), Image.new("RGB", size, EDIT_TINT), 0.5)
-            mp4 = make_mp4(duration, size, first=first, last=last, fps=fps, silent=silent)
+            mp4 = make_mp4(duration, size, first=first, last=last, fps=fps, audio=audio)
             self.video_cache[key] = mp4
             self.videos_rendered += 1
             return mp4
@@ -859,33 +892,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-
-# --------------------------------------------------------------------------------------
-# Standalone
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Local Vertex AI emulator for vidpipe.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    parser.add_argument("--polls", type=int, default=1, help="not-done polls before done")
-    parser.add_argument("--no-strict", action="store_true", help="accept any Veo duration/aspect")
-    parser.add_argument("--no-auth", action="store_true", help="do not require credentials")
-    args = parser.parse_args(argv)
-    emu = VertexEmulator(
-        args.host,
-        args.port,
-        latency=args.latency,
-        polls_until_done=args.polls,
-        strict=not args.no_strict,
-        require_auth=not args.no_auth,
-    )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with emu:
-        print(emu.url, flush=True)
-        stop.wait()
-    return 0
