@@ -1,7 +1,9 @@
 """The 12 test clips (4 s, 1280×720, 24 fps, H.264 + AAC), made once with render_clip.
 
 They are storyboard panels from vidpipe.panels with a slow push-in, as the local provider
-makes them, cached in bench/.cache/clips/ (git-ignored; delete it to make them again).
+makes them for a job with 0.5 s crossfades (IDR frames 0.5 s from each end), cached in
+bench/.cache/clips-edges/ (git-ignored; delete it to make them again). `stitch_project`
+makes a vidpipe project around them, so `vidpipe stitch` runs as a user runs it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from common import CACHE, say
 COUNT = 12
 SECONDS = 4
 WIDTH, HEIGHT, FPS = 1280, 720, 24
-FOLDER = CACHE / "clips"
+EDGES = 0.5  # the crossfade the clips are made for
+FOLDER = CACHE / "clips-edges"
+PROJECT = CACHE / "stitch-project"
 
 
 def panels(i: int, size: tuple[int, int] = (WIDTH, HEIGHT)) -> tuple[bytes, bytes]:
@@ -55,7 +59,7 @@ def test_clips() -> list[Path]:
 
 
 def render(i: int, path: Path) -> None:
-    from vidpipe.media import Motion, render_clip
+    from vidpipe.providers.local.animatic import Motion, render_clip
 
     start, end = panels(i)
     tmp = path.with_suffix(".tmp")
@@ -69,5 +73,34 @@ def render(i: int, path: Path) -> None:
         fps=FPS,
         motion=Motion(zoom_start=1.0, zoom_end=1.15, pan_x=0.05),
         audio_seed=i,
+        keyframe_edges=EDGES,
     )
     tmp.replace(path)
+
+
+def stitch_project() -> tuple[Path, list[Path]]:
+    """A project whose one job (`film`, 12 scenes of 4 s at 720p, 0.5 s crossfades) was
+    run by `vidpipe run` with the local provider; returns its root and its clips."""
+    import json
+    import shutil
+
+    from common import PY, clean_env, run
+
+    manifest = next(PROJECT.glob("tmp/film/*/output/manifest.json"), None)
+    if manifest is None:
+        shutil.rmtree(PROJECT, ignore_errors=True)
+        (PROJECT / "jobs").mkdir(parents=True)
+        (PROJECT / "vidpipe.yaml").write_text(
+            "database: sqlite:///vidpipe.db\nartifacts_dir: tmp\n", encoding="utf-8"
+        )
+        (PROJECT / "jobs" / "film.yaml").write_text(
+            "prompt: A lighthouse keeper climbs the stairs; the beam finds a boat at sea.\n"
+            "provider: local\nscenes: 12\nclip_duration: 4\nresolution: 720p\n"
+            f"stitch: {{crossfade: {EDGES}}}\n",
+            encoding="utf-8",
+        )
+        say(f"    running a 12-scene local job into {PROJECT}")
+        run([PY, "-m", "vidpipe", "run", "-q"], cwd=PROJECT, env=clean_env())
+        manifest = next(PROJECT.glob("tmp/film/*/output/manifest.json"))
+    scenes = json.loads(manifest.read_text(encoding="utf-8"))["scenes"]
+    return PROJECT, [PROJECT / s["clip"]["path"] for s in scenes]

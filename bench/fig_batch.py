@@ -126,8 +126,8 @@ def seed_batch(n: int, cheap: bool) -> Sample:
 
 
 def figures(quick: bool) -> list[Figure]:
-    rendered = ratio_run(cheap=False, reps=1 if quick else 3)
-    cheap = ratio_run(cheap=True, reps=2 if quick else 5)
+    rendered = ratio_run(cheap=False, reps=3 if quick else 5)
+    cheap = ratio_run(cheap=True, reps=3 if quick else 5)
     twelve = cheap.twelve
     jobs = 2 if quick else JOBS
     say(f"[1] seed runner, emulator with cheap clips: {jobs} jobs")

@@ -22,7 +22,7 @@ RENDER = f"""
 import sys, time
 from pathlib import Path
 import numpy, PIL.Image  # imported by render_clip on its first call: not part of its speed
-from vidpipe.media import Motion, render_clip
+from vidpipe.providers.local.animatic import Motion, render_clip
 start, end, out = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2]).read_bytes(), Path(sys.argv[3])
 t = time.perf_counter()
 render_clip(start, end, out, duration={SECONDS}, width={WIDTH}, height={HEIGHT}, fps={FPS},

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import common
 import fig_batch
+import fig_parallel
 import fig_render
 import fig_rerun
 import fig_startup
@@ -31,6 +32,7 @@ MODULES = {
     "3": fig_startup,
     "4": fig_rerun,
     "5": fig_render,
+    "6": fig_parallel,
 }
 
 
@@ -62,7 +64,12 @@ def stolen() -> float:
 
 
 def write_report(
-    figures: list[Figure], quick: bool, elapsed: float, timings: dict[str, float], steal: float
+    figures: list[Figure],
+    quick: bool,
+    elapsed: float,
+    timings: dict[str, float],
+    steal: float,
+    load: list[tuple[float, float, float]],
 ) -> Path:
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     mode = "--quick" if quick else "full"
@@ -81,6 +88,11 @@ def write_report(
         *machine(),
         f"- CPU time stolen by the hypervisor during the run: {steal:.1f} s "
         "(a sign of noisy neighbours; ratios are interleaved to withstand it)",
+        "- Load average (1, 5, 15 min) at the start and end of the run: "
+        + " → ".join(", ".join(f"{x:.1f}" for x in la) for la in load)
+        + f" on {os.cpu_count()} cores. The machine is shared: other people's tests run"
+        " beside the benchmark, so absolute times are inflated and noisy; the interleaved"
+        " ratios and the CPU columns are the figures to read.",
         "",
         "Every ratio compares two contenders measured side by side in the same run: their",
         "repetitions are interleaved (A B, B A, ...) and the medians compared. Times are wall",
@@ -117,6 +129,7 @@ def main() -> int:
     common.start_spawner()  # first, while this process is small (see bench/spawner.py)
     started = time.perf_counter()
     steal = stolen()
+    load = [os.getloadavg()]
     figures: list[Figure] = []
     timings = {}
     for key, module in MODULES.items():
@@ -127,7 +140,8 @@ def main() -> int:
         timings[key] = time.perf_counter() - begun
         say(f"    figure {key}: {timings[key]:.0f} s")
     elapsed = time.perf_counter() - started
-    path = write_report(figures, args.quick, elapsed, timings, stolen() - steal)
+    load.append(os.getloadavg())
+    path = write_report(figures, args.quick, elapsed, timings, stolen() - steal, load)
     for f in figures:
         goal = f"goal ≤ {f.shown(f.goal)}" if f.goal is not None else "no goal"
         say(f"{f.key:>3} {f.status:<4} {f.shown():>10}  ({goal})  {f.title}")

@@ -296,6 +296,21 @@ def test_vertical_three_scene_job_end_to_end(project: Project, emu: VertexEmulat
     assert job_report(project, "vertical")["cost_usd"] == 0
 
 
+def test_a_crossfade_change_pays_for_no_new_clip(project: Project, emu: VertexEmulator) -> None:
+    # The local renderer places keyframes at the crossfade, so its clips depend on it; Veo
+    # places its own, and a paid clip must not be made again for a new crossfade.
+    google_job(project, "fade", scenes=2)
+    assert run(project, emu).exit_code == 0
+    before = len(emu.requests)
+    google_job(project, "fade", scenes=2, extra="stitch: {crossfade: 0.5}\n")
+    result = run(project, emu)
+    assert result.exit_code == 0, result.output
+    assert len(emu.requests) == before
+    manifest = manifest_of(project, "fade")
+    assert manifest["output"]["mode"] == "crossfade"
+    assert manifest["output"]["stitch_path"] in ("smart", "full")
+
+
 # --------------------------------------------------------------------------------------
 # 2. Quota and server storms
 

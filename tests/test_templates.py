@@ -291,3 +291,19 @@ def test_only_the_first_problem_of_a_job_templates_but_every_job_is_checked(
     assert "templates/m_b.j2:1: syntax error:" in result.output
     assert "(job b, jobs/b.yaml)" in result.output
     assert result.output.endswith("2 problems found; nothing was run.\n")
+
+
+def test_a_remembered_template_check_never_hides_an_edit(project: Project) -> None:
+    # Jobs that passed are not rendered again by the next command (the check is cached
+    # by template fingerprint and job fields): an edit to either is checked afresh.
+    project.write("templates/motion.j2", "Move: {{ scene.scene_description }}\n")
+    project.job("ok", "prompt: A kite over the sea\nscenes: 2\n")
+    assert project.cli("validate").exit_code == 0
+    assert project.cli("validate").exit_code == 0
+    project.write("templates/motion.j2", "Move: {{ scene.no_such_field }}\n")
+    broken = project.cli("validate")
+    assert broken.exit_code == 2 and "templates/motion.j2:1" in broken.output
+    project.write("templates/motion.j2", "Move: {{ scene.scene_description }}\n")
+    project.job("ok", "prompt: A kite over the sea\nscenes: 2\nvars: {mood: calm}\n")
+    project.write("templates/motion.j2", "Move: {{ vars.weather }}\n")
+    assert project.cli("validate").exit_code == 2

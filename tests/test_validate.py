@@ -683,3 +683,20 @@ def test_matrix_values_that_slugify_to_the_same_name(project: Project) -> None:
         "jobs/promo.yaml:3:3: matrix gives 2 jobs the name 'promo-film-noir' "
         "(style='Film Noir'; style='film-noir'); make the values differ in their letters or digits",
     )
+
+
+def test_cached_schema_results_are_located_afresh(project: Project) -> None:
+    # The second run reads the schema check's result from the cache (no jsonschema):
+    # the same problems, located in the file as it is now.
+    project.job("bad", "prompt: x\nscenes: many\n")
+    first = project.cli("validate", "jobs/bad.yaml")
+    assert first.exit_code == 2 and "jobs/bad.yaml:2:9:" in first.output
+    assert project.cli("validate", "jobs/bad.yaml").output == first.output
+    project.job("bad", "# moved down a line\nprompt: x\nscenes: many\n")
+    moved = project.cli("validate", "jobs/bad.yaml")
+    assert "jobs/bad.yaml:3:9:" in moved.output
+    assert moved.output.replace(":3:9:", ":2:9:") == first.output
+    cached = list((Path.home() / ".cache" / "vidpipe" / "schema").glob("*/*"))
+    assert cached, "results were cached under the (test) home"
+    project.job("bad", "prompt: x\nscenes: 2\n")
+    assert project.cli("validate", "jobs/bad.yaml").exit_code == 0

@@ -12,23 +12,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import InputError, NotFound
-from vidpipe.plan import AFTER_STORYBOARD, Compiled, Plan, Status, assess, compile_batch
-from vidpipe.providers import available
-from vidpipe.spec.config import Config
-from vidpipe.spec.jobs import Job, load_jobs
-from vidpipe.store import Project, Store, existing
 
 if TYPE_CHECKING:
     from vidpipe.outputs.report import Gallery
+    from vidpipe.plan import Compiled, Plan
+    from vidpipe.spec.config import Config
+    from vidpipe.spec.jobs import Job
+    from vidpipe.store import Project, Store
+    from vidpipe.store.lite import LiteStore, ProjectRow
 
 
 def open_store(config: Config) -> Store | None:
     """The project database, or None when it does not exist yet (it is not created)."""
+    from vidpipe.store import existing
+
     return existing(config.database)
+
+
+def open_reader(config: Config) -> LiteStore | Store | None:
+    """The project database for commands that read it (and `stitch`): over the standard
+    library's sqlite3 when it can (no SQLAlchemy to import), else the full Store."""
+    from vidpipe.store.lite import LiteStore
+
+    return LiteStore.open(config.database) or open_store(config)
 
 
 def find_jobs(config: Config, ref: str, cwd: Path) -> list[Job]:
     """Jobs named by a file path, or by a job name among the project's jobs."""
+    from vidpipe.providers import available
+    from vidpipe.spec.jobs import load_jobs
+
     candidate = Path(ref) if Path(ref).is_absolute() else cwd / ref
     known = available()
     if candidate.exists():
@@ -107,6 +120,8 @@ def validate_batch(
     """Compile every job (every compile-time check); raise JobFileError listing problems.
 
     The result holds the plans and the warnings (models retiring soon)."""
+    from vidpipe.plan import compile_batch
+
     return compile_batch(config, paths, provider=provider, cwd=cwd)
 
 
@@ -133,6 +148,8 @@ def plan_batch(
 
     The shape is documented in the README ("vidpipe plan --json") and kept stable.
     """
+    from vidpipe.plan import AFTER_STORYBOARD, Status, assess, compile_batch
+
     compiled = compile_batch(config, paths, provider=provider, cwd=cwd)
     store = open_store(config)
     jobs: list[dict[str, Any]] = []
@@ -265,7 +282,7 @@ def _price(rates: dict[str, float] | None, provider: str) -> str:
 # -- list / status ------------------------------------------------------------------------
 
 
-def _output(config: Config, project: Project) -> str | None:
+def _output(config: Config, project: Project | ProjectRow) -> str | None:
     return (
         config.display(config.artifacts_dir / project.output_path) if project.output_path else None
     )
@@ -276,11 +293,11 @@ def list_projects(
 ) -> list[dict[str, Any]]:
     """Projects, newest first (`vidpipe list --json`): the newest project of each job, or
     with `all_versions` every project. `status` keeps those in that state."""
-    store = open_store(config)
+    store = open_reader(config)
     if store is None:
         return []
     try:
-        projects = list(store.projects())
+        projects: list[Project | ProjectRow] = list(store.projects())
     finally:
         store.close()
     versions: dict[str, int] = {}
@@ -309,7 +326,7 @@ def list_projects(
     ]
 
 
-def _project(store: Store | None, ref: str) -> Project:
+def _project(store: Store | LiteStore | None, ref: str) -> Project | ProjectRow:
     project = store.find_project(ref) if store is not None else None
     if project is None:
         raise NotFound(f"no project or job named {ref!r}; `vidpipe list` shows what exists")
@@ -320,7 +337,7 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
     """One project in detail (`vidpipe status --json`)."""
     from vidpipe.outputs.manifest import build_manifest
 
-    store = open_store(config)
+    store = open_reader(config)
     project = _project(store, ref)
     assert store is not None
     manifest = build_manifest(store, config, project, check_files=True)
@@ -357,8 +374,10 @@ def project_status(config: Config, ref: str) -> dict[str, Any]:
 # -- resume / stitch ----------------------------------------------------------------------
 
 
-def _plan_of(config: Config, project: Project, cwd: Path) -> Plan:
+def _plan_of(config: Config, project: Project | ProjectRow, cwd: Path) -> Plan:
     """The plan of a project's job, compiled from its job file as it is now."""
+    from vidpipe.plan import compile_batch
+
     source = (
         config.root / project.source_path
         if not Path(project.source_path).is_absolute()
@@ -423,7 +442,7 @@ def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = N
     """
     from vidpipe.outputs.manifest import write_outputs, write_preview
 
-    store = open_store(config)
+    store = open_reader(config)
     project = _project(store, ref)
     assert store is not None
     try:

@@ -540,7 +540,23 @@ def offline_storyboard(job: Any) -> dict[str, Any]:
 
 
 def check_templates(job: Any) -> None:
-    """Render every template of a job with the offline storyboard; raise TemplateProblem."""
+    """Render every template of a job with the offline storyboard; raise TemplateProblem.
+
+    A job whose templates (their fingerprint) and resolved fields are those of a job that
+    passed before is not rendered again: an unchanged batch of a hundred jobs re-checks
+    nothing (the result is remembered in the user's cache, see vidpipe.usercache).
+    """
+    from vidpipe.usercache import entry, remember
+
     prompts = prompts_for(job)
+    try:
+        key = (prompts.fingerprint(), repr(prompts.names), repr(job.settings), repr(job.vars))
+    except (TemplateProblem, UnicodeDecodeError, OSError):
+        key = None  # a template missing or unreadable: rendering reports it
+    passed = entry("templates", *key) if key else None
+    if passed is not None and passed.is_file():
+        return
     storyboard_prompt(job, prompts)
     scene_prompts(job, offline_storyboard(job), prompts)
+    if passed is not None:
+        remember(passed)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
@@ -31,7 +31,10 @@ from vidpipe.providers import Provider
 from vidpipe.redact import redact, redact_data
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import STEPS
-from vidpipe.store import Store, existing, runner_id
+from vidpipe.store import runner_id
+
+if TYPE_CHECKING:
+    from vidpipe.store import Store
 
 
 @dataclass
@@ -518,6 +521,8 @@ def run_batch(
         (warn or _stderr)(message)
     if options.dry_run or options.max_cost is not None:
         # A dry run never creates the database; a real run with a budget reads it as is.
+        from vidpipe.store import existing
+
         known = existing(config.database)
         try:
             prepared.new_cost = planned_costs(config, prepared, known, force=options.force)
@@ -534,6 +539,7 @@ def run_batch(
     if warning:
         (warn or _stderr)(warning)
     from vidpipe.batch.progress import make_progress
+    from vidpipe.store import Store
 
     progress = progress or make_progress(
         len(prepared.jobs), quiet=options.quiet, max_cost=options.max_cost

@@ -17,10 +17,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import OBJECTS, TMP_MARK, put_object, verified
-from vidpipe.store import Generation, Store, runner_id, utcnow
+from vidpipe.store import runner_id, utcnow
+
+if TYPE_CHECKING:
+    from vidpipe.store import Generation, Store
 
 KEY_VERSION = 1
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import (
     Layout,
@@ -58,7 +58,9 @@ from vidpipe.prompts import (
 )
 from vidpipe.providers import Provider, ReferenceImage, StoryboardRequest
 from vidpipe.spec.schema import load_schema
-from vidpipe.store import Project
+
+if TYPE_CHECKING:
+    from vidpipe.store import Project
 
 STORYBOARD_ATTEMPTS = 3
 
@@ -181,10 +183,11 @@ class ProjectRun:
         if until == "storyboard":
             return self._stopped("storyboard")
         prompts = scene_prompts(self.job, storyboard, self.prompts)
-        for p in prompts:
-            texts = {"start": p.start.text, "end": p.end.text, "motion": p.motion.text}
-            self.rt.store.update_scene(self.project.id, p.index, prompts=texts)
-        self._status(ProjectState.KEYFRAMING, error_message=None)
+        with self.rt.store.atomic():  # one commit for the step's rows
+            for p in prompts:
+                texts = {"start": p.start.text, "end": p.end.text, "motion": p.motion.text}
+                self.rt.store.update_scene(self.project.id, p.index, prompts=texts)
+            self._status(ProjectState.KEYFRAMING, error_message=None)
         submit = until not in ("keyframes",)
         self._keyframes(scenes, prompts, submit_clips=submit)
         if until == "keyframes":

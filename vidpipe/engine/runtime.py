@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from vidpipe.engine.cache import Cache
 from vidpipe.pricing import PriceTable
 from vidpipe.providers import Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import Job
-from vidpipe.store import Store, runner_id
+from vidpipe.store import runner_id
+
+if TYPE_CHECKING:
+    from vidpipe.store import Store
 
 
 class Progress(Protocol):

@@ -138,7 +138,9 @@ def _truncated(path: Path, found: int, declared: int) -> MediaError:
 def add_video_encoder(
     out: av.container.OutputContainer, width: int, height: int, rate: Fraction
 ) -> av.video.stream.VideoStream:
-    stream = out.add_stream("libx264", rate=rate, options={"preset": PRESET})
+    # forced-idr: a frame marked I by the caller becomes an IDR, so a copy can start there
+    # (the renderer marks the crossfade edges); without such marks it changes nothing.
+    stream = out.add_stream("libx264", rate=rate, options={"preset": PRESET, "forced-idr": "1"})
     stream.width = width
     stream.height = height
     stream.pix_fmt = "yuv420p"
@@ -152,8 +154,13 @@ def add_video_encoder(
     return stream
 
 
-def add_audio_encoder(out: av.container.OutputContainer) -> av.audio.stream.AudioStream:
-    stream = out.add_stream("aac", rate=AUDIO_RATE)
+def add_audio_encoder(
+    out: av.container.OutputContainer, *, fast: bool = False
+) -> av.audio.stream.AudioStream:
+    # FFmpeg's default AAC coder (twoloop) costs more than a smart stitch's video: the
+    # "fast" coder takes under half its CPU (42 s of stereo: 0.50 s vs 1.12 s here).
+    options = {"aac_coder": "fast"} if fast else {}
+    stream = out.add_stream("aac", rate=AUDIO_RATE, options=options)
     stream.layout = AUDIO_LAYOUT
     stream.format = "fltp"
     stream.bit_rate = AUDIO_BITRATE

@@ -4,6 +4,7 @@ differ, and crossfades with audio.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class StitchResult:
     height: int
     fps: float
     has_audio: bool
+    path: str = "full"  # "copy" | "smart" (only the crossfade windows encoded) | "full"
+    reason: str = ""  # why that path: recorded in the manifest
 
 
 # --------------------------------------------------------------------------------------
@@ -74,9 +77,8 @@ class _Clip:
     audio_in_sync: bool  # audio about as long as the video: needed to copy without drift
 
 
-def _inspect(path: Path) -> _Clip:
-    container = open_input(path, probe_decode=False)
-    with container, media_errors(path, "read the video", BAD_INPUT):
+def _inspect(path: Path, container: av.container.InputContainer) -> _Clip:
+    with media_errors(path, "read the video", BAD_INPUT):
         video = _first_video(container, path)
         vcc = video.codec_context
         rate = _video_rate(video)
@@ -117,10 +119,6 @@ def _inspect(path: Path) -> _Clip:
             video.time_base,
             bytes(vcc.extradata or b""),
         )
-        # A copied clip must start with a keyframe, or its first frames reference pictures
-        # of the previous clip. Reading the first packet costs next to nothing.
-        first_packet = next((p for p in container.demux(video) if p.size), None)
-        starts_on_key = first_packet is not None and first_packet.is_keyframe
         return _Clip(
             path=path,
             width=vcc.width,
@@ -128,8 +126,9 @@ def _inspect(path: Path) -> _Clip:
             rate=rate,
             seconds=seconds,
             copy_key=video_key,
+            # Whether the first packet is a keyframe is checked while copying: reading it
+            # here would mean opening every clip twice.
             video_copyable=vcc.name == "h264"
-            and starts_on_key
             and (audio is None or audio.codec_context.name == "aac"),
             has_audio=audio is not None,
             audio_key=audio_key,
@@ -137,8 +136,17 @@ def _inspect(path: Path) -> _Clip:
         )
 
 
+class _NotCopyable(Exception):
+    """A clip turned out not to start on a keyframe while its packets were being copied."""
+
+
 def stitch(
-    clips: Sequence[Path], out_path: Path, *, crossfade: float = 0.0, audio: bool = True
+    clips: Sequence[Path],
+    out_path: Path,
+    *,
+    crossfade: float = 0.0,
+    audio: bool = True,
+    smart: bool = True,
 ) -> StitchResult:
     """Join clips into one MP4 at ``out_path`` and report how, measured from the result.
 
@@ -150,7 +158,11 @@ def stitch(
       contribute silence.
     * ``crossfade > 0``: consecutive clips overlap by ``crossfade`` seconds, video and
       audio both cross-fade (mode "crossfade"); the film is shorter by crossfade × (n-1).
-      The crossfade may not exceed half of the shortest clip.
+      The crossfade may not exceed half of the shortest clip. When the clips allow it
+      (same H.264 parameter sets, regular timestamps: see :mod:`vidpipe.media.smart`)
+      only the overlap windows are encoded and everything between them is copied (path
+      "smart"); otherwise every frame is re-encoded (path "full"). ``result.reason``
+      says why; ``smart=False`` forces the full re-encode (for comparisons).
 
     ``audio=False`` drops audio in every mode; with audio, a film gets an audio track
     when at least one clip has one. Raises MediaError for no clips, an unreadable or
@@ -163,36 +175,55 @@ def stitch(
     if not crossfade >= 0:
         raise InvalidCrossfade(f"crossfade must be 0 or more seconds, got {crossfade}")
     out_path = Path(out_path)
-    infos = [_inspect(Path(c)) for c in clips]
-    if crossfade > 0 and len(infos) > 1:
-        shortest = min(infos, key=lambda c: c.seconds)
-        if crossfade > float(shortest.seconds) / 2 + 1e-9:
-            raise InvalidCrossfade(
-                f"a {crossfade:g}s crossfade is too long: it may be at most half the shortest "
-                f"clip ({shortest.path.name}, {float(shortest.seconds):.2f}s); use at most "
-                f"{float(shortest.seconds) / 2:.2f}s"
-            )
-    first = infos[0]
-    keys = {(c.copy_key, c.audio_key if audio else None) for c in infos}
-    copyable = (
-        all(c.video_copyable and (c.audio_in_sync or not audio) for c in infos) and len(keys) == 1
-    )
-    try:
-        if (crossfade == 0 or len(infos) == 1) and copyable:
-            mode = "copy"
-            _stitch_copy(infos, out_path, audio=audio and first.has_audio)
-        else:
-            mode = "crossfade" if crossfade > 0 and len(infos) > 1 else "reencode"
-            with_audio = audio and any(c.has_audio for c in infos)
-            _stitch_reencode(
-                infos,
-                out_path,
-                crossfade=crossfade if mode == "crossfade" else 0.0,
-                audio=with_audio,
-            )
-    except BaseException:
-        remove_partial(out_path)
-        raise
+    with contextlib.ExitStack() as opened:
+        # Each clip is opened once: the copy path reads packets from the same containers.
+        containers = []
+        for c in clips:
+            containers.append(opened.enter_context(open_input(Path(c), probe_decode=False)))
+        infos = [_inspect(Path(c), k) for c, k in zip(clips, containers, strict=True)]
+        if crossfade > 0 and len(infos) > 1:
+            shortest = min(infos, key=lambda c: c.seconds)
+            if crossfade > float(shortest.seconds) / 2 + 1e-9:
+                raise InvalidCrossfade(
+                    f"a {crossfade:g}s crossfade is too long: it may be at most half the "
+                    f"shortest clip ({shortest.path.name}, {float(shortest.seconds):.2f}s); "
+                    f"use at most {float(shortest.seconds) / 2:.2f}s"
+                )
+        first = infos[0]
+        keys = {(c.copy_key, c.audio_key if audio else None) for c in infos}
+        copyable = (
+            all(c.video_copyable and (c.audio_in_sync or not audio) for c in infos)
+            and len(keys) == 1
+        )
+        mode = "crossfade" if crossfade > 0 and len(infos) > 1 else "reencode"
+        path, reason = "full", "the clips differ in codec, size, frame rate or audio"
+        try:
+            if mode == "reencode" and copyable:
+                try:
+                    _stitch_copy(infos, containers, out_path, audio=audio and first.has_audio)
+                    mode, path, reason = "copy", "copy", "every clip's packets copied"
+                except _NotCopyable as exc:
+                    reason = str(exc)
+            elif mode == "crossfade" and not smart:
+                reason = "full re-encode requested"
+            elif mode == "crossfade":
+                from vidpipe.media.smart import plan_smart, write_smart
+
+                plan = plan_smart([c.path for c in infos], crossfade)
+                reason = plan.reason
+                if plan.path == "smart":
+                    write_smart(plan, out_path, audio=audio)
+                    path = "smart"
+            if path == "full":
+                _stitch_reencode(
+                    infos,
+                    out_path,
+                    crossfade=crossfade if mode == "crossfade" else 0.0,
+                    audio=audio and any(c.has_audio for c in infos),
+                )
+        except BaseException:
+            remove_partial(out_path)
+            raise
     info = _probe(out_path, probe_decode=False)
     return StitchResult(
         duration=info.duration,
@@ -201,10 +232,18 @@ def stitch(
         height=info.height,
         fps=info.fps,
         has_audio=info.audio_codec is not None,
+        path=path,
+        reason=reason,
     )
 
 
-def _stitch_copy(infos: Sequence[_Clip], out_path: Path, *, audio: bool) -> None:
+def _stitch_copy(
+    infos: Sequence[_Clip],
+    containers: Sequence[av.container.InputContainer],
+    out_path: Path,
+    *,
+    audio: bool,
+) -> None:
     """Concatenate packets, shifting timestamps: like ``ffmpeg -f concat -c copy``.
 
     Video: each clip's packets are offset by the durations of the clips before it; its
@@ -227,9 +266,8 @@ def _stitch_copy(infos: Sequence[_Clip], out_path: Path, *, audio: bool) -> None
         audio_tb: Fraction | None = None
         last_audio: av.packet.Packet | None = None
         last_audio_end = 0  # where the held-back packet's audio really ends (audio time base)
-        for clip in infos:
-            container = open_input(clip.path, probe_decode=False)
-            with container, media_errors(clip.path, "read the clip", BAD_INPUT):
+        for clip, container in zip(infos, containers, strict=True):
+            with media_errors(clip.path, "read the clip", BAD_INPUT):
                 video = container.streams.video[0]
                 in_audio = container.streams.audio[0] if audio else None
                 if out_video is None:
@@ -260,6 +298,9 @@ def _stitch_copy(infos: Sequence[_Clip], out_path: Path, *, audio: bool) -> None
                     if packet.dts is None or packet.pts is None:
                         continue  # end-of-stream flush packets carry nothing
                     if packet.stream is video:
+                        if not video_packets and not packet.is_keyframe:
+                            # Its first frames would reference pictures of the previous clip.
+                            raise _NotCopyable(f"{clip.path.name} does not start on a keyframe")
                         video_packets += 1
                         packet.pts += v_shift
                         packet.dts += v_shift
@@ -494,7 +535,7 @@ def _stitch_reencode(
     out = open_output(out_path)
     with out, media_errors(out_path, "write the film", CHECK_DISK):
         video = add_video_encoder(out, width, height, rate)
-        writer = AudioWriter(out, add_audio_encoder(out)) if audio else None
+        writer = AudioWriter(out, add_audio_encoder(out, fast=True)) if audio else None
         index = 0  # output frame number
         tail_frames: list[np.ndarray] = []
         tail_audio: np.ndarray | None = None

@@ -13,12 +13,18 @@ import json
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import atomic_path, sha256_file, verified, write_atomic
 from vidpipe.spec.config import Config
 from vidpipe.spec.outputs import finish_files
-from vidpipe.store import Scene
+
+if TYPE_CHECKING:
+    from vidpipe.store import Scene as _OrmScene
+    from vidpipe.store.lite import SceneRow
+
+    # `vidpipe stitch` hands over the rows it read with sqlite3 (vidpipe.store.lite).
+    Scene = _OrmScene | SceneRow
 
 FINISH_VERSION = 1
 

@@ -7,20 +7,27 @@ truth. Paths in the manifest are relative to the project root (SPEC §7).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, verified, write_atomic
 from vidpipe.errors import MediaError
-from vidpipe.plan.model import Plan
-from vidpipe.spec.config import Config
-from vidpipe.store import Project, Scene, Store
+
+if TYPE_CHECKING:
+    from vidpipe.plan.model import Plan
+    from vidpipe.spec.config import Config
+    from vidpipe.store import Project, Scene, Store
+    from vidpipe.store.lite import LiteStore, ProjectRow, SceneRow
+
+    AnyStore = Store | LiteStore
+    AnyProject = Project | ProjectRow
 
 GAP_STATES = ("rai_filtered", "timed_out")
 
 
-def finished_clips(store: Store, config: Config, project: Project) -> list[Path]:
+def finished_clips(store: AnyStore, config: Config, project: AnyProject) -> list[Path]:
     """The project's finished clips, each checked against its recorded sha256."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     clips = []
@@ -41,7 +48,7 @@ def finished_clips(store: Store, config: Config, project: Project) -> list[Path]
 
 
 def write_preview(
-    store: Store, config: Config, project: Project, plan: Plan, crossfade: float
+    store: AnyStore, config: Config, project: AnyProject, plan: Plan, crossfade: float
 ) -> Path:
     """Stitch the project's clips with another crossfade into output/preview-crossfade-S.mp4.
 
@@ -59,9 +66,9 @@ def write_preview(
 
 
 def write_outputs(
-    store: Store,
+    store: AnyStore,
     config: Config,
-    project: Project,
+    project: AnyProject,
     plan: Plan,
     *,
     timings: dict[str, float] | None = None,
@@ -96,8 +103,7 @@ def write_outputs(
         )
     output_sha = sha256_file(layout.output)
 
-    sheet = _contact_sheet(scenes, layout, project)
-    sheet_sha = write_atomic(layout.contact_sheet, sheet)
+    sheet_key, sheet_sha = _refresh_contact_sheet(scenes, layout, project)
 
     if plan.output:
         # Copied, never hard-linked: the user's file must not share bytes with an artifact.
@@ -121,7 +127,21 @@ def write_outputs(
     manifest = build_manifest(
         store, config, fresh, timings=timings, stitch=stitch, status="complete"
     )
-    manifest["output"].update({"width": result.width, "height": result.height, "mode": result.mode})
+    manifest["output"].update(
+        {
+            "width": result.width,
+            "height": result.height,
+            "mode": result.mode,
+            # How the frames got there (copy, smart: only the crossfade windows encoded,
+            # full re-encode) and why: a probe of the clips decides, see media/smart.py.
+            "stitch_path": result.path,
+            "stitch_reason": result.reason,
+        }
+    )
+    manifest["contact_sheet"] = {
+        "path": config.display(layout.contact_sheet),
+        "inputs": sheet_key,
+    }
     if finished is not None:
         manifest["finish"] = finished
     manifest_sha = write_atomic(
@@ -130,6 +150,10 @@ def write_outputs(
     # Recorded so a later run trusts these files only while they are intact.
     store.update_project(project.id, manifest_sha256=manifest_sha, sheet_sha256=sheet_sha)
     return manifest["output"]["path"]
+
+
+# Part of the contact sheet's key: bump when its drawing changes, so old sheets are redrawn.
+_SHEET_VERSION = 2
 
 
 def outputs_intact(config: Config, project: Project) -> bool:
@@ -143,45 +167,88 @@ def outputs_intact(config: Config, project: Project) -> bool:
     )
 
 
-def write_contact_sheet(store: Store, config: Config, project: Project) -> str:
+def write_contact_sheet(store: AnyStore, config: Config, project: AnyProject) -> str:
     """Write the project's contact sheet (`output/storyboard.png`) from its recorded
     keyframes; returns its path relative to the project root. A project stopped after its
     keyframes gets one too: it is what the review before paying for clips looks at."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
-    write_atomic(layout.contact_sheet, _contact_sheet(store.scenes(project.id), layout, project))
+    title, rows, _ = _sheet_inputs(store.scenes(project.id), layout, project)
+    _draw_contact_sheet(layout, title, rows)
     return config.display(layout.contact_sheet)
 
 
 def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
     """The `finish` of the manifest on disk, if any (the finish step's last key)."""
-    try:
-        data = json.loads(layout.manifest.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    finish = data.get("finish") if isinstance(data, dict) else None
+    data = _recorded_manifest(layout)
+    finish = data.get("finish") if data is not None else None
     return finish if isinstance(finish, dict) else None
 
 
-def _contact_sheet(scenes: list[Scene], layout: Layout, project: Project) -> bytes:
+_SheetRows = list[tuple[int, str, Path | None, Path | None, str | None]]
+
+
+def _sheet_inputs(
+    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
+) -> tuple[str, _SheetRows, str]:
+    """What the contact sheet is drawn from: its title, its rows and their key.
+
+    The key covers everything the drawing reads (keyframe hashes, captions, notes, title,
+    layout version).
+    """
+    title = f"{project.job_name} · {project.id}"
+    rows: _SheetRows = []
+    digests: list[list[str | None]] = []
+    for scene in scenes:
+        frames = {k.kind: (layout.load(k.path), k.sha256) for k in scene.keyframes}
+        clip = scene.clip
+        note = f"gap: {clip.status}" if clip is not None and clip.status in GAP_STATES else None
+        start, end = frames.get("start"), frames.get("end")
+        rows.append((scene.index, scene.description, start and start[0], end and end[0], note))
+        # The recorded hash stands for the file's content; a deleted file is drawn as a
+        # placeholder, so its absence is part of the key.
+        digests.append([f[1] if f and f[0].is_file() else None for f in (start, end)])
+    inputs = [_SHEET_VERSION, title, [(r[0], r[1], r[4]) for r in rows], digests]
+    key = hashlib.sha256(json.dumps(inputs, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return title, rows, key
+
+
+def _refresh_contact_sheet(
+    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
+) -> tuple[str, str]:
+    """Draw the contact sheet unless the one on disk was drawn from the same inputs.
+
+    The previous manifest records the key of the sheet beside it, the project the sheet's
+    sha256: a sheet is kept only while both match (a damaged one is drawn again).
+    Returns the key and the sheet's sha256.
+    """
+    title, rows, key = _sheet_inputs(scenes, layout, project)
+    recorded = project.sheet_sha256
+    if recorded and _recorded_sheet_key(layout) == key and verified(layout.contact_sheet, recorded):
+        return key, recorded
+    return key, _draw_contact_sheet(layout, title, rows)
+
+
+def _draw_contact_sheet(layout: Layout, title: str, rows: _SheetRows) -> str:
+    """Draw and write the contact sheet; returns its sha256."""
     from vidpipe.outputs.contact_sheet import SheetRow, contact_sheet
 
-    rows = []
-    for scene in scenes:
-        frames = {k.kind: layout.load(k.path) for k in scene.keyframes}
-        clip = scene.clip
-        note = None
-        if clip is not None and clip.status in GAP_STATES:
-            note = f"gap: {clip.status}"
-        rows.append(
-            SheetRow(
-                index=scene.index,
-                caption=scene.description,
-                start_png=frames.get("start"),
-                end_png=frames.get("end"),
-                note=note,
-            )
-        )
-    return contact_sheet(rows, title=f"{project.job_name} · {project.id}")
+    sheet_rows = [SheetRow(i, caption, start, end, note) for i, caption, start, end, note in rows]
+    return write_atomic(layout.contact_sheet, contact_sheet(sheet_rows, title=title))
+
+
+def _recorded_manifest(layout: Layout) -> dict[str, Any] | None:
+    try:
+        data = json.loads(layout.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _recorded_sheet_key(layout: Layout) -> str | None:
+    recorded = _recorded_manifest(layout)
+    sheet = recorded.get("contact_sheet") if recorded is not None else None
+    key = sheet.get("inputs") if isinstance(sheet, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _sent(record: dict[str, Any]) -> list[dict[str, str]]:
@@ -189,14 +256,14 @@ def _sent(record: dict[str, Any]) -> list[dict[str, str]]:
     return [dict(r) for r in record.get("sent") or []]
 
 
-def _clip_refs(scene: Scene) -> dict[str, Any] | None:
+def _clip_refs(scene: Scene | SceneRow) -> dict[str, Any] | None:
     return scene.clip.reference_images if scene.clip is not None else None
 
 
 def build_manifest(
-    store: Store,
+    store: AnyStore,
     config: Config,
-    project: Project,
+    project: AnyProject,
     *,
     timings: dict[str, float] | None = None,
     stitch: dict[str, Any] | None = None,

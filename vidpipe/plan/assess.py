@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import verified
-from vidpipe.media.still import keyframe_png
 from vidpipe.plan.model import AFTER_STORYBOARD, FrameSource, Plan
 from vidpipe.plan.requests import (
     image_references,
@@ -36,7 +35,9 @@ from vidpipe.prompts import prompts_for, scene_prompts, scenes_after_overrides
 from vidpipe.providers import Provider, ReferenceImage
 from vidpipe.spec.assets import Asset
 from vidpipe.spec.config import Config
-from vidpipe.store import Project, Store
+
+if TYPE_CHECKING:
+    from vidpipe.store import Project, Store
 
 #: Scene fields a reason may name.
 _SCENE_FIELDS = (
@@ -265,6 +266,8 @@ def assess(
             if frame.source is FrameSource.OVERRIDE:
                 assert frame.image is not None
                 shown = job.settings["scene_overrides"]
+                from vidpipe.media.still import keyframe_png  # loads PyAV: only here
+
                 png = keyframe_png(frame.image, job.aspect_ratio, frame.fit)
                 written = next(o for o in shown if o["index"] == i)[f"{kind}_image"]
                 path = written["path"] if isinstance(written, dict) else written

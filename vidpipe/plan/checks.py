@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vidpipe.errors import Problem
-from vidpipe.media.still import aspect_differs, image_size, ratio_of
 from vidpipe.providers import Capability, Provider
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import JOB_SUFFIXES, Job
@@ -62,6 +61,9 @@ def override_images(job: Job) -> list[Problem]:
             image = item.image(kind)
             if image is None or kind in item.fit:
                 continue
+            # vidpipe.media loads PyAV: only for jobs that bring their own images.
+            from vidpipe.media.still import aspect_differs, image_size, ratio_of
+
             width, height = image_size(image)
             if aspect_differs((width, height), job.aspect_ratio):
                 problems.append(

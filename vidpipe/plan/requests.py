@@ -213,6 +213,9 @@ def video_request(
         negative_prompt=job.negative_prompt,
         seed=job.seed,
         references=tuple(references),
+        # Where the stitch blends: the local renderer puts keyframes there (its cache key
+        # includes it); Veo's key drops it, so a crossfade change never pays for a clip.
+        keyframe_edges=job.crossfade,
     )
 
 

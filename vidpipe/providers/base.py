@@ -117,6 +117,10 @@ class VideoRequest:
     negative_prompt: str | None = None
     seed: int | None = None
     references: tuple[ReferenceImage, ...] = ()
+    # Seconds from each end where the stitch will blend (the job's crossfade): a renderer
+    # that can place keyframes there lets the stitch copy everything between the blends.
+    # Not a model input: providers that cannot place keyframes drop it from the cache key.
+    keyframe_edges: float = 0.0
 
 
 #: Request fields added after 0.1: left out of cache keys while empty, so the keys of
@@ -170,6 +174,9 @@ class Provider:
 
     name: ClassVar[str] = ""
     default_models: ClassVar[Mapping[str, str]] = {}
+    #: Whether its clips honour `VideoRequest.keyframe_edges`; only then is it part of the
+    #: cache key (elsewhere a crossfade change must not pay for a new clip).
+    places_keyframes: ClassVar[bool] = False
     #: Seconds between polls of one operation.
     poll_interval: float = 0.0
     #: Give up polling an operation after this many seconds (it is then `timed_out`).
@@ -255,4 +262,6 @@ class Provider:
                 # The asset each image belongs to and its bytes' hash: what a plan names.
                 value = [{"asset": r.asset, "sha256": r.sha256} for r in value]
             out[f.name] = value
+        if not self.places_keyframes:
+            out.pop("keyframe_edges", None)
         return out

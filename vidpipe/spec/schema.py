@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from vidpipe.errors import Problem
@@ -60,10 +61,22 @@ def validate(
     `relocate(path) -> (path, key?)` lets a caller point errors in derived data (a matrix
     expansion) back at the YAML node the value came from.
     """
+    marker = _result_file(name, data, prefix)
+    errors = _cached_errors(marker)
+    if errors is None:
+        errors = []
+        for error in _validator(name).iter_errors(data):
+            message, key_path = _message(error, (*prefix, *error.absolute_path))
+            errors.append((list(error.absolute_path), message, key_path))
+        if marker is not None:
+            from vidpipe.usercache import remember
+
+            remember(marker, json.dumps(errors).encode("utf-8"))
     problems = []
-    for error in _validator(name).iter_errors(data):
-        path: Path_ = (*prefix, *error.absolute_path)
-        message, key_path = _message(error, path)
+    for error_path, message, key_path in errors:
+        path: Path_ = (*prefix, *error_path)
+        if key_path is not None:
+            key_path = tuple(key_path)
         at, on_key = (key_path, True) if key_path is not None else (path, False)
         if relocate is not None:
             at, on_key = relocate(at, on_key)
@@ -71,6 +84,34 @@ def validate(
             message += source.quote_hint(at)
         problems.append(source.problem(at, message, key=on_key))
     return problems
+
+
+def _cached_errors(marker: Path | None) -> list[Any] | None:
+    if marker is None:
+        return None
+    try:
+        errors = json.loads(marker.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return errors if isinstance(errors, list) else None
+
+
+def _result_file(name: str, data: Any, prefix: Path_ = ()) -> Path | None:
+    """Where the errors of this data against schema `name` are cached (None: no cache).
+
+    Importing jsonschema and building a validator costs more than the rest of `vidpipe
+    validate` on one job, and the same vidpipe.yaml and job files are checked by every
+    command. The file holds each error's data path and message (located in the YAML
+    afresh each time); the key covers the vidpipe version, the schema, the prefix and the
+    data's repr (which tells 1 from "1" and 1.0).
+    """
+    from vidpipe.usercache import entry
+
+    try:
+        text = repr(data)
+    except RecursionError:
+        return None
+    return entry("schema", name, json.dumps(load_schema(name), sort_keys=True), repr(prefix), text)
 
 
 def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:

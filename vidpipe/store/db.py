@@ -16,6 +16,7 @@ database is a sentence naming the server and what to do, the password masked.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -61,6 +62,8 @@ from vidpipe.store.models import (
 
 #: The PostgreSQL advisory lock key that serialises migrations (any fixed number; "vidp").
 _MIGRATION_LOCK = 0x76696470
+# Set while this thread runs a read-only transaction (see Store.reading).
+_reading = threading.local()
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -78,6 +81,11 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if getattr(_reading, "on", False):
+            # A read: WAL gives it a snapshot without the write lock, so readers never
+            # queue behind another job's writes (nor make writers queue behind them).
+            conn.exec_driver_sql("BEGIN")
+            return
         # IMMEDIATE takes the write lock up front. A deferred transaction that reads and then
         # writes can fail at once with "database is locked" when another runner wrote in
         # between (WAL snapshot upgrade); an immediate one waits for busy_timeout instead, and
@@ -141,6 +149,7 @@ class Store:
         if self.is_sqlite:
             _sqlite_setup(self.engine)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()  # this thread's open atomic() session, if any
         self.migrate()
 
     # -- schema ---------------------------------------------------------------------------
@@ -252,9 +261,44 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a transaction, committed on success."""
+        """A session in a transaction, committed on success (inside :meth:`atomic`, that
+        block's session and transaction)."""
+        current = getattr(self._local, "session", None)
+        if current is not None:
+            yield current
+            return
         with self.Session() as s, s.begin():
             yield s
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run this thread's store calls in the block as one transaction: a step's row
+        writes cost one commit (and one wait for the write lock), not one per row. Keep
+        provider calls out of the block: it holds the write lock."""
+        if getattr(self._local, "session", None) is not None:
+            yield
+            return
+        with self.Session() as s, s.begin():
+            self._local.session = s
+            try:
+                yield
+            finally:
+                self._local.session = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite a deferred transaction (no write lock)."""
+        if getattr(self._local, "session", None) is not None:
+            yield self._local.session
+            return
+        # The session begins its transaction at its first statement: the flag stays up
+        # for the whole block.
+        _reading.on = True
+        try:
+            with self.Session() as s, s.begin():
+                yield s
+        finally:
+            _reading.on = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -277,7 +321,7 @@ class Store:
 
     def batch(self, batch_id: str | None = None) -> BatchRecord | None:
         """A batch by id, or the newest finished one."""
-        with self.session() as s:
+        with self.reading() as s:
             if batch_id:
                 return s.get(BatchRecord, batch_id)
             return s.scalars(
@@ -300,7 +344,7 @@ class Store:
     # -- projects -------------------------------------------------------------------------
 
     def newest_project(self, job_name: str, plan_digest: str | None = None) -> Project | None:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(Project).where(Project.job_name == job_name)
             if plan_digest is not None:
                 query = query.where(Project.plan_digest == plan_digest)
@@ -323,7 +367,7 @@ class Store:
             ).first()
 
     def project(self, project_id: str) -> Project | None:
-        with self.session() as s:
+        with self.reading() as s:
             return s.get(Project, project_id)
 
     def find_project(self, job_or_id: str) -> Project | None:
@@ -331,7 +375,7 @@ class Store:
         return self.project(job_or_id) or self.newest_project(job_or_id)
 
     def projects(self, status: str | None = None, limit: int | None = None) -> Sequence[Project]:
-        with self.session() as s:
+        with self.reading() as s:
             query = select(Project).order_by(Project.created_at.desc(), Project.id.desc())
             if status:
                 query = query.where(Project.status == status)
@@ -475,7 +519,7 @@ class Store:
         """Scenes of a project with their keyframes and clip loaded."""
         from sqlalchemy.orm import selectinload
 
-        with self.session() as s:
+        with self.reading() as s:
             return list(
                 s.scalars(
                     select(Scene)
@@ -523,7 +567,7 @@ class Store:
 
     def clip(self, project_id: str, index: int) -> VideoClip | None:
         """The clip row of one scene, if it has one."""
-        with self.session() as s:
+        with self.reading() as s:
             return s.scalars(
                 select(VideoClip)
                 .join(Scene)
@@ -554,7 +598,7 @@ class Store:
             s.execute(update(PipelineRun).where(PipelineRun.id == run_id).values(**values))
 
     def runs(self, project_id: str) -> list[PipelineRun]:
-        with self.session() as s:
+        with self.reading() as s:
             return list(
                 s.scalars(
                     select(PipelineRun)
@@ -566,7 +610,7 @@ class Store:
     # -- generations (the cache) ----------------------------------------------------------
 
     def generation(self, key: str) -> Generation | None:
-        with self.session() as s:
+        with self.reading() as s:
             return s.get(Generation, key)
 
     def put_generation(self, key: str, **values: Any) -> None:
@@ -673,7 +717,7 @@ class Store:
 
     def project_cost(self, project_id: str) -> dict[str, float]:
         """Actual spend of a project by capability (cache hits cost nothing)."""
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.execute(
                 select(Generation.capability, Generation.cost_usd).where(
                     Generation.project_id == project_id

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import av
 import av.error
+from av.video.frame import PictureType
 
 from vidpipe.errors import MediaError
 from vidpipe.media.base import (
@@ -252,6 +253,7 @@ def render_clip(
     fps: int = 24,
     motion: Motion = Motion(),
     audio_seed: int | None = 0,
+    keyframe_edges: float = 0.0,
 ) -> None:
     """Render an animatic clip: an eased cross-dissolve from start to end image, with a move.
 
@@ -260,6 +262,10 @@ def render_clip(
     duration is exact), and unless ``audio_seed`` is None an AAC stereo 48 kHz ambient pad
     derived from the seed, exactly as long as the video (= ``duration`` whenever
     ``duration * fps`` is whole). Frame 0 is the start image, the last frame the end image.
+
+    ``keyframe_edges`` > 0 forces IDR frames that many seconds from each end: where a
+    crossfade of that length starts and ends, so a stitch can copy everything between
+    the windows (see vidpipe.media.smart).
 
     Images of any size or aspect are cover-fitted (centre crop, no bars). The output is
     byte-identical for identical inputs. Raises MediaError for an undecodable image or
@@ -290,6 +296,8 @@ def render_clip(
     )
 
     sizes = [(width, height), (width // 2, height // 2), (width // 2, height // 2)]
+    edge = round(keyframe_edges * fps) if keyframe_edges > 0 else 0
+    forced = {i for i in (edge, n_frames - edge) if 0 < i < n_frames} if edge else set()
 
     def picture(i: int) -> np.ndarray:
         """Frame i as one I420 buffer (h*3/2, w)."""
@@ -336,6 +344,8 @@ def render_clip(
                 frame = av.VideoFrame.from_ndarray(ahead.popleft().result(), format="yuv420p")
                 frame.pts = i
                 frame.time_base = video.codec_context.time_base
+                if i in forced:
+                    frame.pict_type = PictureType.I
                 out.mux(video.encode(frame))
                 if writer is not None and pad is not None:
                     # Interleave: audio up to the end of this frame, so the muxer never

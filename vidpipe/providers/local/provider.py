@@ -98,6 +98,7 @@ class LocalProvider(Provider):
     }
     poll_interval = 0.0
     resubmits = 0
+    places_keyframes = True  # the animatic forces IDR frames at the crossfade edges
 
     def model(self, capability: Capability, requested: str | None) -> str:
         # Model ids in a job are for real providers; a local preview of the same job
@@ -137,6 +138,9 @@ class LocalProvider(Provider):
             # storyboard template cannot change its answer, so it must not miss the cache.
             fields.pop("prompt", None)
             fields.pop("schema", None)
+        if fields.get("keyframe_edges") == 0:
+            # Clips rendered before keyframe placement existed keep their cache keys.
+            fields.pop("keyframe_edges")
         return fields
 
     def storyboard(self, request: StoryboardRequest) -> StoryboardAnswer:
@@ -216,6 +220,7 @@ class LocalProvider(Provider):
                 fps=FPS,
                 motion=motion_from_prompt(request.prompt),
                 audio_seed=None if request.generate_audio is False else _seed(operation_id),
+                keyframe_edges=request.keyframe_edges,
             )
             data = out.read_bytes()
         return VideoStatus(
