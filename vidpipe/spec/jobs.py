@@ -24,6 +24,7 @@ from typing import Any
 from vidpipe.errors import JobFileError, Problem
 from vidpipe.spec.assets import Asset, declared, declared_list, project_assets
 from vidpipe.spec.config import Config, Limits
+from vidpipe.spec.matrix import Point, axis, written_in
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import Path_, SourceMap, YamlProblem, load_file
 
@@ -377,7 +378,7 @@ def load_job_file(
 
     own: dict[str, Any] = doc.data
     matrix = own.get("matrix") or {}
-    axes = [_axis(name, values) for name, values in matrix.items()]
+    axes = [axis(name, values) for name, values in matrix.items()]
     count = math.prod(len(axis) for axis in axes)
     if count > config.limits.matrix_jobs:
         # Counted before anything is expanded: a product of a few lists can be millions.
@@ -403,9 +404,9 @@ def load_job_file(
             origin.update(point.origins())
 
         def relocate(
-            at: Path_, on_key: bool, combo: tuple[_Point, ...] = combo
+            at: Path_, on_key: bool, combo: tuple[Point, ...] = combo
         ) -> tuple[Path_, bool]:
-            if not at or _written_in(own, at):
+            if not at or written_in(own, at):
                 return at, on_key
             for point in combo:
                 moved = point.locate(at)
@@ -437,64 +438,6 @@ def load_job_file(
     return jobs, problems
 
 
-@dataclass(frozen=True)
-class _Point:
-    """One value of one matrix axis: a value of a job key, or a named set of job keys."""
-
-    axis: str
-    value: Any  # what `job.matrix.<axis>` holds: the value, or the value's name
-    label: str  # the job name suffix
-    overlay: Mapping[str, Any]  # the job keys this value sets
-    at: Path_  # where the value is written
-    named: bool
-
-    def origins(self) -> dict[str, Path_]:
-        if self.named:
-            return {key: (*self.at, key) for key in self.overlay}
-        return {self.axis: self.at}
-
-    def locate(self, at: Path_) -> Path_ | None:
-        """Where the value at job path `at` came from, if this matrix value set it."""
-        if self.named:
-            return (*self.at, *at) if _written_in(self.overlay, at) else None
-        return self.at if at[0] == self.axis else None
-
-    def refused(self, source: SourceMap) -> list[Problem]:
-        return [
-            source.problem(
-                (*self.at, key),
-                f"a named matrix value cannot set `{key}` (the job is named after the value)"
-                if key == "name"
-                else "a named matrix value cannot hold another matrix",
-                key=True,
-            )
-            for key in ("name", "matrix")
-            if self.named and key in self.overlay
-        ]
-
-
-def _axis(name: str, values: Any) -> list[_Point]:
-    if isinstance(values, Mapping):
-        return [
-            _Point(name, label, label, dict(overlay), ("matrix", name, label), True)
-            for label, overlay in values.items()
-        ]
-    return [
-        _Point(name, value, _slug(value, i), {name: value}, ("matrix", name, i), False)
-        for i, value in enumerate(values)
-    ]
-
-
-def _written_in(own: Mapping[str, Any], at: Path_) -> bool:
-    node: Any = own
-    for part in at:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return False
-    return True
-
-
 def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
     # Layers later in the list win; MERGED_KEYS merge one level deep.
     out: dict[str, Any] = {}
@@ -511,14 +454,6 @@ def _layer(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _slug(value: Any, index: int) -> str:
-    if isinstance(value, (dict, list)):
-        return str(index)
-    text = str(value).lower()
-    slug = re.sub(r"[^a-z0-9._]+", "-", text).strip("-")
-    return slug or str(index)
-
-
 @dataclass
 class _Resolving:
     """One job being resolved: where its values came from, and the problems found so far."""
@@ -533,7 +468,7 @@ class _Resolving:
     def at(self, *key: str | int) -> Path_:
         """Where the value at `key` was written: a value the file does not write (a default,
         a matrix value) is located at its origin."""
-        if _written_in(self.own, key):
+        if written_in(self.own, key):
             return key
         if key and key[0] in self.origin:
             top = self.origin[str(key[0])]
