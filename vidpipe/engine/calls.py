@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vidpipe.artifacts import copy_atomic, verified, write_atomic
 from vidpipe.engine.cache import Hit
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.errors import LeaseLost
@@ -101,6 +102,37 @@ class Calls:
             self.check_lease()
             if self.rt.stop.wait(0.1):
                 raise Stop()
+
+    def image(
+        self, what: str, key: str, provider: Provider, request: Any, target: Path
+    ) -> tuple[str, bool]:
+        """Make the image `request` asks for at `target`, or copy it from the cache.
+
+        Returns the file's sha256 and whether it came from the cache. A failed call
+        releases the key's claim, so a waiting job can make it instead.
+        """
+        hit = self.obtain(what, key, capability="image", provider=provider, model=request.model)
+        if hit is not None and hit.path is not None:
+            if target.exists() and verified(target, hit.sha256):
+                return str(hit.sha256), True
+            return copy_atomic(hit.path, target), True
+        try:
+            self.calling(what, request.model)
+            answer = provider.image(request)
+            sha = write_atomic(target, answer.png)
+        except BaseException:
+            self.release(key)
+            raise
+        self.record(
+            key,
+            capability="image",
+            provider=provider,
+            model=request.model,
+            usage=answer.usage,
+            path=target,
+            sha256=sha,
+        )
+        return sha, False
 
     def release(self, key: str) -> None:
         """Give up this project's claim on `key` after a failed call."""

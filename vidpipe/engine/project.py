@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from vidpipe.artifacts import (
     Layout,
-    copy_atomic,
     sweep_temporaries,
     verified,
     write_atomic,
@@ -504,31 +503,10 @@ class ProjectRun:
         if trusted:
             return trusted
         target = self.layout.keyframe(index, kind)
-        what = f"scene {index} {kind} frame"
-        hit = self.calls.obtain(
-            what, key, capability="image", provider=provider, model=request.model
+        sha, cached = self.calls.image(
+            f"scene {index} {kind} frame", key, provider, request, target
         )
-        if hit is not None and hit.path is not None:
-            sha = copy_atomic(hit.path, target)
-            source = FrameSource.CACHED
-        else:
-            try:
-                self.calls.calling(what, request.model)
-                answer = provider.image(request)
-                sha = write_atomic(target, answer.png)
-            except BaseException:
-                self.calls.release(key)
-                raise
-            source = FrameSource.GENERATED
-            self.calls.record(
-                key,
-                capability="image",
-                provider=provider,
-                model=request.model,
-                usage=answer.usage,
-                path=target,
-                sha256=sha,
-            )
+        source = FrameSource.CACHED if cached else FrameSource.GENERATED
         self.rt.store.put_keyframe(
             self.project.id,
             index,

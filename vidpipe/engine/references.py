@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
+from vidpipe.artifacts import Layout
 from vidpipe.engine.calls import Calls
 from vidpipe.engine.runtime import Runtime
 from vidpipe.plan.requests import request_key, scene_references, sheet_request
@@ -43,30 +43,7 @@ class References:
         request = sheet_request(provider, self.job, asset)
         key = request_key(provider, "image", request)
         target = self.layout.folder / "assets" / f"{asset.name}.png"
-        what = f"reference sheet of asset {asset.name}"
-        hit = self.calls.obtain(
-            what, key, capability="image", provider=provider, model=request.model
-        )
-        if hit is not None and hit.path is not None:
-            if not (target.exists() and verified(target, hit.sha256)):
-                copy_atomic(hit.path, target)
-        else:
-            try:
-                self.calls.calling(what, request.model)
-                answer = provider.image(request)
-                sha = write_atomic(target, answer.png)
-            except BaseException:
-                self.calls.release(key)
-                raise
-            self.calls.record(
-                key,
-                capability="image",
-                provider=provider,
-                model=request.model,
-                usage=answer.usage,
-                path=target,
-                sha256=sha,
-            )
+        self.calls.image(f"reference sheet of asset {asset.name}", key, provider, request, target)
         ref = ReferenceImage(
             asset.name, asset.kind, target.read_bytes(), path=self.rt.config.display(target)
         )
