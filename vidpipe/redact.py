@@ -74,24 +74,30 @@ def secrets(env: Mapping[str, str] | None = None) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def redact(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`text` with every secret replaced by ``***``."""
+def redact(
+    text: str, env: Mapping[str, str] | None = None, *, known: list[str] | None = None
+) -> str:
+    """`text` with every secret replaced by ``***`` (`known`: :func:`secrets` already found)."""
     if not text:
         return text
-    for secret in secrets(env):
+    for secret in secrets(env) if known is None else known:
         if secret in text:
             text = text.replace(secret, MASK)
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
 
 
-def redact_data(value: Any) -> Any:
-    """A copy of JSON-like data with every string redacted (reports, JUnit, the gallery)."""
+def redact_data(value: Any, *, known: list[str] | None = None) -> Any:
+    """A copy of JSON-like data with every string redacted (reports, JUnit, the gallery).
+
+    The secrets are looked up once for the whole value, not once per string: a report of
+    a hundred jobs holds over a thousand strings."""
+    known = secrets() if known is None else known
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, known=known)
     if isinstance(value, Mapping):
-        return {k: redact_data(v) for k, v in value.items()}
+        return {k: redact_data(v, known=known) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_data(v) for v in value]
+        return [redact_data(v, known=known) for v in value]
     return value
 
 

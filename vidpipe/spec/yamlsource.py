@@ -207,8 +207,8 @@ def _compose(text: str) -> yaml.Node | None:
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
         with contextlib.suppress(yaml.YAMLError):
-            return yaml.compose(text, Loader=fast)  # type: ignore[no-any-return]
-    return yaml.compose(text, Loader=yaml.SafeLoader)  # type: ignore[no-any-return]
+            return yaml.compose(text, Loader=fast)
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 class _Builder:
