@@ -78,9 +78,7 @@ CHANGES: dict[str, tuple[Callable[[Project], None], str]] = {
 
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_validate_reports_the_error_a_changed_input_makes(project: Project, change: str) -> None:
-    project.job(
-        "kite", KITE + "scene_overrides:\n  - {index: 0, start_image: first.png}\n"
-    )
+    project.job("kite", KITE + "scene_overrides:\n  - {index: 0, start_image: first.png}\n")
     png(project.root / "jobs" / "first.png")
     project.write("templates/storyboard.j2", '{% include "partial.j2" %}\n')
     project.write("templates/partial.j2", "An idea: {{ job.prompt }}\n")

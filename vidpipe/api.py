@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from vidpipe.errors import InputError, NotFound
 
 if TYPE_CHECKING:
+    from vidpipe.memo import JobMemo, Memo
     from vidpipe.outputs.report import Gallery
     from vidpipe.plan import Compiled, Plan
-    from vidpipe.memo import JobMemo, Memo
     from vidpipe.spec.config import Config
     from vidpipe.spec.jobs import Job
     from vidpipe.store import Project, Store

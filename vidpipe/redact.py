@@ -19,6 +19,7 @@ everywhere would make every message unreadable and protect nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -51,7 +52,12 @@ def add_secret(value: str | None) -> None:
 def secret_names(env: Mapping[str, str] | None = None) -> list[str]:
     """Names of the environment variables whose values are treated as secrets."""
     env = os.environ if env is None else env
-    return sorted(name for name in env if _SECRET_NAME.search(name))
+    return [name for name in sorted(env) if _is_secret_name(name)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
 
 
 def _forms(value: str) -> set[str]:
@@ -68,10 +74,17 @@ def secrets(env: Mapping[str, str] | None = None) -> list[str]:
     values = {env[name] for name in secret_names(env) if len(env[name].strip()) >= MIN_SECRET}
     with _lock:
         values |= _extra
+    # Every statement a job writes is redacted (see install): the forms of the same values
+    # are worked out once, not once per string.
+    return list(_all_forms(frozenset(values)))
+
+
+@functools.lru_cache(maxsize=16)
+def _all_forms(values: frozenset[str]) -> tuple[str, ...]:
     forms: set[str] = set()
     for value in values:
         forms |= _forms(value)
-    return sorted(forms, key=len, reverse=True)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def redact(

@@ -597,8 +597,8 @@ def _unchanged(
 ) -> BatchResult | None:
     """A batch of unchanged, complete jobs, answered without compiling it or opening the
     database through SQLAlchemy (see :mod:`vidpipe.batch.unchanged`); None: run it."""
-    from vidpipe.batch import unchanged
     from vidpipe import memo
+    from vidpipe.batch import unchanged
     from vidpipe.providers import create
 
     known = memo.recall(config, options.paths, options.provider, cwd or Path.cwd())
