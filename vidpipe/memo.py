@@ -223,8 +223,7 @@ def _read(plans: Sequence[Plan], config: Config, paths: Sequence[str], cwd: Path
             # What the output may not overwrite: the job's folder (its templates) and
             # whether the target is a folder.
             inputs.tree(job.folder)
-            target = config.root / plan.output
-            inputs.globs[str(target)] = _listing(str(target))
+            inputs.tree(config.root / plan.output)
     return inputs
 
 
