@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,6 +84,8 @@ def copy_atomic(src: Path, dst: Path, *, link: bool = True) -> str:
             tmp.unlink(missing_ok=True)
             os.link(src, tmp)
         except OSError:
+            import shutil  # here: most commands never copy, and shutil imports bz2 and lzma
+
             shutil.copyfile(src, tmp)
     return sha256_file(dst)
 

@@ -15,15 +15,16 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vidpipe.catalog import Catalog, user_problems
-from vidpipe.catalog import build as build_catalog
-from vidpipe.catalog import builtin as builtin_catalog
 from vidpipe.errors import ConfigError
 from vidpipe.spec.schema import validate
 from vidpipe.spec.yamlsource import SourceMap, YamlProblem, load_file, not_text, printable
+
+if TYPE_CHECKING:
+    from vidpipe.catalog import Catalog
 
 CONFIG_NAME = "vidpipe.yaml"
 ENV_PREFIX = "VIDPIPE_"
@@ -106,11 +107,22 @@ class Config:
     google: GoogleSettings
     pricing: Mapping[str, Mapping[str, float]]
     lease_seconds: float
-    #: The model catalog: the built-in one with `models:` from vidpipe.yaml laid over it.
-    catalog: Catalog = field(default_factory=builtin_catalog, compare=False, repr=False)
+    #: `models:` from vidpipe.yaml and the environment (validated), and where they came from.
+    model_entries: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    models_origin: str = field(default="vidpipe.yaml", compare=False, repr=False)
     limits: Limits = field(default_factory=Limits)
     #: Where each default came from, to locate errors in values taken from `defaults:`.
     source: SourceMap | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The model catalog: the built-in one with `models:` laid over it. Built when first
+        asked for: commands that never look at a model (`stitch`, `list`) skip it."""
+        from vidpipe import catalog
+
+        if self.model_entries:
+            return catalog.build(self.model_entries, origin=self.models_origin)
+        return catalog.builtin()
 
     def display(self, path: Path) -> str:
         """`path` relative to the project root when inside it (how we print paths)."""
@@ -183,6 +195,8 @@ def load_config(
     if data["models"]:
         # Checked after the environment is merged in, with the file's positions (a value
         # set only from the environment is located at the top of the file).
+        from vidpipe.catalog import user_problems
+
         problems = user_problems(data["models"], source or SourceMap("environment"))
         if problems:
             raise ConfigError("\n".join(str(p) for p in sorted(problems)))
@@ -210,9 +224,8 @@ def load_config(
         ),
         pricing=data["pricing"],
         lease_seconds=float(data["lease_seconds"]),
-        catalog=build_catalog(data["models"], origin=_display(path, cwd) if path else "environment")
-        if data["models"]
-        else builtin_catalog(),
+        model_entries=data["models"],
+        models_origin=_display(path, cwd) if path else "environment",
         limits=Limits(
             template_seconds=float(data["limits"]["template_seconds"]),
             template_output_chars=int(data["limits"]["template_output_chars"]),

@@ -8,16 +8,17 @@ and say what is allowed, and locate each at the offending YAML node.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from vidpipe.errors import Problem
 from vidpipe.spec.yamlsource import Path_, SourceMap
+
+#: The schema files (package data).
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
 @cache
@@ -30,9 +31,20 @@ def load_schema(name: str) -> dict[str, Any]:
     if name == "asset":
         job = load_schema("job")
         return {"$schema": job["$schema"], "$defs": job["$defs"], "$ref": "#/$defs/asset"}
-    text = resources.files("vidpipe").joinpath("schemas", f"{name}.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = json.loads(_schema_text(name))
     return schema
+
+
+@cache
+def _schema_text(name: str) -> str:
+    """The text of `vidpipe/schemas/<name>.schema.json` (`asset`: the job schema's).
+
+    Read beside this package rather than through importlib.resources, whose import
+    (tempfile, shutil, zipfile) costs more than a command that reads a cached check does.
+    vidpipe is always installed as files, never run from a zip.
+    """
+    file = "job" if name == "asset" else name
+    return (SCHEMAS / f"{file}.schema.json").read_text("utf-8")
 
 
 @cache
@@ -111,11 +123,13 @@ def _result_file(name: str, data: Any, prefix: Path_ = ()) -> Path | None:
         text = repr(data)
     except RecursionError:
         return None
-    return entry("schema", name, json.dumps(load_schema(name), sort_keys=True), repr(prefix), text)
+    return entry("schema", name, _schema_text(name), repr(prefix), text)
 
 
 def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
     """A readable message, and the key to point at when the error is about a key."""
+    from difflib import get_close_matches
+
     field = dotted(path)
     kind = error.validator
     value = error.instance
@@ -123,20 +137,20 @@ def _message(error: Any, path: Path_) -> tuple[str, Path_ | None]:
     if "propertyNames" in error.schema_path and kind == "enum":
         # jsonschema reports the inner `enum` against the key itself, at the mapping's path.
         choices = [str(v) for v in error.validator_value]
-        hint = difflib.get_close_matches(str(value), choices, n=1)
+        hint = get_close_matches(str(value), choices, n=1)
         suggestion = f"did you mean {hint[0]!r}?" if hint else f"it can vary: {', '.join(choices)}"
         return f"{field} cannot vary {value!r}; {suggestion}", (*path, value)
     if kind == "type" and len(path) >= 2 and path[-2] == "matrix" and isinstance(value, list):
         # A list under a name that is not a job key: a misspelt key, not named values.
         choices = list(load_schema("job")["properties"]["matrix"]["properties"])
-        hint = difflib.get_close_matches(str(path[-1]), choices, n=1)
+        hint = get_close_matches(str(path[-1]), choices, n=1)
         suggestion = f"did you mean {hint[0]!r}?" if hint else f"it can vary: {', '.join(choices)}"
         return f"matrix cannot vary {path[-1]!r}; {suggestion}", path
     if kind == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = [k for k in value if k not in schema.get("properties", {})]
         key = extra[0]
-        hint = difflib.get_close_matches(key, allowed, n=1)
+        hint = get_close_matches(key, allowed, n=1)
         where = "" if not path else f" in {field}"
         suggestion = (
             f"; did you mean {hint[0]!r}?" if hint else f"; allowed keys: {', '.join(allowed)}"

@@ -5,7 +5,6 @@ than most commands do)."""
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from datetime import UTC, datetime
 
@@ -24,6 +23,8 @@ def new_id() -> str:
 
 def runner_id() -> str:
     """Identifies this process among runners sharing a database."""
+    import socket  # here: `list`, `status` and `stitch` import this module, never call this
+
     return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
 
 
@@ -38,6 +39,8 @@ def owner_gone(owner: str | None) -> bool:
     """
     if not owner:
         return True
+    import socket
+
     owner = owner.split("/", 1)[0]  # a claim's owner is the runner id + "/" + a project id
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
