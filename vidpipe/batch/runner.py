@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import ClipState, JobStatus
-from vidpipe.errors import InputError
+from vidpipe.errors import InputError, StorageError
 from vidpipe.failures import unexpected
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider
@@ -238,6 +238,15 @@ class _Leases:
         self.thread.join(timeout=5)
 
 
+def _trim_scratch(config: Config) -> None:
+    """Bucket mode: keep the scratch folder within `scratch_max_bytes` once the batch's
+    work is done (only files safely in the bucket are evicted; a later run fetches them)."""
+    try:
+        config.objects.trim()
+    except StorageError as exc:
+        _stderr(f"warning: the scratch folder was not trimmed: {exc}")
+
+
 def late_clips(store: Store, project: Any) -> bool:
     """Whether clips of `project` timed out with their operation recorded.
 
@@ -344,6 +353,7 @@ class Batch:
                             self.no_new_jobs.set()
         finally:
             leases.close()
+            _trim_scratch(self.config)
         return [outcomes[p.name] for p in self.prepared.plans if p.name in outcomes]
 
     def _pass_turn(self, job: Plan) -> None:
@@ -419,14 +429,14 @@ class Batch:
             )
             if (
                 state == "complete"
-                and up_to_date(plan, project, self.config)
+                and up_to_date(plan, project, self.config, deliver=True)
                 and not late_clips(self.store, project)
             ):
                 return Outcome(
                     job.name,
                     "complete",
                     project_id=project.id,
-                    output=self.config.display(
+                    output=self.config.address(
                         self.config.artifacts_dir / (project.output_path or "")
                     ),
                     source=job.display,
@@ -533,6 +543,7 @@ def run_batch(
         return BatchResult(None, plan_only(prepared, options.max_cost))
     if not prepared.jobs:
         return BatchResult(None, [])  # an empty shard: nothing to do is not an error
+    config.objects.check()  # bucket mode: an unreachable bucket is refused before any work
     from vidpipe.batch.diskspace import check_disk
 
     warning = check_disk(config.artifacts_dir, prepared.jobs)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
+from vidpipe.artifacts import Layout, copy_atomic, write_atomic
 from vidpipe.engine.calls import Calls, Stop
 from vidpipe.engine.runtime import Runtime
 from vidpipe.engine.states import ClipState, FrameSource, SceneState
@@ -99,7 +99,7 @@ class ClipOperations:
         key = request_key(self.provider, "video", request)
         clip = store.clip(self.project_id, index)
         if clip is not None and clip.generation_key == key:
-            if clip.status == ClipState.COMPLETE and verified(
+            if clip.status == ClipState.COMPLETE and self.rt.config.objects.restore(
                 self.layout.load(clip.path or ""), clip.sha256
             ):
                 self.done[index] = ClipState.COMPLETE

@@ -1,0 +1,336 @@
+"""Artifacts in a bucket: `artifacts_dir: gs://…` or `s3://…` shared by several machines.
+
+Real servers over HTTP on 127.0.0.1 (the GCS emulator, moto's S3 server) reached through
+each library's own settings; "machines" are separate working copies with separate scratch
+folders sharing only the database URL and the bucket. The local provider makes the media.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Project, bucket_fs, free_port
+
+JOB = "prompt: A kite over a hill. It lands.\nscenes: 2\n"
+CHANGED = (
+    JOB + "scene_overrides:\n  - index: 1\n    video_motion_prompt: The kite spins slowly.\n"
+)
+
+CONFIG = """\
+defaults:
+  resolution: 360p
+  clip_duration: 1
+database: {database}
+artifacts_dir: {url}
+scratch_dir: scratch
+{extra}"""
+
+
+def machine(
+    tmp_path: Path, name: str, database: str, url: str, extra: str = "", job: str = JOB
+) -> Project:
+    """A working copy of the studio's project on one machine: the same vidpipe.yaml and
+    jobs, its own folder and its own (empty) scratch folder."""
+    root = tmp_path / name
+    (root / "jobs").mkdir(parents=True)
+    (root / "templates").mkdir()
+    (root / "vidpipe.yaml").write_text(
+        CONFIG.format(database=database, url=url, extra=extra), encoding="utf-8"
+    )
+    (root / "jobs" / "kite.yaml").write_text(job, encoding="utf-8")
+    return Project(root, database)
+
+
+def run(project: Project, *args: str) -> dict[str, Any]:
+    result = project.cli("run", "--report", "report.json", *args)
+    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    return project.jobs_in_report()["kite"]
+
+
+def bucket_files(url: str) -> dict[str, bytes]:
+    """Every object under the URL's prefix with its bytes, listed through fsspec."""
+    fs, root = bucket_fs(url)
+    return {
+        name[len(root) + 1 :]: fs.cat_file(name)
+        for name in fs.find(root)
+        if not name.endswith("/")
+    }
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def local_media(project: Project) -> list[Path]:
+    scratch = project.root / "scratch"
+    return sorted(p for p in scratch.rglob("*.mp4")) if scratch.exists() else []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """One database two machines share: a SQLite file both reach, or PostgreSQL."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+def check_bucket_holds_the_run(project: Project, url: str) -> dict[str, bytes]:
+    """Every generation result and every output is in the bucket, bytes as recorded."""
+    files = bucket_files(url)
+    results = project.sql(
+        "select result_path, result_sha256 from generations where result_path is not null"
+    )
+    assert results
+    for path, digest in results:
+        assert path == f"objects/{digest[:2]}/{digest}"
+        assert sha(files[path]) == digest, path
+    for path, digest in project.sql("select path, sha256 from keyframes") + project.sql(
+        "select path, sha256 from video_clips where status = 'complete'"
+    ):
+        # Each project file's bytes are an object (project folders in the bucket hold
+        # outputs only).
+        assert sha(files[f"objects/{digest[:2]}/{digest}"]) == digest, path
+    ((project_id, output, output_sha, manifest_sha, sheet_sha),) = project.sql(
+        "select id, output_path, output_sha256, manifest_sha256, sheet_sha256 from projects"
+    )
+    folder = f"kite/{project_id}/output"
+    assert output == f"{folder}/final.mp4"
+    assert sha(files[f"{folder}/final.mp4"]) == output_sha
+    assert sha(files[f"{folder}/manifest.json"]) == manifest_sha
+    assert sha(files[f"{folder}/storyboard.png"]) == sheet_sha
+    manifest = json.loads(files[f"{folder}/manifest.json"])
+    assert manifest["output"]["path"] == f"{url}/{folder}/final.mp4"
+    clip = manifest["scenes"][0]["clip"]
+    assert clip["path"] == f"{url}/objects/{clip['sha256'][:2]}/{clip['sha256']}"
+    return files
+
+
+def test_two_machines_share_one_database_and_one_gcs_bucket(tmp_path, database, gcs_bucket):
+    first = machine(tmp_path, "first", database, gcs_bucket)
+    made = run(first)
+    assert made["status"] == "complete" and made["provider_calls"] == 6
+    files = check_bucket_holds_the_run(first, gcs_bucket)
+    assert made["output"] == f"{gcs_bucket}/{made['output'].split('/studio/', 1)[1]}"
+
+    # Another machine, empty scratch: the unchanged job is up to date from what the
+    # database and the bucket say. No provider call, no stitch, no clip downloaded.
+    second = machine(tmp_path, "second", database, gcs_bucket)
+    again = run(second)
+    assert again["status"] == "complete"
+    assert (again["provider_calls"], again["cached_calls"]) == (0, 0)
+    assert again["output"] == made["output"]
+    assert local_media(second) == []
+    assert bucket_files(gcs_bucket) == files  # nothing written again
+    calls = second.sql("select count(*) from call_log where cached = :no", no=False)
+    assert calls == [(6,)]  # the first machine's six, no more
+
+    # `vidpipe stitch` there fetches the clips from the bucket and stitches them.
+    stitched = second.cli("stitch", "kite")
+    assert stitched.exit_code == 0, stitched.output
+    clips = second.sql("select path, sha256 from video_clips")
+    assert len(clips) == 2
+    for path, digest in clips:
+        assert sha((second.root / "scratch" / path).read_bytes()) == digest
+    check_bucket_holds_the_run(second, gcs_bucket)
+
+    # A changed scene there: only its clip is made again (the rest from the bucket).
+    (second.root / "jobs" / "kite.yaml").write_text(CHANGED, encoding="utf-8")
+    changed = run(second)
+    assert (changed["provider_calls"], changed["cached_calls"]) == (1, 5)
+    assert changed["output"] != made["output"]
+    assert changed["output"] in {f"{gcs_bucket}/{k}" for k in bucket_files(gcs_bucket)}
+
+    # And the first machine, back on the changed job: up to date, nothing to make.
+    (first.root / "jobs" / "kite.yaml").write_text(CHANGED, encoding="utf-8")
+    back = run(first)
+    assert (back["provider_calls"], back["cached_calls"]) == (0, 0)
+
+
+def test_two_machines_share_one_s3_bucket(tmp_path, s3_bucket):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = machine(tmp_path, "first", database, s3_bucket)
+    assert run(first)["provider_calls"] == 6
+    check_bucket_holds_the_run(first, s3_bucket)
+
+    second = machine(tmp_path, "second", database, s3_bucket)
+    again = run(second)
+    assert (again["provider_calls"], again["cached_calls"]) == (0, 0)
+    assert local_media(second) == []
+    stitched = second.cli("stitch", "kite")
+    assert stitched.exit_code == 0, stitched.output
+    assert len(local_media(second)) == 3  # two clips fetched, final.mp4 written
+
+    (second.root / "jobs" / "kite.yaml").write_text(CHANGED, encoding="utf-8")
+    changed = run(second)
+    assert (changed["provider_calls"], changed["cached_calls"]) == (1, 5)
+
+
+def test_the_scratch_bound_evicts_what_is_safe_in_the_bucket(tmp_path, gcs_bucket):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    studio = machine(tmp_path, "studio", database, gcs_bucket, extra="scratch_max_bytes: 0\n")
+    assert run(studio)["provider_calls"] == 6
+    scratch = studio.root / "scratch"
+    # Everything the bucket holds was evicted after the run; nothing else is left.
+    left = [p for p in scratch.rglob("*") if p.is_file()]
+    assert all(p.suffix not in (".mp4", ".png") for p in left), left
+    assert "objects" not in {p.relative_to(scratch).parts[0] for p in left}
+
+    # Unchanged: up to date from the bucket. A new film from the same generations (a
+    # new project for the changed job file): every keyframe and clip comes back from the
+    # bucket, no provider call.
+    assert run(studio)["provider_calls"] == 0
+    (studio.root / "jobs" / "kite.yaml").write_text(JOB + "output: out.mp4\n", encoding="utf-8")
+    again = run(studio)
+    assert (again["provider_calls"], again["cached_calls"]) == (0, 6)
+    ((output_sha,),) = studio.sql("select output_sha256 from projects order by created_at desc")[:1]
+    assert sha((studio.root / "jobs" / "out.mp4").read_bytes()) == output_sha
+
+
+def test_gc_frees_the_scratch_folder_and_leaves_the_bucket_alone(tmp_path, gcs_bucket):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    studio = machine(tmp_path, "studio", database, gcs_bucket)
+    run(studio)
+    before = bucket_files(gcs_bucket)
+    assert local_media(studio)
+    result = studio.cli("gc", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["bytes_freed"] > 0 and data["bucket"]["unreferenced"] == 0
+    assert data["bucket"]["objects"] == sum(k.startswith("objects/") for k in before)
+    assert local_media(studio) == []
+    assert bucket_files(gcs_bucket) == before
+    text = studio.cli("gc")
+    assert f"the bucket {gcs_bucket} was left as it is" in text.output
+    # Nothing was lost: the project stitches again from the bucket.
+    stitched = studio.cli("stitch", "kite")
+    assert stitched.exit_code == 0, stitched.output
+
+
+def test_output_may_be_a_bucket_url(tmp_path, gcs_bucket, s3_bucket):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    # The artifacts in one store, the deliverable in another.
+    delivery = s3_bucket.replace("/studio", "/deliveries")
+    job = JOB + f"output: {delivery}/{{{{ job.name }}}}.mp4\n"
+    first = machine(tmp_path, "first", database, gcs_bucket, job=job)
+    run(first)
+    ((output_sha,),) = first.sql("select output_sha256 from projects")
+    assert sha(bucket_files(delivery)["kite.mp4"]) == output_sha
+    second = machine(tmp_path, "second", database, gcs_bucket, job=job)
+    assert run(second)["provider_calls"] == 0
+    assert local_media(second) == []
+
+
+def test_a_local_output_copy_on_another_machine_comes_from_the_bucket(tmp_path, gcs_bucket):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    job = JOB + "output: ../out/kite.mp4\n"
+    first = machine(tmp_path, "first", database, gcs_bucket, job=job)
+    run(first)
+    ((output_sha,),) = first.sql("select output_sha256 from projects")
+    second = machine(tmp_path, "second", database, gcs_bucket, job=job)
+    again = run(second)
+    assert (again["provider_calls"], again["cached_calls"]) == (0, 0)
+    assert sha((second.root / "out" / "kite.mp4").read_bytes()) == output_sha
+    # The final video came from the bucket; no clip was fetched, nothing stitched.
+    assert [p.name for p in local_media(second)] == ["final.mp4"]
+
+
+# -- what a user sees when the bucket cannot be used ------------------------------------------
+
+
+def one_sentence(output: str) -> str:
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def refused(project: Project, *args: str) -> str:
+    result = project.cli(*args)
+    assert result.exit_code == 2, result.output
+    return one_sentence(result.output)
+
+
+def test_an_unsupported_scheme_is_refused(project):
+    project.write("vidpipe.yaml", "artifacts_dir: ftp://files.example/studio\n")
+    project.job("kite", JOB)
+    for command in ("run", "list", "validate"):
+        line = refused(project, command)
+        assert "ftp:// is not supported; use gs://BUCKET/PREFIX" in line, line
+
+
+def test_a_missing_library_says_what_to_install(project, monkeypatch):
+    project.write("vidpipe.yaml", "artifacts_dir: gs://studio-bucket/films\n")
+    project.job("kite", JOB)
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if it were not installed
+    line = refused(project, "run")
+    assert "needs gcsfs, which is not installed; run pip install 'vidpipe[gcs]'" in line
+    monkeypatch.setitem(sys.modules, "s3fs", None)
+    project.write("vidpipe.yaml", "artifacts_dir: s3://studio-bucket/films\n")
+    assert "pip install 'vidpipe[s3]'" in refused(project, "run")
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_an_unreachable_endpoint_is_refused_before_any_work(project, monkeypatch, scheme):
+    port = free_port()
+    if scheme == "gs":
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+        setting = "STORAGE_EMULATOR_HOST"
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://user:hunter2-long@127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+        setting = "AWS_ENDPOINT_URL"
+    project.write("vidpipe.yaml", f"artifacts_dir: {scheme}://studio-bucket/films\n")
+    project.job("kite", JOB)
+    line = refused(project, "run")
+    assert f"cannot reach the storage endpoint http://" in line, line
+    assert f"127.0.0.1:{port} for {scheme}://studio-bucket/films" in line, line
+    assert f"start it, or fix {setting}" in line
+    assert "hunter2-long" not in line and "testing-secret" not in line
+    assert not (project.root / "vidpipe.db").exists()  # nothing was run
+
+
+def test_a_missing_bucket_says_how_to_create_it(project, gcs_bucket):
+    missing = "gs://no-such-bucket-here/films"
+    project.write("vidpipe.yaml", f"artifacts_dir: {missing}\nscratch_dir: scratch\n")
+    project.job("kite", JOB)
+    line = refused(project, "run")
+    assert "bucket 'no-such-bucket-here' of gs://no-such-bucket-here/films does not exist" in line
+    assert "gcloud storage buckets create gs://no-such-bucket-here" in line
+
+
+def test_an_output_url_with_an_unsupported_scheme_is_located(project):
+    path = project.job("kite", JOB + "output: ftp://files.example/kite.mp4\n")
+    result = project.cli("validate")
+    assert result.exit_code == 2, result.output
+    assert f"jobs/kite.yaml:3:9: output 'ftp://files.example/kite.mp4': ftp:// is not supported" in (
+        result.output
+    ), result.output
+    assert path.is_file()
+
+
+def test_scratch_settings(project, monkeypatch, tmp_path):
+    from vidpipe.spec.config import load_config
+
+    project.write("vidpipe.yaml", "artifacts_dir: gs://studio-bucket/films/\n")
+    cache = tmp_path / "cache"
+    config = load_config(cwd=project.root, env={"XDG_CACHE_HOME": str(cache)})
+    assert config.artifacts_url == "gs://studio-bucket/films"
+    assert config.artifacts_dir.parent == cache / "vidpipe" / "scratch"
+    assert config.artifacts_dir.name.startswith("studio-bucket-films-")
+    assert config.scratch_max_bytes == 20 * 10**9
+    env = {"VIDPIPE_SCRATCH_DIR": "/var/tmp/vp", "VIDPIPE_SCRATCH_MAX_BYTES": "1.5GiB"}
+    config = load_config(cwd=project.root, env=env)
+    assert (config.artifacts_dir, config.scratch_max_bytes) == (Path("/var/tmp/vp"), 1.5 * 2**30)
+    project.write("vidpipe.yaml", "artifacts_dir: tmp\n")
+    local = load_config(cwd=project.root, env={})
+    assert (local.artifacts_dir, local.artifacts_url) == (project.root / "tmp", None)
+    shutil.rmtree(cache, ignore_errors=True)
