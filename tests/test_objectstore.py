@@ -16,12 +16,10 @@ from typing import Any
 
 import pytest
 
-from conftest import Project, bucket_fs, free_port
+from tests.conftest import Project, bucket_fs, free_port
 
 JOB = "prompt: A kite over a hill. It lands.\nscenes: 2\n"
-CHANGED = (
-    JOB + "scene_overrides:\n  - index: 1\n    video_motion_prompt: The kite spins slowly.\n"
-)
+CHANGED = JOB + "scene_overrides:\n  - index: 1\n    video_motion_prompt: The kite spins slowly.\n"
 
 CONFIG = """\
 defaults:
@@ -59,9 +57,7 @@ def bucket_files(url: str) -> dict[str, bytes]:
     """Every object under the URL's prefix with its bytes, listed through fsspec."""
     fs, root = bucket_fs(url)
     return {
-        name[len(root) + 1 :]: fs.cat_file(name)
-        for name in fs.find(root)
-        if not name.endswith("/")
+        name[len(root) + 1 :]: fs.cat_file(name) for name in fs.find(root) if not name.endswith("/")
     }
 
 
@@ -167,6 +163,15 @@ def test_two_machines_share_one_s3_bucket(tmp_path, s3_bucket):
     stitched = second.cli("stitch", "kite")
     assert stitched.exit_code == 0, stitched.output
     assert len(local_media(second)) == 3  # two clips fetched, final.mp4 written
+
+    # The gallery goes to the bucket beside the outputs its players link to.
+    report = second.cli("report")
+    assert report.exit_code == 0, report.output
+    assert f"wrote {s3_bucket}/report.html (1 job)" in report.output
+    page = bucket_files(s3_bucket)["report.html"].decode()
+    ((project_id,),) = second.sql("select id from projects")
+    assert f'src="kite/{project_id}/output/final.mp4"' in page
+    assert "data:image/jpeg;base64," in page  # the contact sheet, fetched and inlined
 
     (second.root / "jobs" / "kite.yaml").write_text(CHANGED, encoding="utf-8")
     changed = run(second)
@@ -291,7 +296,7 @@ def test_an_unreachable_endpoint_is_refused_before_any_work(project, monkeypatch
     project.write("vidpipe.yaml", f"artifacts_dir: {scheme}://studio-bucket/films\n")
     project.job("kite", JOB)
     line = refused(project, "run")
-    assert f"cannot reach the storage endpoint http://" in line, line
+    assert "cannot reach the storage endpoint http://" in line, line
     assert f"127.0.0.1:{port} for {scheme}://studio-bucket/films" in line, line
     assert f"start it, or fix {setting}" in line
     assert "hunter2-long" not in line and "testing-secret" not in line
@@ -311,7 +316,7 @@ def test_an_output_url_with_an_unsupported_scheme_is_located(project):
     path = project.job("kite", JOB + "output: ftp://files.example/kite.mp4\n")
     result = project.cli("validate")
     assert result.exit_code == 2, result.output
-    assert f"jobs/kite.yaml:3:9: output 'ftp://files.example/kite.mp4': ftp:// is not supported" in (
+    assert "jobs/kite.yaml:3:9: output 'ftp://files.example/kite.mp4': ftp:// is not supported" in (
         result.output
     ), result.output
     assert path.is_file()

@@ -178,7 +178,7 @@ def _previous_version(
         {
             "project_id": previous.id,
             "status": previous.status,
-            "output": config.display(output) if output is not None else None,
+            "output": config.address(output) if output is not None else None,
         },
     )
     shown.update(
