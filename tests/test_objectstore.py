@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,33 @@ import pytest
 from tests.conftest import Project, bucket_fs, free_port
 
 JOB = "prompt: A kite over a hill. It lands.\nscenes: 2\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """No request may leave the machine, and nothing may look for real credentials."""
+    import google.auth
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.lower().endswith("_proxy"):
+                mp.delenv(key, raising=False)
+        real_connect = socket.socket.connect
+
+        def connect(self: socket.socket, address: Any) -> Any:
+            inet = self.family in (socket.AF_INET, socket.AF_INET6)
+            if inet and address[0] not in ("127.0.0.1", "::1", "localhost"):
+                raise AssertionError(f"a test tried to reach {address!r}")
+            return real_connect(self, address)
+
+        def no_adc(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("google.auth.default() must not be called in tests")
+
+        mp.setattr(socket.socket, "connect", connect)
+        mp.setattr(google.auth, "default", no_adc)
+        yield
+
+
 CHANGED = JOB + "scene_overrides:\n  - index: 1\n    video_motion_prompt: The kite spins slowly.\n"
 
 CONFIG = """\
@@ -56,6 +86,7 @@ def run(project: Project, *args: str) -> dict[str, Any]:
 def bucket_files(url: str) -> dict[str, bytes]:
     """Every object under the URL's prefix with its bytes, listed through fsspec."""
     fs, root = bucket_fs(url)
+    root = root.rstrip("/")
     return {
         name[len(root) + 1 :]: fs.cat_file(name) for name in fs.find(root) if not name.endswith("/")
     }
@@ -339,3 +370,64 @@ def test_scratch_settings(project, monkeypatch, tmp_path):
     local = load_config(cwd=project.root, env={})
     assert (local.artifacts_dir, local.artifacts_url) == (project.root / "tmp", None)
     shutil.rmtree(cache, ignore_errors=True)
+
+
+# -- Veo writes its clips straight into the bucket ----------------------------------------
+
+
+def test_veo_writes_clips_into_the_bucket_and_each_is_fetched_once(
+    tmp_path, gcs_bucket, emu, monkeypatch
+):
+    from tests.conftest import google_env
+    from vidpipe.objectstore import Bucket
+
+    # The Vertex emulator writes clips for `storageUri` into the storage emulator, as
+    # Vertex writes into the caller's bucket.
+    emu.storage_host = os.environ["STORAGE_EMULATOR_HOST"]
+    veo = gcs_bucket.replace("/studio", "/veo-output")
+    job = (
+        'prompt: "A paper boat sails down a rainy street"\nprovider: google\n'
+        'aspect_ratio: "16:9"\nclip_duration: 4\nresolution: 720p\nscenes: 2\n'
+    )
+    extra = f"google: {{output_gcs_uri: {veo}}}\n"
+    traffic: dict[str, list[str]] = {"put": [], "get_url": [], "copy_url": []}
+    for name in traffic:
+        original = getattr(Bucket, name)
+
+        def spy(self, *args, _original=original, _name=name):  # type: ignore[no-untyped-def]
+            traffic[_name].append(str(args[-1] if _name != "get_url" else args[0]))
+            return _original(self, *args)
+
+        monkeypatch.setattr(Bucket, name, spy)
+
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = google_env(emu, "AIzaTEST-SECRET-KEY-123")
+    first = machine(tmp_path, "first", database, gcs_bucket, extra=extra, job=job)
+    result = first.cli("run", "--report", "report.json", env=env)
+    assert result.exit_code == 0, result.output
+    assert first.jobs_in_report()["kite"]["status"] == "complete"
+    submits = emu.calls("predictLongRunning")
+    assert [s.body["parameters"]["storageUri"] for s in submits] == [veo, veo]
+
+    files = bucket_files(gcs_bucket.rsplit("/", 1)[0] + "/")  # the whole bucket
+    written = {k: v for k, v in files.items() if k.startswith("veo-output/")}
+    assert len(written) == 2, sorted(files)  # what Veo wrote
+    clips = first.sql("select sha256 from video_clips where status = 'complete'")
+    assert sorted(sha(v) for v in written.values()) == sorted(d for (d,) in clips)
+    for (digest,) in clips:
+        assert sha(files[f"studio/objects/{digest[:2]}/{digest}"]) == digest
+        # Kept by a copy inside the bucket: never uploaded.
+        assert not any(digest in rel for rel in traffic["put"])
+    bucket = gcs_bucket.split("/")[2]
+    # Each clip downloaded exactly once, from where Veo wrote it.
+    assert sorted(traffic["get_url"]) == sorted(f"gs://{bucket}/{rel}" for rel in written)
+    assert len(traffic["copy_url"]) == 2
+    # No download through the Vertex emulator's own storage either.
+    assert not [r for r in emu.requests if r.path.startswith("/storage/")]
+
+    second = machine(tmp_path, "second", database, gcs_bucket, extra=extra, job=job)
+    again = second.cli("run", "--report", "report.json", env=env)
+    assert again.exit_code == 0, again.output
+    (row,) = second.report()["jobs"]
+    assert (row["provider_calls"], row["cached_calls"]) == (0, 0)
+    assert len(emu.calls("predictLongRunning")) == 2

@@ -196,6 +196,26 @@ class Bucket:
             raise self._fail("download", rel, exc) from None
         return True
 
+    def get_url(self, url: str, local: Path) -> None:
+        """Download the object at `url` (in this bucket, outside the prefix too)."""
+        try:
+            self.fs.get_file(self._url_key(url), str(local))
+        except _errors() as exc:
+            raise StorageError(f"could not download {url}: {_reason(exc)}") from None
+
+    def copy_url(self, url: str, rel: str) -> None:
+        """Copy the object at `url` to `rel` inside the store (no bytes pass through us)."""
+        try:
+            self.fs.copy(self._url_key(url), self.key(rel))
+        except _errors() as exc:
+            raise self._fail(f"copy {url} to", rel, exc) from None
+
+    def _url_key(self, url: str) -> str:
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() != self.scheme or rest.split("/", 1)[0] != self.name:
+            raise StorageError(f"{url} is not in the bucket of {self.url}")
+        return rest
+
     def sizes(self, rel_prefix: str) -> dict[str, int]:
         """Every object under `rel_prefix` with its size, keyed relative to the prefix."""
         try:
@@ -385,6 +405,28 @@ class ObjectStore:
             return False
         copy_atomic(source, path)
         return verified(path, sha256)
+
+    def adopt(self, url: str, target: Path) -> str:
+        """Keep a file a provider wrote into the bucket (Veo's `output_gcs_uri`) as an
+        object: downloaded once to `target` (stitching needs it here), its sha256 taken
+        there, and copied inside the bucket to its object name (no upload). Its sha256.
+        """
+        bucket = self.bucket
+        tmp = temp_name(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            bucket.get_url(url, tmp)
+            sha256 = sha256_file(tmp)
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        rel = self._object_rel(sha256)
+        if not self._in_bucket(rel, target.stat().st_size):
+            bucket.copy_url(url, rel)
+            self._present.add(rel)
+        put_object(self.root, target, sha256)
+        return sha256
 
     # -- outputs --------------------------------------------------------------------------
 

@@ -244,9 +244,15 @@ class ClipOperations:
                 op.next_poll = time.monotonic() + provider.poll_interval
             return
         del self.ops[index]
-        if status.state == "complete" and status.data:
+        if status.state == "complete" and (status.data or status.uri):
             target = self.layout.clip(index)
-            sha = write_atomic(target, status.data)
+            if status.data:
+                sha = write_atomic(target, status.data)
+            else:
+                # The service wrote the clip into the artifacts bucket: fetched once, kept
+                # as an object by a copy inside the bucket (see ObjectStore.adopt).
+                assert status.uri is not None
+                sha = self.rt.config.objects.adopt(status.uri, target)
             self.calls.record(
                 op.key,
                 capability="video",
