@@ -96,6 +96,18 @@ def _gcs_emulator() -> str | None:
     return host if "://" in host else f"http://{host}"
 
 
+def _proxied(endpoint: str) -> bool:
+    """Whether requests to `endpoint` go through a proxy (then a direct connection proves
+    nothing, and the library's own request says what is wrong)."""
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(endpoint)
+    proxies = getproxies()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not proxy_bypass(parts.hostname or "")
+
+
 def _errors() -> tuple[type[BaseException], ...]:
     """The exceptions a storage backend raises for a failed request (those installed)."""
     found: list[type[BaseException]] = [OSError, ValueError, TimeoutError]
@@ -238,7 +250,7 @@ class Bucket:
         first says in a second what is wrong.
         """
         endpoint = self.endpoint()
-        if "://" in endpoint:
+        if "://" in endpoint and not _proxied(endpoint):
             parts = urlsplit(endpoint)
             host = parts.hostname or ""
             port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -285,6 +285,7 @@ def _review_frames(config: Config, store: Any, project: Any) -> list[dict[str, A
         }
         for frame in scene.keyframes:
             path = layout.load(frame.path)
+            config.objects.restore(path, frame.sha256)  # bucket mode: another machine's
             if path.is_file():
                 item[frame.kind] = _data_uri(path, width=320)
                 item[f"{frame.kind}_path"] = config.display(path)

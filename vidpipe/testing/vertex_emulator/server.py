@@ -22,7 +22,6 @@ from PIL import Image, UnidentifiedImageError
 from vidpipe.catalog import Catalog
 from vidpipe.catalog import builtin as builtin_catalog
 from vidpipe.testing.vertex_emulator import rules
-from vidpipe.testing.vertex_emulator.storage import store_clip
 from vidpipe.testing.vertex_emulator.payloads import (
     _GCS_PATH,
     _MODEL_PATH,
@@ -45,6 +44,7 @@ from vidpipe.testing.vertex_emulator.payloads import (
     make_mp4,
     video_size_for,
 )
+from vidpipe.testing.vertex_emulator.storage import store_clip
 
 # --------------------------------------------------------------------------------------
 # Public data types
