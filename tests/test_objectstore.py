@@ -431,3 +431,18 @@ def test_veo_writes_clips_into_the_bucket_and_each_is_fetched_once(
     (row,) = second.report()["jobs"]
     assert (row["provider_calls"], row["cached_calls"]) == (0, 0)
     assert len(emu.calls("predictLongRunning")) == 2
+
+
+def test_an_output_missing_from_the_bucket_is_made_again(tmp_path, s3_bucket):
+    database = f"sqlite:///{tmp_path / 'shared.db'}"
+    studio = machine(tmp_path, "studio", database, s3_bucket)
+    run(studio)
+    assert run(studio)["provider_calls"] == 0  # unchanged (the quick path may answer)
+    ((project_id, output_sha),) = studio.sql("select id, output_sha256 from projects")
+    fs, root = bucket_fs(s3_bucket)
+    fs.rm(f"{root.rstrip('/')}/kite/{project_id}/output/final.mp4")
+    # The local copy is intact, but the bucket is what other machines see: stitched and
+    # published again, from the clips at hand, with no provider call.
+    again = run(studio)
+    assert (again["provider_calls"], again["cached_calls"]) == (0, 0)
+    assert sha(bucket_files(s3_bucket)[f"kite/{project_id}/output/final.mp4"]) == output_sha

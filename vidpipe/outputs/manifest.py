@@ -16,7 +16,7 @@ from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, ver
 from vidpipe.errors import MediaError
 
 if TYPE_CHECKING:
-    from vidpipe.plan.model import Plan
+    from vidpipe.plan.model import Stitching
     from vidpipe.spec.config import Config
     from vidpipe.store import Project, Scene, Store
     from vidpipe.store.lite import LiteStore, ProjectRow, SceneRow
@@ -50,7 +50,7 @@ def finished_clips(store: AnyStore, config: Config, project: AnyProject) -> list
 
 
 def write_preview(
-    store: AnyStore, config: Config, project: AnyProject, plan: Plan, crossfade: float
+    store: AnyStore, config: Config, project: AnyProject, plan: Stitching, crossfade: float
 ) -> Path:
     """Stitch the project's clips with another crossfade into output/preview-crossfade-S.mp4.
 
@@ -71,7 +71,7 @@ def write_outputs(
     store: AnyStore,
     config: Config,
     project: AnyProject,
-    plan: Plan,
+    plan: Stitching,
     *,
     timings: dict[str, float] | None = None,
 ) -> str:
@@ -164,7 +164,7 @@ def write_outputs(
 _SHEET_VERSION = 2
 
 
-def outputs_intact(config: Config, project: Project) -> bool:
+def outputs_intact(config: Config, project: AnyProject) -> bool:
     """Whether a project's final video, manifest and contact sheet match their records.
 
     In bucket mode the bucket is what counts, checked without downloading the films: the
@@ -216,7 +216,7 @@ def deliver(config: Config, layout: Layout, output: str, *, captioned: bool) -> 
             copy_atomic(source, (config.root / output).with_suffix(source.suffix), link=False)
 
 
-def delivered(config: Config, project: Project, output: str) -> bool:
+def delivered(config: Config, project: AnyProject, output: str) -> bool:
     """Whether `output:` holds the project's final video (a URL: one of its size)."""
     from vidpipe.objectstore import is_url, url_size
 
@@ -230,7 +230,7 @@ def delivered(config: Config, project: Project, output: str) -> bool:
     return size is not None and url_size(output) == size
 
 
-def deliver_again(config: Config, project: Project, output: str, *, captioned: bool) -> bool:
+def deliver_again(config: Config, project: AnyProject, output: str, *, captioned: bool) -> bool:
     """Copy a finished project's final video to `output:` again (it was changed or is
     missing there, e.g. on another machine), fetching it from the bucket if need be.
     False when the final video is not at hand (the project is then stitched again)."""
