@@ -97,10 +97,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def test_submit_refuses_what_run_refuses_and_queues_nothing(project: Project) -> None:
     project.job("good", "prompt: A lighthouse at dawn.\nscenes: 1\n")
     project.job("bad", "prompt: A lighthouse at dusk.\nscenes: 1\nstyle: [oops]\n")
-    result = project.cli("submit")
-    assert result.exit_code == 2, result.output
-    assert "jobs/bad.yaml:3:8:" in result.output and "nothing was run" in result.output
-    assert "Traceback" not in result.output
+    refused(project.cli("submit"), "jobs/bad.yaml:3:8: style must be text (got a list)")
 
     (project.root / "jobs" / "bad.yaml").unlink()
     result = project.cli("submit", "--select", "nothing-*")
@@ -136,6 +133,11 @@ def test_a_worker_drains_a_submitted_batch(project: Project, fake: Script) -> No
     assert listed["status"] == "queued" and listed["by_status"] == {"queued": 3}
     assert listed["selection"] == "submit jobs/ --provider fake"
     assert fake.history == []  # submitting calls no provider
+    early = project.cli("report", "--batch", batch_id)
+    assert early.exit_code == 2
+    assert f"batch '{batch_id}' has not finished: its jobs are still running or queued" in (
+        early.output
+    )
 
     result = project.cli("worker", "--drain", "-j", "2", "--report", "report.json")
     assert result.exit_code == 0, result.output
@@ -364,3 +366,43 @@ def test_a_killed_workers_jobs_are_finished_without_paying_twice(
     (listed,) = batches(project)
     assert listed["status"] == "complete" and listed["by_status"] == {"complete": 3}
     assert "AIzaTEST-WORKER-SECRET" not in Path(project.root / "report.json").read_text()
+
+
+# --------------------------------------------------------------------------------------
+# what a worker will not do
+
+
+def test_a_worker_without_credentials_gives_its_job_back(
+    project: Project, emu: VertexEmulator
+) -> None:
+    project.job(
+        "boat",
+        'prompt: "A boat"\nprovider: google\naspect_ratio: "16:9"\nclip_duration: 4\n'
+        "resolution: 720p\nscenes: 1\n",
+    )
+    batch_id = submit(project, env=google_env(emu, "AIzaTEST-WORKER-SECRET"))
+    result = project.cli("worker", "--drain")  # this machine has no credentials
+    assert result.exit_code == 2, result.output
+    assert "the google provider needs credentials" in result.output
+    assert [(i["status"], i["attempts"]) for i in items(project, batch_id)] == [("queued", 0)]
+    assert emu.requests == []
+
+
+def test_a_job_whose_workers_keep_dying_is_failed(project: Project, fake: Script) -> None:
+    project.job("doomed", "prompt: A balloon near a cactus.\nscenes: 1\n")
+    batch_id = submit(project, "--provider", "fake")
+    project.sql(
+        "update batch_items set status = 'claimed', worker = 'elsewhere:42:abc', "
+        "attempts = 3, lease_expires_at = :t",
+        t=datetime(2000, 1, 1),
+    )
+    result = project.cli("worker", "--drain", "--report", "report.json")
+    assert result.exit_code == 1, result.output
+    (job,) = project.report()["jobs"]
+    assert job["status"] == "failed"
+    assert job["error"] == (
+        "3 workers took this job and none finished it (each was killed or lost the "
+        "database); run it alone with `vidpipe run jobs/doomed.yaml` to see why"
+    )
+    assert fake.history == []
+    assert [(i["status"], i["attempts"]) for i in items(project, batch_id)] == [("failed", 4)]
