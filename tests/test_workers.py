@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -79,6 +80,23 @@ def start_worker(project: Project, name: str, *args: str, env: dict[str, str] | 
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def at_once(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run `work(i)` on n threads released together; the answers in thread order."""
+    barrier = threading.Barrier(n)
+    answers: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        answers[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -233,6 +251,43 @@ def test_a_lapsed_claim_is_taken_over_and_drain_waits_for_a_live_one(
         "three": ("done", 1),
     }
     assert "elsewhere:42:abc" not in {i["worker"] for i in rows}
+
+
+@pytest.mark.both_databases
+def test_claims_are_disjoint_and_renewed_with_the_project_leases(project: Project) -> None:
+    from vidpipe.store import Store
+    from vidpipe.store.queue import WorkQueue
+
+    stores = [Store(project.store_url) for _ in range(6)]
+    try:
+        queue = WorkQueue(stores[0])
+        batch_id = queue.submit(
+            {"submitted": True}, [(f"job-{n:02d}", f"jobs/{n}.yaml", "d" * 64) for n in range(10)]
+        )
+        # Six workers claiming two jobs each at the same moment: ten jobs, none twice.
+        claims = at_once(
+            6, lambda i: WorkQueue(stores[i]).claim(f"host-{i}:1:token", 2, 60, batch_id)
+        )
+        taken = [c.job_name for claimed in claims for c in claimed]
+        assert sorted(taken) == [f"job-{n:02d}" for n in range(10)]
+        assert max(len(claimed) for claimed in claims) == 2
+        # The lease keeper's renewal (one transaction for projects and items) extends
+        # only this worker's claims.
+        i = next(i for i, claimed in enumerate(claims) if claimed)
+        owner = f"host-{i}:1:token"
+        before = dict(project.sql("select job_name, lease_expires_at from batch_items"))
+        stores[i].renew([], owner, 3600)
+        after = dict(project.sql("select job_name, lease_expires_at from batch_items"))
+        mine = {c.job_name for c in claims[i]}
+        assert {j for j in after if after[j] != before[j]} == mine
+        # Given back (a clean stop): queued again, the claim not counted as an attempt.
+        for claim in claims[i]:
+            queue.release(claim, owner)
+        rows = project.sql("select job_name, status, attempts from batch_items")
+        assert {(j, s, a) for j, s, a in rows if j in mine} == {(j, "queued", 0) for j in mine}
+    finally:
+        for store in stores:
+            store.close()
 
 
 def test_an_unknown_batch_is_a_usage_error(project: Project) -> None:

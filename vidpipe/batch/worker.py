@@ -134,64 +134,74 @@ class Worker:
     def run(self) -> list[Outcome]:
         """Work until stopped (or, with ``drain``, until nothing is left); the jobs it ran."""
         leases = Leases(self.store, self.config.lease_seconds)
-        pending: dict[Future[tuple[Plan | None, Outcome | None]], Claim] = {}
-        later: list[tuple[float, Claim, Plan | None]] = []  # (not before, item, its plan)
         try:
             with ThreadPoolExecutor(self.slots, thread_name_prefix="vidpipe-worker") as pool:
-
-                def start(claim: Claim, plan: Plan | None) -> None:
-                    self.running.add(claim.job_name)
-                    pending[pool.submit(self._work, claim, plan, leases)] = claim
-
-                while True:
-                    stopping = self.stop.is_set() or self.fatal is not None
-                    now = time.monotonic()
-                    for entry in [e for e in later if stopping or e[0] <= now]:
-                        later.remove(entry)
-                        _, claim, plan = entry
-                        if stopping:
-                            self.queue.release(claim, self.owner)
-                        elif claim.job_name in self.running:
-                            later.append((now + self.poll, claim, plan))
-                        else:
-                            start(claim, plan)
-                    free = self.slots - len(pending) - len(later)
-                    if free > 0 and not stopping:
-                        for claim in self.queue.claim(
-                            self.owner, free, self.config.lease_seconds, self.options.batch_id
-                        ):
-                            self.seen.add(claim.batch_id)
-                            self.claimed += 1
-                            self._grow_progress()
-                            if claim.job_name in self.running:
-                                # The same job of another batch: one project, one run at once.
-                                later.append((now + self.poll, claim, None))
-                            else:
-                                start(claim, None)
-                    if not pending:
-                        if later:
-                            self.stop.wait(max(0.05, min(t for t, _, _ in later) - now))
-                            continue
-                        if stopping:
-                            break
-                        open_items = self.queue.open_items(self.options.batch_id)
-                        self.seen.update(open_items)
-                        if self.options.drain and not open_items:
-                            break
-                        self.stop.wait(self.poll)
-                        continue
-                    done, _ = wait(pending, timeout=self.poll, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        claim = pending.pop(future)
-                        self.running.discard(claim.job_name)
-                        plan, outcome = future.result()
-                        if self._settle(claim, outcome):
-                            later.append((time.monotonic() + self.poll, claim, plan))
+                try:
+                    self._loop(pool, leases)
+                except BaseException:
+                    # The worker itself failed (the database went away, say): stop the
+                    # jobs in flight rather than wait for them; their claims lapse to
+                    # another worker.
+                    self.stop.set()
+                    raise
         finally:
             leases.close()
         if self.fatal is not None:
             raise self.fatal
         return self.ran
+
+    def _loop(self, pool: ThreadPoolExecutor, leases: Leases) -> None:
+        pending: dict[Future[tuple[Plan | None, Outcome | None]], Claim] = {}
+        later: list[tuple[float, Claim, Plan | None]] = []  # (not before, item, its plan)
+
+        def start(claim: Claim, plan: Plan | None) -> None:
+            self.running.add(claim.job_name)
+            pending[pool.submit(self._work, claim, plan, leases)] = claim
+
+        while True:
+            stopping = self.stop.is_set() or self.fatal is not None
+            now = time.monotonic()
+            for entry in [e for e in later if stopping or e[0] <= now]:
+                later.remove(entry)
+                _, claim, plan = entry
+                if stopping:
+                    self.queue.release(claim, self.owner)
+                elif claim.job_name in self.running:
+                    later.append((now + self.poll, claim, plan))
+                else:
+                    start(claim, plan)
+            free = self.slots - len(pending) - len(later)
+            if free > 0 and not stopping:
+                for claim in self.queue.claim(
+                    self.owner, free, self.config.lease_seconds, self.options.batch_id
+                ):
+                    self.seen.add(claim.batch_id)
+                    self.claimed += 1
+                    self._grow_progress()
+                    if claim.job_name in self.running:
+                        # The same job of another batch: one project, one run at a time.
+                        later.append((now + self.poll, claim, None))
+                    else:
+                        start(claim, None)
+            if not pending:
+                if later:
+                    self.stop.wait(max(0.05, min(t for t, _, _ in later) - now))
+                    continue
+                if stopping:
+                    return
+                open_items = self.queue.open_items(self.options.batch_id)
+                self.seen.update(open_items)
+                if self.options.drain and not open_items:
+                    return
+                self.stop.wait(self.poll)
+                continue
+            done, _ = wait(pending, timeout=self.poll, return_when=FIRST_COMPLETED)
+            for future in done:
+                claim = pending.pop(future)
+                self.running.discard(claim.job_name)
+                plan, outcome = future.result()
+                if self._settle(claim, outcome):
+                    later.append((time.monotonic() + self.poll, claim, plan))
 
     def _grow_progress(self) -> None:
         grow: Callable[[int], None] | None = getattr(self.progress, "add_jobs", None)
