@@ -191,6 +191,21 @@ def test_a_worker_drains_a_submitted_batch(project: Project, fake: Script) -> No
     assert len(fake.history) == made
 
 
+def test_a_batch_submitted_until_a_step_stops_there_on_every_worker(
+    project: Project, fake: Script
+) -> None:
+    project.job("alpha", "prompt: A kite over the dunes.\nscenes: 2\n")
+    batch_id = submit(project, "--provider", "fake", "--until", "storyboard")
+    result = project.cli("worker", "--drain", "-q", "--report", "report.json")
+    assert result.exit_code == 0, result.output
+    (job,) = project.report()["jobs"]
+    assert (job["status"], job["error"]) == ("stopped", None)
+    assert [c.capability for c in fake.history] == ["storyboard"]
+    assert [i["status"] for i in items(project, batch_id)] == ["done"]
+    (listed,) = batches(project)
+    assert listed["selection"] == "submit jobs/ --until storyboard --provider fake"
+
+
 @pytest.mark.both_databases
 def test_a_working_copy_that_differs_fails_its_item_without_a_call(
     project: Project, fake: Script
