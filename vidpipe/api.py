@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from vidpipe.errors import InputError, NotFound
 
 if TYPE_CHECKING:
+    from vidpipe.memo import JobMemo, Memo
     from vidpipe.outputs.report import Gallery
     from vidpipe.plan import Compiled, Plan
     from vidpipe.spec.config import Config
@@ -123,6 +124,22 @@ def validate_batch(
     from vidpipe.plan import compile_batch
 
     return compile_batch(config, paths, provider=provider, cwd=cwd)
+
+
+def validate_jobs(
+    config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path
+) -> Memo:
+    """`vidpipe validate`: each valid job's summary and the warnings; raise JobFileError.
+
+    A batch whose every input is as it was when it last compiled without a problem is not
+    compiled again (see :mod:`vidpipe.memo`)."""
+    from vidpipe import memo
+
+    known = memo.recall(config, paths, provider, cwd)
+    if known is not None:
+        return known
+    compiled = validate_batch(config, paths, provider=provider, cwd=cwd)
+    return memo.Memo([memo.summary(plan) for plan in compiled.plans], compiled.warnings)
 
 
 def estimate_batch(
@@ -393,6 +410,20 @@ def _plan_of(config: Config, project: Project | ProjectRow, cwd: Path) -> Plan:
     return plans[0]
 
 
+def _stitching(config: Config, project: Project | ProjectRow, cwd: Path) -> Plan | JobMemo:
+    """What `stitch` needs of a project's plan: remembered when its job file and every
+    other input are unchanged since they last compiled (see :mod:`vidpipe.memo`),
+    else compiled."""
+    from vidpipe import memo
+
+    source = config.root / project.source_path
+    known = memo.recall(config, [str(source)], None, cwd) if source.is_file() else None
+    for job in known.jobs if known is not None else ():
+        if job.name == project.job_name:
+            return job
+    return _plan_of(config, project, cwd)
+
+
 def resume_project(
     config: Config, ref: str, *, cwd: Path, quiet: bool = False, stopper: Any = None
 ) -> Any:
@@ -446,7 +477,7 @@ def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = N
     project = _project(store, ref)
     assert store is not None
     try:
-        plan = _plan_of(config, project, cwd)
+        plan = _stitching(config, project, cwd)
         if crossfade is not None:
             preview = write_preview(store, config, project, plan, crossfade)
             return (

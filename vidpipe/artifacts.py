@@ -119,8 +119,11 @@ def put_object(artifacts_dir: Path, src: Path, sha256: str) -> Path:
 
 
 def verified(path: Path, sha256: str | None) -> bool:
-    """True if `path` exists and its content matches `sha256`."""
-    return bool(sha256) and path.is_file() and sha256_file(path) == sha256
+    """True if `path` exists and its content matches `sha256` (a digest remembered by the
+    file's identity counts: see :func:`vidpipe.usercache.file_sha256`)."""
+    from vidpipe.usercache import file_sha256
+
+    return bool(sha256) and path.is_file() and file_sha256(path) == sha256
 
 
 def sweep_temporaries(folder: Path) -> int:

@@ -259,6 +259,27 @@ class Prompts:
                 digest.update(self.loader.locate(dep).read_bytes())
         return digest.hexdigest()
 
+    def sources(self) -> list[tuple[Path, bool]]:
+        """Every file the templates come from (what they include too), each preceded by
+        the paths its name would find first, which must stay absent: (path, is the file).
+        """
+        out: dict[Path, bool] = {}
+        todo, seen = list(self.names.values()), set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for folder in self.loader.folders:
+                candidate = (folder / name).resolve()
+                if candidate.is_file():
+                    out[candidate] = True
+                    with contextlib.suppress(OSError, UnicodeDecodeError):
+                        todo.extend(self._includes(candidate.read_text("utf-8")))
+                    break
+                out.setdefault(candidate, False)
+        return list(out.items())
+
     def fingerprint(self) -> str:
         """sha256 over the sources of all four templates and what they include."""
         digest = hashlib.sha256()

@@ -19,6 +19,7 @@ everywhere would make every message unreadable and protect nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -51,7 +52,12 @@ def add_secret(value: str | None) -> None:
 def secret_names(env: Mapping[str, str] | None = None) -> list[str]:
     """Names of the environment variables whose values are treated as secrets."""
     env = os.environ if env is None else env
-    return sorted(name for name in env if _SECRET_NAME.search(name))
+    return [name for name in sorted(env) if _is_secret_name(name)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
 
 
 def _forms(value: str) -> set[str]:
@@ -68,30 +74,43 @@ def secrets(env: Mapping[str, str] | None = None) -> list[str]:
     values = {env[name] for name in secret_names(env) if len(env[name].strip()) >= MIN_SECRET}
     with _lock:
         values |= _extra
+    # Every statement a job writes is redacted (see install): the forms of the same values
+    # are worked out once, not once per string.
+    return list(_all_forms(frozenset(values)))
+
+
+@functools.lru_cache(maxsize=16)
+def _all_forms(values: frozenset[str]) -> tuple[str, ...]:
     forms: set[str] = set()
     for value in values:
         forms |= _forms(value)
-    return sorted(forms, key=len, reverse=True)
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
-def redact(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`text` with every secret replaced by ``***``."""
+def redact(
+    text: str, env: Mapping[str, str] | None = None, *, known: list[str] | None = None
+) -> str:
+    """`text` with every secret replaced by ``***`` (`known`: :func:`secrets` already found)."""
     if not text:
         return text
-    for secret in secrets(env):
+    for secret in secrets(env) if known is None else known:
         if secret in text:
             text = text.replace(secret, MASK)
     return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
 
 
-def redact_data(value: Any) -> Any:
-    """A copy of JSON-like data with every string redacted (reports, JUnit, the gallery)."""
+def redact_data(value: Any, *, known: list[str] | None = None) -> Any:
+    """A copy of JSON-like data with every string redacted (reports, JUnit, the gallery).
+
+    The secrets are looked up once for the whole value, not once per string: a report of
+    a hundred jobs holds over a thousand strings."""
+    known = secrets() if known is None else known
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, known=known)
     if isinstance(value, Mapping):
-        return {k: redact_data(v) for k, v in value.items()}
+        return {k: redact_data(v, known=known) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_data(v) for v in value]
+        return [redact_data(v, known=known) for v in value]
     return value
 
 

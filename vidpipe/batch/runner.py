@@ -15,11 +15,11 @@ import hashlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
@@ -31,10 +31,14 @@ from vidpipe.providers import Provider
 from vidpipe.redact import redact, redact_data
 from vidpipe.spec.config import Config
 from vidpipe.spec.jobs import STEPS
-from vidpipe.store import runner_id
+from vidpipe.store.ids import new_id, runner_id, utcnow
 
 if TYPE_CHECKING:
+    from vidpipe.memo import JobMemo
     from vidpipe.store import Store
+
+#: A compiled plan or a remembered one: both have a `name`.
+Selectable = TypeVar("Selectable", "Plan", "JobMemo")
 
 
 @dataclass
@@ -146,8 +150,8 @@ def shard_of(name: str, count: int) -> int:
 
 
 def select_jobs(
-    jobs: list[Plan], patterns: Sequence[str], shard: tuple[int, int] | None
-) -> list[Plan]:
+    jobs: list[Selectable], patterns: Sequence[str], shard: tuple[int, int] | None
+) -> list[Selectable]:
     """Jobs whose names match any `--select` glob, then those in shard K of N.
 
     A selection that matches no job is a usage error (a typo must not pass as a green,
@@ -177,19 +181,23 @@ def prepare(
     used = {name for plan in plans for name in plan.providers.values()}
     providers = {name: p for name, p in compiled.providers.items() if name in used}
     if check_credentials:
-        # `--until storyboard` calls no image or video model: their credentials can wait.
-        steps = {"storyboard": 1, "keyframes": 2}.get(options.until or "", 3)
-        for name, provider in providers.items():
-            used_steps = [
-                (plan, step)
-                for plan in plans
-                for step in STEPS[:steps]
-                if plan.providers[step] == name
-            ]
-            needed = {step for _plan, step in used_steps}
-            models = {plan.models[step] for plan, step in used_steps}
-            provider.check_ready(needed, models)  # type: ignore[arg-type]
+        check_ready(providers, plans, options.until)
     return Prepared(plans=plans, providers=providers, warnings=list(compiled.warnings))
+
+
+def check_ready(
+    providers: Mapping[str, Provider], plans: Sequence[Plan | JobMemo], until: str | None
+) -> None:
+    """Each provider's credentials and models for the steps the plans use it for."""
+    # `--until storyboard` calls no image or video model: their credentials can wait.
+    steps = {"storyboard": 1, "keyframes": 2}.get(until or "", 3)
+    for name, provider in providers.items():
+        used_steps = [
+            (plan, step) for plan in plans for step in STEPS[:steps] if plan.providers[step] == name
+        ]
+        needed = {step for _plan, step in used_steps}
+        models = {plan.models[step] for plan, step in used_steps}
+        provider.check_ready(needed, models)  # type: ignore[arg-type]
 
 
 def planned_costs(
@@ -526,6 +534,10 @@ def run_batch(
     job: a job that fails, expectedly or not, fails alone (see :meth:`Batch._run_job`).
     `on_empty` decides whether an empty (0-byte) database file may be initialised.
     """
+    if not (options.dry_run or options.force):
+        unchanged = _unchanged(config, options, cwd, progress, warn)
+        if unchanged is not None:
+            return unchanged
     prepared = prepare(config, options, cwd=cwd, check_credentials=not options.dry_run)
     for message in prepared.warnings:
         (warn or _stderr)(message)
@@ -583,6 +595,55 @@ def run_batch(
             result.report(),
         )
         store.close()
+    return result
+
+
+def _unchanged(
+    config: Config,
+    options: RunOptions,
+    cwd: Path | None,
+    progress: Any,
+    warn: Callable[[str], None] | None,
+) -> BatchResult | None:
+    """A batch of unchanged, complete jobs, answered without compiling it or opening the
+    database through SQLAlchemy (see :mod:`vidpipe.batch.unchanged`); None: run it."""
+    from vidpipe import memo
+    from vidpipe.batch import unchanged
+    from vidpipe.providers import create
+
+    known = memo.recall(config, options.paths, options.provider, cwd or Path.cwd())
+    if known is None:
+        return None
+    jobs = select_jobs(known.jobs, options.select, options.shard)
+    started, began = time.monotonic(), utcnow()
+    projects = unchanged.complete_projects(config, jobs) if jobs else None
+    if projects is None:
+        return None
+    names = sorted({name for job in jobs for name in job.providers.values()})
+    check_ready({name: create(name, config) for name in names}, jobs, options.until)
+    for message in known.warnings:
+        (warn or _stderr)(message)
+    from vidpipe.batch.progress import make_progress
+
+    progress = progress or make_progress(len(jobs), quiet=options.quiet, max_cost=options.max_cost)
+    outcomes = []
+    for job in jobs:
+        output = config.artifacts_dir / (projects[job.name].output_path or "")
+        outcomes.append(
+            Outcome(
+                job.name,
+                "complete",
+                project_id=projects[job.name].id,
+                output=config.display(output),
+                source=job.source,
+            )
+        )
+        progress.finished(job.name, "complete", "")
+    progress.close()
+    batch_id = new_id()
+    result = BatchResult(batch_id, outcomes, wall_s=time.monotonic() - started)
+    args = {**_args(options), "jobs": [job.name for job in jobs]}
+    unchanged.record_batch(config, batch_id, began, args, result.report())
     return result
 
 

@@ -34,7 +34,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vidpipe.batch.queue import assemble, close_batch
-from vidpipe.batch.runner import BUSY, Batch, BatchResult, Leases, Prepared, RunOptions, job_entry
+from vidpipe.batch.runner import (
+    BUSY,
+    Batch,
+    BatchResult,
+    Leases,
+    Prepared,
+    RunOptions,
+    check_ready,
+    job_entry,
+)
 from vidpipe.engine.runtime import Outcome
 from vidpipe.engine.states import JobStatus
 from vidpipe.errors import ConfigError, JobFileError, NotFound
@@ -119,7 +128,7 @@ class Worker:
         #: One provider instance per name for every job this worker runs: they share the
         #: rate limits, as a batch's jobs do.
         self.providers: dict[str, Provider] = {}
-        self.ready: set[tuple[str, frozenset[str], frozenset[str]]] = set()
+        self.ready: set[frozenset[Any]] = set()
         #: One runner per submitted batch: its runtime records that batch's id.
         self.runners: dict[str, Batch] = {}
         self.planned: dict[str, int] = {}
@@ -288,16 +297,14 @@ class Worker:
         return plan
 
     def _check_ready(self, plan: Plan, until: str | None) -> None:
-        """This machine's credentials for the plan's providers (once per provider and models)."""
-        # `--until storyboard` calls no image or video model: their credentials can wait.
-        steps = STEPS[: {"storyboard": 1, "keyframes": 2}.get(until or "", 3)]
-        for name in set(plan.providers.values()):
-            needed = frozenset(step for step in steps if plan.providers[step] == name)
-            models = frozenset(plan.models[step] for step in needed)
-            if (name, needed, models) in self.ready:
-                continue
-            self.providers[name].check_ready(set(needed), models)  # type: ignore[arg-type]
-            self.ready.add((name, needed, models))
+        """This machine's credentials for the plan's providers, checked once for each set
+        of providers, models and steps (as `run` checks a batch's)."""
+        key = frozenset((plan.providers[s], s, plan.models[s]) for s in STEPS) | {until}
+        if key in self.ready:
+            return
+        used = {name: self.providers[name] for name in set(plan.providers.values())}
+        check_ready(used, [plan], until)
+        self.ready.add(key)
 
     def _runner(self, claim: Claim) -> Batch:
         """The batch runner of the item's batch (made on first use)."""

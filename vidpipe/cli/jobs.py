@@ -57,18 +57,17 @@ def validate(app: App, paths: tuple[str, ...], provider: str | None) -> None:
 
     PATHS are files, folders or globs (default: jobs/). Exits 2 listing every problem.
     """
-    from vidpipe.api import validate_batch
+    from vidpipe.api import validate_jobs
 
-    compiled = validate_batch(app.config(), paths, provider=provider, cwd=app.cwd)
-    for message in compiled.warnings:
+    valid = validate_jobs(app.config(), paths, provider=provider, cwd=app.cwd)
+    for message in valid.warnings:
         click.secho(message, fg="yellow", err=True)
-    for plan in compiled.plans:
-        job = plan.job
+    for job in valid.jobs:
         providers = sorted(set(job.providers.values()))
         click.echo(
-            f"ok  {job.display}: {job.name} ({job.scenes} scenes, {job.aspect_ratio}, {'/'.join(providers)})"
+            f"ok  {job.source}: {job.name} ({job.scenes} scenes, {job.aspect_ratio}, {'/'.join(providers)})"
         )
-    n = len(compiled.plans)
+    n = len(valid.jobs)
     click.echo(f"{n} job{'s' if n != 1 else ''} valid.")
 
 

@@ -180,6 +180,14 @@ class ClipOperations:
         self.calls.submitted(
             key, provider=self.provider, model=request.model, operation_id=operation_id
         )
+        with self.rt.store.atomic():  # the clip row and its scene: one commit
+            self._submitted(index, key, operation_id, attempts)
+        now = time.monotonic()
+        self.ops[index] = _Op(
+            index, key, request, operation_id, now, now + self.provider.poll_interval, attempts
+        )
+
+    def _submitted(self, index: int, key: str, operation_id: str, attempts: int) -> None:
         self.rt.store.put_clip(
             self.project_id,
             index,
@@ -196,10 +204,6 @@ class ClipOperations:
             source=FrameSource.GENERATED,
         )
         self.rt.store.update_scene(self.project_id, index, status=SceneState.VIDEO_GENERATING)
-        now = time.monotonic()
-        self.ops[index] = _Op(
-            index, key, request, operation_id, now, now + self.provider.poll_interval, attempts
-        )
 
     def poll_due(self) -> None:
         """Poll every open operation whose next poll is due."""
@@ -313,6 +317,20 @@ class ClipOperations:
         from vidpipe.media import probe
 
         info = probe(path)
+        with self.rt.store.atomic():
+            self._record_complete(index, key, path, sha, info.duration, source, operation_id)
+        self.done[index] = ClipState.COMPLETE
+
+    def _record_complete(
+        self,
+        index: int,
+        key: str,
+        path: Path,
+        sha: str,
+        duration: float,
+        source: FrameSource,
+        operation_id: str | None,
+    ) -> None:
         self.rt.store.put_clip(
             self.project_id,
             index,
@@ -320,7 +338,7 @@ class ClipOperations:
             generation_key=key,
             path=self.layout.stored(path),
             sha256=sha,
-            duration=info.duration,
+            duration=duration,
             source=source,
             error_message=None,
             reference_images=self.sent.get(index),
@@ -328,16 +346,16 @@ class ClipOperations:
             **({"operation_id": operation_id} if operation_id else {}),
         )
         self.rt.store.update_scene(self.project_id, index, status=SceneState.VIDEO_DONE)
-        self.done[index] = ClipState.COMPLETE
 
     def _final(self, index: int, state: ClipState, reason: str) -> None:
-        self.rt.store.put_clip(
-            self.project_id, index, status=state, error_message=reason, completed_at=utcnow()
-        )
-        self.rt.store.update_scene(
-            self.project_id,
-            index,
-            status=SceneState.FAILED if state == ClipState.FAILED else SceneState.VIDEO_DONE,
-            error_message=reason,
-        )
+        with self.rt.store.atomic():
+            self.rt.store.put_clip(
+                self.project_id, index, status=state, error_message=reason, completed_at=utcnow()
+            )
+            self.rt.store.update_scene(
+                self.project_id,
+                index,
+                status=SceneState.FAILED if state == ClipState.FAILED else SceneState.VIDEO_DONE,
+                error_message=reason,
+            )
         self.done[index] = state

@@ -16,7 +16,7 @@ from vidpipe.artifacts import Layout, atomic_path, copy_atomic, sha256_file, ver
 from vidpipe.errors import MediaError
 
 if TYPE_CHECKING:
-    from vidpipe.plan.model import Plan
+    from vidpipe.plan.model import Stitching
     from vidpipe.spec.config import Config
     from vidpipe.store import Project, Scene, Store
     from vidpipe.store.lite import LiteStore, ProjectRow, SceneRow
@@ -48,7 +48,7 @@ def finished_clips(store: AnyStore, config: Config, project: AnyProject) -> list
 
 
 def write_preview(
-    store: AnyStore, config: Config, project: AnyProject, plan: Plan, crossfade: float
+    store: AnyStore, config: Config, project: AnyProject, plan: Stitching, crossfade: float
 ) -> Path:
     """Stitch the project's clips with another crossfade into output/preview-crossfade-S.mp4.
 
@@ -69,7 +69,7 @@ def write_outputs(
     store: AnyStore,
     config: Config,
     project: AnyProject,
-    plan: Plan,
+    plan: Stitching,
     *,
     timings: dict[str, float] | None = None,
 ) -> str:
@@ -156,7 +156,7 @@ def write_outputs(
 _SHEET_VERSION = 2
 
 
-def outputs_intact(config: Config, project: Project) -> bool:
+def outputs_intact(config: Config, project: AnyProject) -> bool:
     """Whether a project's final video, manifest and contact sheet match their records."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     return (

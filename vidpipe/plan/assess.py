@@ -37,7 +37,9 @@ from vidpipe.spec.assets import Asset
 from vidpipe.spec.config import Config
 
 if TYPE_CHECKING:
+    from vidpipe.memo import JobMemo
     from vidpipe.store import Project, Store
+    from vidpipe.store.lite import ProjectRow
 
 #: Scene fields a reason may name.
 _SCENE_FIELDS = (
@@ -364,7 +366,7 @@ def _finish(
     return Assessment(plan, explained, stitch, reason, storyboard_pending)
 
 
-def up_to_date(plan: Plan, project: Project, config: Config) -> bool:
+def up_to_date(plan: Plan | JobMemo, project: Project | ProjectRow, config: Config) -> bool:
     """A finished project of this plan whose outputs are intact: final.mp4, manifest.json
     and the contact sheet match their recorded sha256 (and the `output:` copy, if any).
 

@@ -74,9 +74,14 @@ def compile_batch(
     config: Config, paths: Sequence[str], *, provider: str | None = None, cwd: Path | None = None
 ) -> Compiled:
     """Load and compile every job in `paths`; raise JobFileError listing every problem."""
+    from vidpipe import memo
+
     flags = {"provider": provider} if provider else {}
     jobs = load_jobs(list(paths), config, cwd=cwd, flags=flags, known_providers=available())
-    return compile_jobs(jobs, config)
+    compiled = compile_jobs(jobs, config)
+    # What `validate`, `stitch` and an unchanged `run` recognise next time without compiling.
+    memo.record(compiled.plans, compiled.warnings, config, paths, provider, cwd or Path.cwd())
+    return compiled
 
 
 def compile_jobs(jobs: Sequence[Job], config: Config) -> Compiled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vidpipe.engine.states import FrameSource
 from vidpipe.pricing import Estimate
@@ -99,3 +99,20 @@ class Plan:
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
+
+
+class Stitching(Protocol):
+    """What stitching a project reads of its plan: a :class:`Plan`, or the summary
+    :mod:`vidpipe.memo` remembered of one."""
+
+    @property
+    def crossfade(self) -> float: ...
+
+    @property
+    def audio(self) -> bool: ...
+
+    @property
+    def output(self) -> str | None: ...
+
+    @property
+    def settings(self) -> Mapping[str, Any]: ...

@@ -10,16 +10,20 @@ tag is reported, never constructed.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from vidpipe.errors import Problem
+
+if TYPE_CHECKING:
+    import yaml
 
 Path_ = tuple[str | int, ...]
 
@@ -122,9 +126,57 @@ def load_bytes(raw: bytes, display: str) -> Document:
 
 
 def load_text(text: str, display: str) -> Document:
-    """Parse YAML text into plain data plus a :class:`SourceMap`."""
+    """Parse YAML text into plain data plus a :class:`SourceMap`.
+
+    A text parsed before is read back from the user's cache (see vidpipe.usercache): the
+    same data and positions, without importing PyYAML. Only documents that loaded without
+    a problem are kept, so every error is found by parsing afresh.
+    """
+    from vidpipe.usercache import entry, remember
+
+    marker = entry("yaml", hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+    known = _cached(marker, display)
+    if known is not None:
+        return known
+    document = _parse(text, display)
+    with contextlib.suppress(ValueError, TypeError):  # data JSON cannot hold: not cached
+        remember(marker, _dumps(document))
+    return document
+
+
+def _dumps(document: Document) -> bytes:
+    source = document.source
+    return json.dumps(
+        {
+            "data": document.data,
+            "values": [[list(k), *v] for k, v in source.values.items()],
+            "keys": [[list(k), *v] for k, v in source.keys.items()],
+            "sexagesimal": [[list(k), v] for k, v in source.sexagesimal.items()],
+        },
+        allow_nan=False,
+        ensure_ascii=False,
+    ).encode("utf-8", "surrogatepass")
+
+
+def _cached(marker: Path, display: str) -> Document | None:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = json.loads(marker.read_bytes().decode("utf-8", "surrogatepass"))
+        source = SourceMap(
+            display,
+            {tuple(k): (line, col) for k, line, col in raw["values"]},
+            {tuple(k): (line, col) for k, line, col in raw["keys"]},
+            {tuple(k): v for k, v in raw["sexagesimal"]},
+        )
+        return Document(raw["data"], source)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _parse(text: str, display: str) -> Document:
+    import yaml
+
+    try:
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = f"invalid YAML: {exc.problem or exc.context}"
@@ -146,11 +198,27 @@ def load_text(text: str, display: str) -> Document:
     return Document(data, source)
 
 
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of `text`: by libyaml when PyYAML has it (several times faster, and
+    it refuses nesting deeper than 1000 levels itself), by the pure-Python loader when a
+    document does not parse, so every error reads exactly the same either way."""
+    import yaml
+
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        with contextlib.suppress(yaml.YAMLError):
+            return yaml.compose(text, Loader=fast)
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 class _Builder:
     def __init__(self, source: SourceMap):
         self.source = source
+        import yaml
+
         self.count = 0
         self.constructor = yaml.SafeLoader("")
+        self.yaml = yaml  # imported here: a document read from the cache needs no PyYAML
 
     def _fail(self, node: yaml.Node, message: str) -> YamlProblem:
         mark = node.start_mark
@@ -172,14 +240,14 @@ class _Builder:
             raise self._fail(node, f"nesting deeper than {MAX_DEPTH} levels (a recursive alias?)")
         mark = node.start_mark
         self.source.values.setdefault(path, (mark.line + 1, mark.column + 1))
-        if isinstance(node, yaml.ScalarNode):
-            if node.style is None and _SEXAGESIMAL.fullmatch(node.value):
+        if isinstance(node, self.yaml.ScalarNode):
+            if not node.style and _SEXAGESIMAL.fullmatch(node.value):
                 self.source.sexagesimal[path] = node.value
             return self._scalar(node)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, self.yaml.SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, self.yaml.MappingNode):
             self._check_tag(node, "tag:yaml.org,2002:map")
             return self._mapping(node, path)
         raise self._fail(node, "unsupported YAML node")  # pragma: no cover - PyYAML has 3 kinds
@@ -221,10 +289,12 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 sources = (
-                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                    value_node.value
+                    if isinstance(value_node, self.yaml.SequenceNode)
+                    else [value_node]
                 )
                 for src in sources:
-                    if not isinstance(src, yaml.MappingNode):
+                    if not isinstance(src, self.yaml.MappingNode):
                         raise self._fail(src, "a `<<` merge needs a mapping")
                     if id(src) in merging:
                         raise self._fail(src, "a `<<` merge includes itself (a recursive alias)")
@@ -240,7 +310,7 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node, from_merge in self._pairs(node):
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+            if not isinstance(key_node, self.yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise self._fail(key_node, "mapping keys must be plain text")
             key = str(self.constructor.construct_object(key_node))
             if key in result:

@@ -99,6 +99,7 @@ class ClipRow(_Row):
     source: str = ""
     error_message: str | None = None
     reference_images: dict[str, Any] | None = None
+    operation_id: str | None = None
     _json_columns = ("reference_images",)
 
 
@@ -132,7 +133,8 @@ class RunRow(_Row):
 
 
 class LiteStore:
-    """Project reads, and the output columns `vidpipe stitch` writes, over sqlite3."""
+    """Project reads, the output columns `vidpipe stitch` writes and the record of a batch
+    that found every job up to date, over sqlite3."""
 
     def __init__(self, connection: sqlite3.Connection):
         self.db = connection
@@ -168,6 +170,11 @@ class LiteStore:
             sql += f" LIMIT {int(limit)}"
         rows: list[ProjectRow] = [ProjectRow.load(r) for r in self.db.execute(sql, args)]
         return rows
+
+    def newest_project(self, job_name: str, plan_digest: str) -> ProjectRow | None:
+        """The newest project of a job made from this plan digest."""
+        found = self._projects("WHERE job_name = ? AND plan_digest = ?", [job_name, plan_digest], 1)
+        return found[0] if found else None
 
     def project(self, project_id: str) -> ProjectRow | None:
         found = self._projects("WHERE id = ?", [project_id], 1)
@@ -233,4 +240,24 @@ class LiteStore:
         columns = ", ".join(f"{name} = ?" for name in values)
         self.db.execute(
             f"UPDATE projects SET {columns} WHERE id = ?", [*values.values(), project_id]
+        )
+
+    def add_batch(
+        self, batch_id: str, runner: str, args: dict[str, Any], report: dict[str, Any],
+        started_at: datetime, status: str,
+    ) -> None:  # fmt: skip
+        """Record a finished batch in one statement, as `Store.start_batch` and
+        `finish_batch` together would (a batch that found every job up to date)."""
+        self.db.execute(
+            "INSERT INTO batches (id, started_at, finished_at, status, runner, args, report) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                batch_id,
+                started_at.isoformat(sep=" "),
+                datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" "),
+                status,
+                runner,
+                json.dumps(args),
+                json.dumps(report),
+            ],
         )
