@@ -58,6 +58,23 @@ class RunOptions:
     quiet: bool = False
 
 
+def job_entry(o: Outcome) -> dict[str, Any]:
+    """One job's entry of a batch report (its keys are :class:`Outcome`'s fields)."""
+    return {
+        "name": o.name,
+        "status": o.status,
+        "project_id": o.project_id,
+        "output": o.output,
+        "cost_usd": round(o.cost_usd, 6),
+        "estimate_usd": round(o.estimate_usd, 6),
+        "duration_s": o.duration_s,
+        "provider_calls": o.provider_calls,
+        "cached_calls": o.cached_calls,
+        "error": o.error,
+        "source": o.source,
+    }
+
+
 @dataclass
 class BatchResult:
     batch_id: str | None
@@ -79,22 +96,7 @@ class BatchResult:
 
     def report(self) -> dict[str, Any]:
         """The report of a batch (`--report`, SPEC §7): one entry per job, and totals."""
-        jobs = [
-            {
-                "name": o.name,
-                "status": o.status,
-                "project_id": o.project_id,
-                "output": o.output,
-                "cost_usd": round(o.cost_usd, 6),
-                "estimate_usd": round(o.estimate_usd, 6),
-                "duration_s": o.duration_s,
-                "provider_calls": o.provider_calls,
-                "cached_calls": o.cached_calls,
-                "error": o.error,
-                "source": o.source,
-            }
-            for o in self.outcomes
-        ]
+        jobs = [job_entry(o) for o in self.outcomes]
         # The one report feeds the --report file, JUnit, the database and the gallery.
         report: dict[str, Any] = redact_data(
             {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
@@ -211,7 +213,7 @@ def planned_costs(
     }
 
 
-class _Leases:
+class Leases:
     """Keeps this runner's project leases alive while it works."""
 
     def __init__(self, store: Store, seconds: float):
@@ -308,7 +310,7 @@ class Batch:
 
     def run(self, batch_id: str | None) -> list[Outcome]:
         self.runtime.batch_id = batch_id
-        leases = _Leases(self.store, self.config.lease_seconds)
+        leases = Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
         meter = getattr(self.progress, "meter", None)
@@ -364,8 +366,16 @@ class Batch:
             _trim_scratch(self.config)
         return [outcomes[p.name] for p in self.prepared.plans if p.name in outcomes]
 
+    def run_one(self, plan: Plan, leases: Leases) -> Outcome:
+        """Run one job now, outside :meth:`run` (a worker's claimed job): the project is
+        opened and leased, a job another runner holds comes back ``busy``, and whatever
+        goes wrong fails this job alone. No ``--max-cost`` admission."""
+        return self._run_job(plan, leases)
+
     def _pass_turn(self, job: Plan) -> None:
         """`job` no longer holds up the admission of the jobs after it."""
+        if job.name not in self.order:
+            return  # not one of the prepared jobs (see run_one): it holds up nobody
         with self.turns:
             self.decided.add(self.order[job.name])
             while self.next_turn in self.decided:
@@ -393,7 +403,7 @@ class Batch:
             with self.lock:
                 self.committed += spent - estimate_usd
 
-    def _run_job(self, plan: Plan, leases: _Leases) -> Outcome:
+    def _run_job(self, plan: Plan, leases: Leases) -> Outcome:
         try:
             outcome = self._job(plan, leases)
         except InputError as exc:
@@ -414,7 +424,7 @@ class Batch:
             self.progress.finished(plan.name, outcome.status, outcome.error or "")
         return outcome
 
-    def _job(self, plan: Plan, leases: _Leases) -> Outcome:
+    def _job(self, plan: Plan, leases: Leases) -> Outcome:
         rt = self.runtime
         job = plan.job
         values = {

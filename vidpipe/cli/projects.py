@@ -69,7 +69,7 @@ def list_(app: App, status: str | None, all_versions: bool, as_json: bool) -> No
 @config_options
 @pass_app
 def batches(app: App, limit: int | None, as_json: bool) -> None:
-    """Batches (each `vidpipe run`), newest first: jobs, calls, cost, selection.
+    """Batches (each `vidpipe run` or `submit`), newest first: jobs, calls, cost, selection.
 
     `vidpipe report --batch ID` shows one of them.
     """

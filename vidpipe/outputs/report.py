@@ -126,6 +126,11 @@ def write_gallery(
         raise NotFound(f"no {what} yet (no database); `vidpipe run` makes one")
     try:
         batch = store.batch(batch_id)
+        if batch is not None and not batch.report:
+            raise NotFound(
+                f"{what} has not finished: its jobs are still running or queued (or its "
+                "runner was stopped before the end); `vidpipe batches` shows how far it got"
+            )
         if batch is None or not batch.report:
             raise NotFound(f"no {what} in the database; `vidpipe run` makes one")
         report = batch.report
