@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -446,3 +447,70 @@ def test_an_output_missing_from_the_bucket_is_made_again(tmp_path, s3_bucket):
     again = run(studio)
     assert (again["provider_calls"], again["cached_calls"]) == (0, 0)
     assert sha(bucket_files(s3_bucket)[f"kite/{project_id}/output/final.mp4"]) == output_sha
+
+
+# -- workers on two machines: one queue, one database, one bucket -------------------------
+
+IDEAS = [
+    "A lighthouse at dawn",
+    "A tram in the fog",
+    "A kite over the dunes",
+    "A paper boat on a puddle",
+    "A moth at a lamp",
+    "A harbour at night",
+]
+
+
+def test_two_workers_on_two_machines_share_one_batch_through_the_bucket(
+    tmp_path, pg_url, gcs_bucket
+):
+    # Twelve jobs in six pairs made of the same generations: two machines' workers make
+    # them at the same time, each with its own working copy and its own scratch folder.
+    copies = [machine(tmp_path, name, pg_url, gcs_bucket) for name in ("first", "second")]
+    for copy in copies:
+        (copy.root / "jobs" / "kite.yaml").unlink()
+        for block in range(3):
+            for twin in range(2):
+                for k in range(2):
+                    idea = IDEAS[block * 2 + k]
+                    copy.job(f"{block}{twin}{k}-job", f"prompt: {idea}.\nscenes: 1\n")
+    first, second = copies
+    submitted = first.cli("submit", "-q")
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = submitted.stdout.strip()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vidpipe", "worker", "--drain", "-j", "2", "-q"],
+            cwd=copy.root,
+            env=dict(os.environ),
+            stdout=(copy.root / "worker.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for copy in copies
+    ]
+    for copy, proc in zip(copies, workers, strict=True):
+        assert proc.wait(timeout=240) == 0, (copy.root / "worker.log").read_text()
+
+    statuses = first.sql("select status from batch_items where batch_id = :b", b=batch_id)
+    assert sorted(s for (s,) in statuses) == ["done"] * 12
+    # Each generation made (paid for) once, wherever it was needed.
+    paid = [k for (k,) in first.sql("select key from call_log where cached = :no", no=False)]
+    assert len(paid) == len(set(paid)) == 6 * 4
+    # Every object and every output is in the bucket, bytes as recorded.
+    files = bucket_files(gcs_bucket)
+    for path, digest in first.sql(
+        "select result_path, result_sha256 from generations where result_path is not null"
+    ):
+        assert sha(files[path]) == digest
+    projects = first.sql("select id, job_name, output_sha256, manifest_sha256 from projects")
+    assert len(projects) == 12
+    for project_id, job, output_sha, manifest_sha in projects:
+        assert sha(files[f"{job}/{project_id}/output/final.mp4"]) == output_sha
+        assert sha(files[f"{job}/{project_id}/output/manifest.json"]) == manifest_sha
+    # Both machines worked, each in its own scratch folder.
+    for copy in copies:
+        assert list((copy.root / "scratch" / "objects").rglob("*")), copy.root.name
+    # One report for the whole batch, from either machine, beside the outputs.
+    shown = second.cli("report", "--batch", batch_id)
+    assert shown.exit_code == 0, shown.output
+    assert f"wrote {gcs_bucket}/report.html (12 jobs)" in shown.output
