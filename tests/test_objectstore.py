@@ -11,16 +11,18 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Project, bucket_fs, free_port
+from tests.conftest import Project, bucket_fs, free_port, google_env
 
 JOB = "prompt: A kite over a hill. It lands.\nscenes: 2\n"
 
@@ -514,3 +516,74 @@ def test_two_workers_on_two_machines_share_one_batch_through_the_bucket(
     shown = second.cli("report", "--batch", batch_id)
     assert shown.exit_code == 0, shown.output
     assert f"wrote {gcs_bucket}/report.html (12 jobs)" in shown.output
+
+
+def test_a_machine_killed_mid_batch_leaves_its_clips_to_the_other_without_paying_twice(
+    tmp_path, pg_url, gcs_bucket, emu
+):
+    # Two machines, each its own working copy and scratch folder, sharing PostgreSQL and
+    # the bucket. The first is killed (SIGKILL) while two Veo operations it submitted are
+    # being polled; the second machine finishes the batch from the bucket and the database.
+
+    env = google_env(emu, "AIzaTEST-MACHINE-SECRET")
+    copies = [machine(tmp_path, name, pg_url, gcs_bucket) for name in ("first", "second")]
+    for copy in copies:
+        (copy.root / "jobs" / "kite.yaml").unlink()
+        for name in ("boat", "kite", "tram"):
+            copy.job(
+                name,
+                f'prompt: "A {name} in the rain"\nprovider: google\naspect_ratio: "16:9"\n'
+                "clip_duration: 4\nresolution: 720p\nscenes: 1\n",
+            )
+    first, second = copies
+    submitted = first.cli("submit", "-q", env=env)
+    assert submitted.exit_code == 0, submitted.output
+    batch_id = submitted.stdout.strip()
+    emu.polls_until_done = 10_000  # nothing finishes while the first machine lives
+    log = (first.root / "worker.log").open("w")
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "vidpipe", "worker", "--drain", "-j", "2"],
+        cwd=first.root,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    try:
+        while not (
+            len(emu.operations) == 2 and all(op.polls >= 2 for op in emu.operations.values())
+        ):
+            assert doomed.poll() is None, (first.root / "worker.log").read_text()
+            assert time.monotonic() < deadline, "no two clips submitted and polled in time"
+            time.sleep(0.05)
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+    in_flight = set(emu.operations)
+    assert len(emu.calls("predictLongRunning")) == 2
+
+    emu.polls_until_done = 0
+    done = subprocess.run(
+        [sys.executable, "-m", "vidpipe", "worker", "--drain", "-j", "2"],
+        cwd=second.root,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # One submission per clip: the killed machine's two were polled from the other one.
+    assert len(emu.calls("predictLongRunning")) == 3
+    polled = {r.operation_name for r in emu.calls("fetchPredictOperation")}
+    assert in_flight <= polled
+    statuses = second.sql("select status from batch_items where batch_id = :b", b=batch_id)
+    assert sorted(s for (s,) in statuses) == ["done"] * 3
+    paid = [k for (k,) in second.sql("select key from call_log where cached = :no", no=False)]
+    assert len(paid) == len(set(paid)) == 3 * 4  # storyboard, 2 frames, clip per job
+    # The first machine's storyboards and keyframes came to the second through the bucket.
+    files = bucket_files(gcs_bucket)
+    for job, project_id, output_sha in second.sql(
+        "select job_name, id, output_sha256 from projects"
+    ):
+        assert sha(files[f"{job}/{project_id}/output/final.mp4"]) == output_sha
+    assert "AIzaTEST-MACHINE-SECRET" not in done.stdout + done.stderr
