@@ -24,6 +24,7 @@ import fig_render
 import fig_rerun
 import fig_startup
 import fig_stitch
+import fig_workers
 from common import ROOT, Figure, say
 
 MODULES = {
@@ -33,6 +34,7 @@ MODULES = {
     "4": fig_rerun,
     "5": fig_render,
     "6": fig_parallel,
+    "7": fig_workers,
 }
 
 

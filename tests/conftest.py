@@ -30,13 +30,15 @@ from vidpipe.testing.vertex_emulator import VertexEmulator, idea_storyboard
 #: The PostgreSQL server the `both_databases` tests also run against (trust auth).
 PG_SERVER = ("127.0.0.1", 5432, "root")
 
-SECRET_PREFIXES = ("VIDPIPE_", "GOOGLE_", "GEMINI_", "CLOUDSDK_")
+SECRET_PREFIXES = ("VIDPIPE_", "GOOGLE_", "GEMINI_", "CLOUDSDK_", "AWS_")
+#: Storage settings of the libraries (gcsfs, s3fs): only the bucket fixtures set them.
+STORAGE_SETTINGS = ("STORAGE_EMULATOR_HOST", "NO_GCE_CHECK")
 
 
 @pytest.fixture(autouse=True)
 def hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for name in list(os.environ):
-        if name.startswith(SECRET_PREFIXES):
+        if name.startswith(SECRET_PREFIXES) or name in STORAGE_SETTINGS:
             monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -278,3 +280,113 @@ def google_env(emu: VertexEmulator, api_key: str, **extra: Any) -> dict[str, str
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+# -- object stores: a GCS emulator and an S3 server on 127.0.0.1 --------------------------
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def _gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`gcp-storage-emulator` (in memory) over HTTP on 127.0.0.1; its endpoint URL.
+
+    A process of its own: its request threads print to its own stderr, not into the
+    output of the commands under test."""
+    import importlib.util
+    import socket
+    import time
+
+    if importlib.util.find_spec("gcp_storage_emulator") is None:
+        pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[test]')")
+    port = free_port()
+    log = tmp_path_factory.mktemp("gcs-emulator") / "emulator.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+             "--port", str(port), "--in-memory", "--quiet"],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                pytest.skip(f"the GCS emulator did not start on 127.0.0.1:{port}: {tail[0]}")
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def _s3_server() -> Iterator[str]:
+    """moto's S3 server mode over HTTP on 127.0.0.1; its endpoint URL."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        pytest.skip("moto[server] is not installed (pip install -e '.[test]')")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+    except OSError as exc:
+        pytest.skip(f"moto's S3 server did not start: {exc}")
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def bucket_fs(url: str) -> tuple[Any, str]:
+    """An fsspec filesystem for a bucket URL, and the URL's path in it (the environment
+    points at the emulator; the GCS emulator takes no credentials)."""
+    from fsspec.core import url_to_fs
+
+    options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
+    if url.startswith("gs://"):
+        # The plain class: the extended one probes the bucket's layout over gRPC, which
+        # the emulator does not serve.
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(token="anon", **options), GCSFileSystem._strip_protocol(url)
+    return url_to_fs(url, **options)  # type: ignore[no-any-return]
+
+
+def _new_bucket(scheme: str) -> str:
+    """Create a fresh bucket through fsspec."""
+    name = f"vidpipe-{secrets.token_hex(4)}"
+    fs, _ = bucket_fs(f"{scheme}://{name}")
+    fs.mkdir(name)
+    return f"{scheme}://{name}/studio"
+
+
+@pytest.fixture
+def gcs_bucket(_gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket in the GCS emulator, reached through gcsfs's own setting
+    (STORAGE_EMULATOR_HOST); its URL with a prefix, ``gs://BUCKET/studio``."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", _gcs_emulator)
+    return _new_bucket("gs")
+
+
+@pytest.fixture
+def s3_bucket(_s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket in moto's S3 server, reached through botocore's own settings
+    (AWS_ENDPOINT_URL and dummy keys); its URL with a prefix, ``s3://BUCKET/studio``."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return _new_bucket("s3")

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from tests.conftest import Project, refused
 from vidpipe.artifacts import sha256_file
 from vidpipe.media.text import missing_glyphs, unicode_font
+from vidpipe.store.ids import SCHEMA_VERSION
 from vidpipe.testing.fakes import Script
 
 
@@ -312,8 +313,10 @@ def test_a_schema_4_database_is_migrated_and_records_references(project: Project
 
     project.job("a", "prompt: A boat.\nscenes: 1\n")
     assert project.cli("run").exit_code == 0
-    # Turn it back into the schema before assets (4): no reference_images columns.
+    # Turn it back into the schema before assets (4): no reference_images columns (nor
+    # the work queue of schema 6).
     with sqlite3.connect(project.root / "vidpipe.db") as conn:
+        conn.execute("DROP TABLE batch_items")
         conn.execute("ALTER TABLE keyframes DROP COLUMN reference_images")
         conn.execute("ALTER TABLE video_clips DROP COLUMN reference_images")
         conn.execute("UPDATE vidpipe_meta SET value = '4' WHERE key = 'schema_version'")
@@ -324,7 +327,7 @@ def test_a_schema_4_database_is_migrated_and_records_references(project: Project
             "SELECT value FROM vidpipe_meta WHERE key = 'schema_version'"
         ).fetchone()
         columns = [r[1] for r in conn.execute("PRAGMA table_info(keyframes)")]
-    assert version == ("5",) and "reference_images" in columns
+    assert version == (str(SCHEMA_VERSION),) and "reference_images" in columns
     # The migrated database records what a job with assets sends.
     product_png(project.root / "assets" / "cup.png")
     project.job("b", PRODUCT_JOB)

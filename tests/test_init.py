@@ -30,6 +30,8 @@ COMMANDS = [
     "validate",
     "render",
     "run",
+    "submit",
+    "worker",
     "estimate",
     "models",
     "plan",

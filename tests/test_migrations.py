@@ -89,3 +89,33 @@ def test_a_version_1_database_is_migrated_keeping_its_projects(project) -> None:
     result = project.cli("run", "-q")
     assert result.exit_code == 0, result.output
     assert {p["job"] for p in json.loads(project.cli("list", "--json").stdout)} == {"old", "fresh"}
+
+
+@pytest.mark.both_databases
+def test_a_version_5_database_gets_the_work_queue(project) -> None:
+    # A schema-5 database with a finished run: the current schema without the queue.
+    project.job("old", "prompt: A lighthouse at dawn.\nscenes: 1\n")
+    assert project.cli("run", "-q").exit_code == 0
+    fresh = columns(project, "batch_items")
+    fresh_indexes = sorted(indexes(project, "batch_items"))
+    project.sql("drop table batch_items")
+    project.sql("update vidpipe_meta set value = '5' where key = 'schema_version'")
+
+    # `list` reads it (the standard-library reader only opens its own version; the store
+    # migrates), and afterwards the reader serves the migrated file.
+    listed = project.cli("list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [p["job"] for p in json.loads(listed.stdout)] == ["old"]
+    assert version(project) == SCHEMA_VERSION == 6
+    assert columns(project, "batch_items") == fresh
+    assert sorted(indexes(project, "batch_items")) == fresh_indexes
+    assert project.cli("status", "old").exit_code == 0
+
+    # The queue works on the migrated database, and the old batch is still listed.
+    submitted = project.cli("submit", "-q")
+    assert submitted.exit_code == 0, submitted.output
+    worked = project.cli("worker", "--drain", "-q")
+    assert worked.exit_code == 0, worked.output
+    batches = json.loads(project.cli("batches", "--json").stdout)
+    assert [b["status"] for b in batches] == ["complete", "complete"]
+    assert batches[0]["selection"] == "submit jobs/" and batches[0]["provider_calls"] == 0

@@ -301,7 +301,7 @@ def _price(rates: dict[str, float] | None, provider: str) -> str:
 
 def _output(config: Config, project: Project | ProjectRow) -> str | None:
     return (
-        config.display(config.artifacts_dir / project.output_path) if project.output_path else None
+        config.address(config.artifacts_dir / project.output_path) if project.output_path else None
     )
 
 
@@ -435,6 +435,7 @@ def resume_project(
     store = open_store(config)
     project = _project(store, ref)
     assert store is not None
+    config.objects.check()
     plan = _plan_of(config, project, cwd)
     if plan.digest != project.plan_digest:
         raise InputError(
@@ -475,6 +476,7 @@ def restitch(config: Config, ref: str, *, cwd: Path, crossfade: float | None = N
 
     store = open_reader(config)
     project = _project(store, ref)
+    config.objects.check()  # bucket mode: the clips may have to come from the bucket
     assert store is not None
     try:
         plan = _stitching(config, project, cwd)
@@ -512,9 +514,14 @@ def gallery(
 def collect_garbage(
     config: Config, *, dry_run: bool = False, keep_days: float = 7
 ) -> dict[str, Any]:
-    """`vidpipe gc`: remove objects no project and no recent generation refers to."""
+    """`vidpipe gc`: remove objects no project and no recent generation refers to.
+
+    In bucket mode: free the local scratch folder instead (see :func:`_free_scratch`).
+    """
     from vidpipe.engine.cache import collect_garbage as collect
 
+    if config.objects.remote:
+        return _free_scratch(config, dry_run=dry_run)
     store = open_store(config)
     if store is None:
         return {"objects": [], "bytes_freed": 0, "kept": 0, "dry_run": dry_run}
@@ -527,6 +534,56 @@ def collect_garbage(
         "bytes_freed": garbage.bytes_freed,
         "kept": garbage.kept,
         "dry_run": dry_run,
+    }
+
+
+def _free_scratch(config: Config, *, dry_run: bool) -> dict[str, Any]:
+    """Bucket mode `gc`: remove every local file that is safely in the bucket, and count
+    (never delete) the bucket's objects this database does not refer to.
+
+    Deleting objects from the bucket is not provably safe: another database may share the
+    bucket, and a runner elsewhere may have uploaded an object it has not recorded yet.
+    """
+    from vidpipe.batch.diskspace import _size
+
+    objects = config.objects
+    objects.check()
+    evicted = objects.trim(0, dry_run=dry_run)
+    referenced: set[str] = set()
+    store = open_store(config)
+    if store is not None:
+        try:
+            referenced = {sha for _path, sha in store.recorded_files() if sha}
+            referenced |= {
+                r.result_sha256 for r in store.generations_with_files() if r.result_sha256
+            }
+        finally:
+            store.close()
+    listed = objects.bucket.sizes("objects")
+    loose = {rel: size for rel, size in listed.items() if rel.rsplit("/", 1)[-1] not in referenced}
+    url = objects.url
+    notes = [
+        f"the bucket {url} was left as it is: {len(listed)} objects, {len(loose)} of them "
+        f"({_size(sum(loose.values()))}) referred to by nothing in this database",
+    ]
+    if loose:
+        notes.append(
+            "vidpipe never deletes objects from a bucket (another database or a runner "
+            "elsewhere may use them); expire them with the bucket's lifecycle rules if "
+            "nothing else uses it"
+        )
+    return {
+        "objects": [str(p) for p in evicted.files],
+        "bytes_freed": evicted.bytes_freed,
+        "kept": evicted.kept,
+        "dry_run": dry_run,
+        "bucket": {
+            "url": url,
+            "objects": len(listed),
+            "unreferenced": len(loose),
+            "unreferenced_bytes": sum(loose.values()),
+        },
+        "notes": notes,
     }
 
 
@@ -577,6 +634,8 @@ def keep_frame(config: Config, ref: str, scene: int, kind: str) -> dict[str, Any
                 f"{config.display(path)} is not a readable image; save it as a PNG and try again"
             ) from None
         digest = sha256_file(path)
+        # An object like every keyframe: in bucket mode other machines fetch the kept edit.
+        config.objects.keep(path, digest)
         store.put_keyframe(
             project.id,
             scene,

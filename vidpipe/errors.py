@@ -16,6 +16,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
     │   ├── ContentBlocked         a safety filter or an empty answer
     │   └── InvalidAnswer          the answer does not match the schema
     ├── MediaError                 a video cannot be read, written or stitched
+    ├── StorageError               a bucket (gs://, s3://) refused or failed a request
     ├── LeaseLost                  another runner took the project over; stop work on it
     │   └── InvalidCrossfade       exit 2: a crossfade the clips cannot take
     ├── EditedKeyframe             a keyframe was changed by hand: keep it or --force
@@ -122,6 +123,10 @@ class InvalidCrossfade(MediaError):
     value given, so `vidpipe stitch --crossfade` exits 2 like any invalid input."""
 
     exit_code = 2
+
+
+class StorageError(VidpipeError):
+    """A request to the artifacts bucket failed (after the library's own retries)."""
 
 
 class LeaseLost(VidpipeError):

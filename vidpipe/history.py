@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import Any
 
 from vidpipe.spec.config import Config
-from vidpipe.store import BatchRecord, CallRecord
+from vidpipe.store import BatchItem, BatchRecord, CallRecord
+from vidpipe.store.queue import WorkQueue
 
 #: How `vidpipe costs` can group the call log.
 COST_GROUPS = ("day", "job", "model", "batch")
@@ -26,7 +27,8 @@ def selection(args: dict[str, Any]) -> str:
     """The command line's choice of jobs, as the user would type it again."""
     if args.get("resume"):
         return f"resume {args['resume']}"
-    parts = list(args.get("paths") or []) or ["jobs/"]
+    parts = ["submit"] if args.get("submitted") else []
+    parts += list(args.get("paths") or []) or ["jobs/"]
     parts += [f"--select {pattern}" for pattern in args.get("select") or []]
     if args.get("shard"):
         k, n = args["shard"]
@@ -46,9 +48,15 @@ def narrowed(args: dict[str, Any]) -> bool:
     return bool(args.get("select") or args.get("shard") or args.get("paths") or args.get("resume"))
 
 
-def _batch_row(batch: BatchRecord, calls: list[CallRecord]) -> dict[str, Any]:
+def _batch_row(
+    batch: BatchRecord, calls: list[CallRecord], items: list[BatchItem] | None = None
+) -> dict[str, Any]:
     args = dict(batch.args or {})
     report = batch.report
+    if report is None and items:
+        # A submitted batch under way: its finished jobs by status, the others by where
+        # they are in the queue (queued, or claimed by a worker: running).
+        report = {"totals": _queue_totals(items, calls)}
     if report is not None:
         totals = report["totals"]
         by_status = dict(totals.get("by_status") or {})
@@ -81,6 +89,23 @@ def _batch_row(batch: BatchRecord, calls: list[CallRecord]) -> dict[str, Any]:
     }
 
 
+def _queue_totals(items: list[BatchItem], calls: list[CallRecord]) -> dict[str, Any]:
+    by_status: dict[str, int] = {}
+    for item in items:
+        status = (item.outcome or {}).get("status") or (
+            "running" if item.status == "claimed" else item.status
+        )
+        by_status[status] = by_status.get(status, 0) + 1
+    return {
+        "jobs": len(items),
+        "by_status": by_status,
+        "provider_calls": sum(1 for c in calls if not c.cached),
+        "cached_calls": sum(1 for c in calls if c.cached),
+        "cost_usd": round(sum(c.cost_usd for c in calls), 6),
+        "duration_s": None,
+    }
+
+
 def list_batches(config: Config, *, limit: int | None = None) -> list[dict[str, Any]]:
     """Batches, newest first (`vidpipe batches --json`)."""
     from vidpipe.api import open_store
@@ -92,9 +117,18 @@ def list_batches(config: Config, *, limit: int | None = None) -> list[dict[str, 
         batches = store.batches(limit)
         running = [b.id for b in batches if b.report is None]
         log = store.calls(batch_ids=running) if running else []
+        queued = [b.id for b in batches if b.report is None and (b.args or {}).get("submitted")]
+        items = WorkQueue(store).items(queued) if queued else []
     finally:
         store.close()
-    return [_batch_row(b, [c for c in log if c.batch_id == b.id]) for b in batches]
+    return [
+        _batch_row(
+            b,
+            [c for c in log if c.batch_id == b.id],
+            [i for i in items if i.batch_id == b.id],
+        )
+        for b in batches
+    ]
 
 
 def _group_key(call: CallRecord, by: str) -> str:

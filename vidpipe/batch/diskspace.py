@@ -33,7 +33,7 @@ def batch_bytes(jobs: Sequence[Job]) -> int:
         resolution = job.resolution or "720p"
         seconds = sum(job.clip_seconds(i) for i in range(job.scenes))
         # Each clip once, the stitched output once, and the output copy if any.
-        copies = 3 if job.output else 2
+        copies = 3 if job.output or job.output_url else 2
         total += seconds * _BITRATE[resolution] // 8 * copies
         total += (job.scenes + 1) * _KEYFRAME[resolution]
     return total

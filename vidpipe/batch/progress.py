@@ -118,6 +118,11 @@ class LineProgress:
             with self.lock:
                 print(text, file=self.stream, flush=True)
 
+    def add_jobs(self, count: int) -> None:
+        """More jobs joined the batch (a worker claimed them)."""
+        with self.lock:
+            self.total += count
+
     def started(self, job: str) -> None:
         self._print(f"[{self.done}/{self.total}] {job}: started")
 
@@ -172,6 +177,12 @@ class BarProgress:
         self.meter.call(capability, cost=cost, latency=latency, cached=cached)
         with self.lock:
             self.batch.set_postfix_str(self.meter.summary())
+
+    def add_jobs(self, count: int) -> None:
+        """More jobs joined the batch (a worker claimed them)."""
+        with self.lock:
+            self.batch.total = (self.batch.total or 0) + count
+            self.batch.refresh()
 
     def started(self, job: str) -> None:
         with self.lock:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import ClipState, JobStatus
-from vidpipe.errors import InputError
+from vidpipe.errors import InputError, StorageError
 from vidpipe.failures import unexpected
 from vidpipe.plan import Plan, assess, compile_batch, up_to_date
 from vidpipe.providers import Provider
@@ -58,6 +58,23 @@ class RunOptions:
     quiet: bool = False
 
 
+def job_entry(o: Outcome) -> dict[str, Any]:
+    """One job's entry of a batch report (its keys are :class:`Outcome`'s fields)."""
+    return {
+        "name": o.name,
+        "status": o.status,
+        "project_id": o.project_id,
+        "output": o.output,
+        "cost_usd": round(o.cost_usd, 6),
+        "estimate_usd": round(o.estimate_usd, 6),
+        "duration_s": o.duration_s,
+        "provider_calls": o.provider_calls,
+        "cached_calls": o.cached_calls,
+        "error": o.error,
+        "source": o.source,
+    }
+
+
 @dataclass
 class BatchResult:
     batch_id: str | None
@@ -79,22 +96,7 @@ class BatchResult:
 
     def report(self) -> dict[str, Any]:
         """The report of a batch (`--report`, SPEC §7): one entry per job, and totals."""
-        jobs = [
-            {
-                "name": o.name,
-                "status": o.status,
-                "project_id": o.project_id,
-                "output": o.output,
-                "cost_usd": round(o.cost_usd, 6),
-                "estimate_usd": round(o.estimate_usd, 6),
-                "duration_s": o.duration_s,
-                "provider_calls": o.provider_calls,
-                "cached_calls": o.cached_calls,
-                "error": o.error,
-                "source": o.source,
-            }
-            for o in self.outcomes
-        ]
+        jobs = [job_entry(o) for o in self.outcomes]
         # The one report feeds the --report file, JUnit, the database and the gallery.
         report: dict[str, Any] = redact_data(
             {"batch_id": self.batch_id, "jobs": jobs, "totals": self.totals()}
@@ -211,7 +213,7 @@ def planned_costs(
     }
 
 
-class _Leases:
+class Leases:
     """Keeps this runner's project leases alive while it works."""
 
     def __init__(self, store: Store, seconds: float):
@@ -244,6 +246,15 @@ class _Leases:
     def close(self) -> None:
         self.done.set()
         self.thread.join(timeout=5)
+
+
+def _trim_scratch(config: Config) -> None:
+    """Bucket mode: keep the scratch folder within `scratch_max_bytes` once the batch's
+    work is done (only files safely in the bucket are evicted; a later run fetches them)."""
+    try:
+        config.objects.trim()
+    except StorageError as exc:
+        _stderr(f"warning: the scratch folder was not trimmed: {exc}")
 
 
 def late_clips(store: Store, project: Any) -> bool:
@@ -299,7 +310,7 @@ class Batch:
 
     def run(self, batch_id: str | None) -> list[Outcome]:
         self.runtime.batch_id = batch_id
-        leases = _Leases(self.store, self.config.lease_seconds)
+        leases = Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
         meter = getattr(self.progress, "meter", None)
@@ -352,10 +363,19 @@ class Batch:
                             self.no_new_jobs.set()
         finally:
             leases.close()
+            _trim_scratch(self.config)
         return [outcomes[p.name] for p in self.prepared.plans if p.name in outcomes]
+
+    def run_one(self, plan: Plan, leases: Leases) -> Outcome:
+        """Run one job now, outside :meth:`run` (a worker's claimed job): the project is
+        opened and leased, a job another runner holds comes back ``busy``, and whatever
+        goes wrong fails this job alone. No ``--max-cost`` admission."""
+        return self._run_job(plan, leases)
 
     def _pass_turn(self, job: Plan) -> None:
         """`job` no longer holds up the admission of the jobs after it."""
+        if job.name not in self.order:
+            return  # not one of the prepared jobs (see run_one): it holds up nobody
         with self.turns:
             self.decided.add(self.order[job.name])
             while self.next_turn in self.decided:
@@ -383,7 +403,7 @@ class Batch:
             with self.lock:
                 self.committed += spent - estimate_usd
 
-    def _run_job(self, plan: Plan, leases: _Leases) -> Outcome:
+    def _run_job(self, plan: Plan, leases: Leases) -> Outcome:
         try:
             outcome = self._job(plan, leases)
         except InputError as exc:
@@ -404,7 +424,7 @@ class Batch:
             self.progress.finished(plan.name, outcome.status, outcome.error or "")
         return outcome
 
-    def _job(self, plan: Plan, leases: _Leases) -> Outcome:
+    def _job(self, plan: Plan, leases: Leases) -> Outcome:
         rt = self.runtime
         job = plan.job
         values = {
@@ -427,14 +447,14 @@ class Batch:
             )
             if (
                 state == "complete"
-                and up_to_date(plan, project, self.config)
+                and up_to_date(plan, project, self.config, deliver=True)
                 and not late_clips(self.store, project)
             ):
                 return Outcome(
                     job.name,
                     "complete",
                     project_id=project.id,
-                    output=self.config.display(
+                    output=self.config.address(
                         self.config.artifacts_dir / (project.output_path or "")
                     ),
                     source=job.display,
@@ -545,6 +565,7 @@ def run_batch(
         return BatchResult(None, plan_only(prepared, options.max_cost))
     if not prepared.jobs:
         return BatchResult(None, [])  # an empty shard: nothing to do is not an error
+    config.objects.check()  # bucket mode: an unreachable bucket is refused before any work
     from vidpipe.batch.diskspace import check_disk
 
     warning = check_disk(config.artifacts_dir, prepared.jobs)
@@ -606,6 +627,8 @@ def _unchanged(
         return None
     jobs = select_jobs(known.jobs, options.select, options.shard)
     started, began = time.monotonic(), utcnow()
+    if jobs:
+        config.objects.check()  # bucket mode: the bucket decides what is intact
     projects = unchanged.complete_projects(config, jobs) if jobs else None
     if projects is None:
         return None
@@ -624,7 +647,7 @@ def _unchanged(
                 job.name,
                 "complete",
                 project_id=projects[job.name].id,
-                output=config.display(output),
+                output=config.address(output),
                 source=job.source,
             )
         )

@@ -9,5 +9,6 @@ other module registers a family of commands on the group when imported.
 
 from vidpipe.cli import jobs as jobs
 from vidpipe.cli import projects as projects
+from vidpipe.cli import queue as queue
 from vidpipe.cli.base import cli as cli
 from vidpipe.cli.base import main as main

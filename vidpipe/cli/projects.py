@@ -69,7 +69,7 @@ def list_(app: App, status: str | None, all_versions: bool, as_json: bool) -> No
 @config_options
 @pass_app
 def batches(app: App, limit: int | None, as_json: bool) -> None:
-    """Batches (each `vidpipe run`), newest first: jobs, calls, cost, selection.
+    """Batches (each `vidpipe run` or `submit`), newest first: jobs, calls, cost, selection.
 
     `vidpipe report --batch ID` shows one of them.
     """
@@ -281,7 +281,9 @@ def report(app: App, html_path: str | None, batch_id: str | None, compare: str |
             f"showing batch {shown.batch_id}, the last finished one{only}; "
             "`vidpipe batches` lists the others, `--batch ID` picks one"
         )
-    click.echo(f"wrote {shown.path} ({shown.jobs} job{'s' if shown.jobs != 1 else ''})")
+    click.echo(
+        f"wrote {shown.address or shown.path} ({shown.jobs} job{'s' if shown.jobs != 1 else ''})"
+    )
 
 
 @cli.command()
@@ -309,7 +311,10 @@ def gc(app: App, dry_run: bool, keep_days: float, as_json: bool) -> None:
     for path in data["objects"]:
         click.echo(f"{verb} {path}")
     n = len(data["objects"])
+    what = "local file" if "bucket" in data else "object"
     click.echo(
-        f"{verb} {n} object{'s' if n != 1 else ''}, {_size(data['bytes_freed'])} "
+        f"{verb} {n} {what}{'s' if n != 1 else ''}, {_size(data['bytes_freed'])} "
         f"{'would be ' if dry_run else ''}freed; {data['kept']} kept"
     )
+    for note in data.get("notes", []):
+        click.echo(note)

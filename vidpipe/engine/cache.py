@@ -19,10 +19,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidpipe.artifacts import OBJECTS, TMP_MARK, put_object, verified
+from vidpipe.artifacts import OBJECTS, TMP_MARK
 from vidpipe.store import runner_id, utcnow
 
 if TYPE_CHECKING:
+    from vidpipe.objectstore import ObjectStore
     from vidpipe.store import Generation, Store
 
 KEY_VERSION = 1
@@ -62,11 +63,15 @@ class Hit:
 
 
 class Cache:
-    """Lookups and records of generations. `force` makes every lookup miss."""
+    """Lookups and records of generations. `force` makes every lookup miss.
 
-    def __init__(self, store: Store, artifacts_dir: Path, *, force: bool = False):
+    Results live in the object store (`objects`): the local objects folder and, in bucket
+    mode, the bucket every machine shares; a result missing here is fetched from there.
+    """
+
+    def __init__(self, store: Store, objects: ObjectStore, *, force: bool = False):
         self.store = store
-        self.artifacts_dir = artifacts_dir
+        self.objects = objects
         self.force = force
 
     def lookup(self, key: str) -> Hit | None:
@@ -77,9 +82,9 @@ class Cache:
         if row is None or row.status != "complete":
             return None
         if row.result_path is not None:
-            path = self.artifacts_dir / row.result_path
-            if not verified(path, row.result_sha256):
-                # The file was deleted or damaged: the record is worthless, forget it.
+            path = self.objects.local(row.result_sha256)
+            if path is None:
+                # Deleted or damaged here and not in the bucket: the record is worthless.
                 self.store.drop_generation(key)
                 return None
             return Hit(
@@ -136,11 +141,11 @@ class Cache:
     ) -> None:
         """Record a finished generation (its artifact already safely on disk).
 
-        The artifact goes into the object store and the record points there, not into the
-        project folder: the cache outlives any project.
+        The artifact goes into the object store (in bucket mode: uploaded once) and the
+        record points there, not into the project folder: the cache outlives any project.
         """
         if path is not None and sha256 is not None:
-            path = put_object(self.artifacts_dir, path, sha256)
+            path = self.objects.keep(path, sha256)
         self.store.put_generation(
             key,
             capability=capability,
@@ -148,9 +153,7 @@ class Cache:
             model=model,
             status="complete",
             operation_id=operation_id,
-            result_path=path.resolve().relative_to(self.artifacts_dir.resolve()).as_posix()
-            if path
-            else None,
+            result_path=self.objects.rel(path) if path else None,
             result_sha256=sha256,
             result=result,
             usage=usage or {},

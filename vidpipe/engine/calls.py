@@ -197,6 +197,43 @@ class Calls:
         self._log(key, capability, provider.name, model, cached=False, cost=cost, latency=latency)
         return cost
 
+    def shared(
+        self,
+        key: str,
+        *,
+        capability: str,
+        provider: Provider,
+        model: str,
+        usage: Usage,
+        path: Path,
+        sha256: str,
+        operation_id: str,
+        started: float | None = None,
+    ) -> float:
+        """Take the result of another job's operation, polled here as well: a reuse for
+        this project, at no cost.
+
+        The job that submitted it records it as made (and paid for) when its own poll sees
+        it finish; until then it is cached from here, so nobody polls it again.
+        """
+        if self.rt.cache.lookup(key) is None:
+            self.rt.cache.complete(
+                key,
+                capability=capability,
+                provider=provider.name,
+                model=model,
+                project_id=self.project_id,
+                usage=usage_dict(usage),
+                cost_usd=self.rt.prices.cost(provider.name, model, usage),
+                path=path,
+                sha256=sha256,
+                operation_id=operation_id,
+            )
+        self.outcome.cached_calls += 1
+        log.info("%s: %s reused from another job's operation", self.job_name, key[:12])
+        self._log(key, capability, provider.name, model, cached=True, cost=0.0)
+        return 0.0
+
     def _log(
         self,
         key: str,

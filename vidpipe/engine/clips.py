@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidpipe.artifacts import Layout, copy_atomic, verified, write_atomic
+from vidpipe.artifacts import Layout, copy_atomic, write_atomic
 from vidpipe.engine.calls import Calls, Stop
 from vidpipe.engine.runtime import Runtime
 from vidpipe.engine.states import ClipState, FrameSource, SceneState
@@ -37,6 +37,8 @@ class _Op:
     next_poll: float
     attempts: int
     polled: int = 0
+    #: Another job's operation, polled here too: that job made (and pays for) the clip.
+    shared: bool = False
 
 
 class ClipOperations:
@@ -99,7 +101,7 @@ class ClipOperations:
         key = request_key(self.provider, "video", request)
         clip = store.clip(self.project_id, index)
         if clip is not None and clip.generation_key == key:
-            if clip.status == ClipState.COMPLETE and verified(
+            if clip.status == ClipState.COMPLETE and self.rt.config.objects.restore(
                 self.layout.load(clip.path or ""), clip.sha256
             ):
                 self.done[index] = ClipState.COMPLETE
@@ -122,7 +124,14 @@ class ClipOperations:
                 index, key, request, clip.operation_id, now, now, clip.attempts or 1
             )
             return
+        self._start(index, key, request, attempts=1)
+
+    def _start(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
+        """Make clip `key`: from the cache, by polling another job's operation for the same
+        clip, or by submitting it on this project's own claim (single flight)."""
+        store = self.rt.store
         target = self.layout.clip(index)
+        now = time.monotonic()
         while True:
             hit = self.calls.obtain(
                 f"scene {index} clip",
@@ -140,14 +149,16 @@ class ClipOperations:
             # Another job's operation for the same clip: poll it rather than pay again.
             pending = self.rt.cache.pending(key)
             if pending is not None and pending.operation_id:
-                self.ops[index] = _Op(index, key, request, pending.operation_id, now, now, 1)
+                self.ops[index] = _Op(
+                    index, key, request, pending.operation_id, now, now, attempts, shared=True
+                )
                 store.put_clip(
                     self.project_id,
                     index,
                     status=ClipState.POLLING,
                     generation_key=key,
                     operation_id=pending.operation_id,
-                    attempts=1,
+                    attempts=attempts,
                     submitted_at=utcnow(),
                 )
                 return
@@ -156,7 +167,7 @@ class ClipOperations:
             row = store.generation(key)
             if row is not None and row.status == "running" and row.owner == self.calls.owner:
                 break
-        self._submit(index, key, request, attempts=1)
+        self._submit(index, key, request, attempts=attempts)
 
     def _submit(self, index: int, key: str, request: VideoRequest, attempts: int) -> None:
         try:
@@ -248,10 +259,19 @@ class ClipOperations:
                 op.next_poll = time.monotonic() + provider.poll_interval
             return
         del self.ops[index]
-        if status.state == "complete" and status.data:
+        if status.state == "complete" and (status.data or status.uri):
             target = self.layout.clip(index)
-            sha = write_atomic(target, status.data)
-            self.calls.record(
+            if status.data:
+                sha = write_atomic(target, status.data)
+            else:
+                # The service wrote the clip into the artifacts bucket: fetched once, kept
+                # as an object by a copy inside the bucket (see ObjectStore.adopt).
+                assert status.uri is not None
+                sha = self.rt.config.objects.adopt(status.uri, target)
+            # The job that submitted a shared operation records it as made and paid for:
+            # here it is a reuse, or the ledger would show one clip paid for twice.
+            record = self.calls.shared if op.shared else self.calls.record
+            record(
                 op.key,
                 capability="video",
                 provider=provider,
@@ -267,7 +287,7 @@ class ClipOperations:
                 op.key,
                 target,
                 sha,
-                source=FrameSource.GENERATED,
+                source=FrameSource.CACHED if op.shared else FrameSource.GENERATED,
                 operation_id=op.operation_id,
             )
             return
@@ -279,7 +299,10 @@ class ClipOperations:
                 status.reason or "filtered by the provider's safety filter",
             )
         elif status.retry and op.attempts <= provider.resubmits:
-            self._submit(index, op.key, op.request, attempts=op.attempts + 1)
+            # Through the claim again: of the jobs polling this operation, one submits it
+            # again and the others poll that one (a failed operation is not billed; two
+            # new ones would be).
+            self._start(index, op.key, op.request, attempts=op.attempts + 1)
         elif not status.retry:
             # A deterministic refusal: the same request would be refused again.
             self._final(index, ClipState.FAILED, status.reason or "the service refused the clip")

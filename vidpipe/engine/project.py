@@ -402,7 +402,12 @@ class ProjectRun:
         if recorded is None or recorded.source != FrameSource.KEPT:
             return None
         path = self.layout.load(recorded.path)
-        return (path, recorded.sha256) if verified(path, recorded.sha256) else None
+        return (path, recorded.sha256) if self._restore(path, recorded.sha256) else None
+
+    def _restore(self, path: Path, sha256: str | None) -> bool:
+        """Whether a recorded project file is intact here: as it is, or put back from its
+        object (in bucket mode fetched from the bucket another machine filled)."""
+        return self.rt.config.objects.restore(path, sha256)
 
     def _record_frame(
         self,
@@ -440,7 +445,7 @@ class ProjectRun:
         if recorded is None or recorded.generation_key != key:
             return None
         path = self.layout.load(recorded.path)
-        return (path, recorded.sha256) if verified(path, recorded.sha256) else None
+        return (path, recorded.sha256) if self._restore(path, recorded.sha256) else None
 
     def _override_frame(
         self, index: int, kind: str, image: Path, recorded: Any
@@ -455,6 +460,9 @@ class ProjectRun:
             return trusted
         # Every keyframe file is a PNG of the job's shape (fitted as the job says).
         sha = write_atomic(target, keyframe_png(image, self.job.aspect_ratio, frame.fit))
+        # An object like any keyframe: another machine restores it instead of fitting the
+        # image again, and stitches and contact sheets find every frame the same way.
+        self.rt.config.objects.keep(target, sha)
         self.rt.store.put_keyframe(
             self.project.id,
             index,

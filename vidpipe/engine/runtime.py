@@ -52,7 +52,7 @@ class Runtime:
     owner: str = field(default_factory=runner_id)
 
     def __post_init__(self) -> None:
-        self.cache = Cache(self.store, self.config.artifacts_dir, force=self.force)
+        self.cache = Cache(self.store, self.config.objects, force=self.force)
         self.prices = PriceTable(self.config.pricing, self.config.catalog)
 
     def provider_for(self, job: Job, step: str) -> Provider:

@@ -153,8 +153,8 @@ def finish_film(
         write_atomic(vtt_path, webvtt(result.cues, result.rate).encode("utf-8"))
         write_atomic(srt_path, srt(result.cues, result.rate).encode("utf-8"))
         out["captions"] = {
-            "vtt": config.display(vtt_path),
-            "srt": config.display(srt_path),
+            "vtt": config.address(vtt_path),
+            "srt": config.address(srt_path),
             "cues": [
                 {
                     "index": c.index,

@@ -36,7 +36,9 @@ def finished_clips(store: AnyStore, config: Config, project: AnyProject) -> list
         if clip is None or clip.status != "complete":
             continue
         path = layout.load(clip.path or "")
-        if not verified(path, clip.sha256):
+        # In bucket mode a clip another machine made is fetched here (stitching reads
+        # local files).
+        if not config.objects.restore(path, clip.sha256):
             raise MediaError(
                 f"clip of scene {scene.index} ({config.display(path)}) is missing or changed on disk; "
                 f"run `vidpipe resume {project.id}` to make it again"
@@ -83,6 +85,9 @@ def write_outputs(
     scenes = store.scenes(project.id)
     stitch = {"crossfade": plan.crossfade, "audio": plan.audio}
     clips = finished_clips(store, config, project)
+    # The last manifest says which finish and contact sheet are current (in bucket mode
+    # it may be another machine's: fetched).
+    config.objects.pull(layout.manifest, project.manifest_sha256)
     settings = plan.settings.get("finish")
     # With a finish step the stitch is an intermediate and final.mp4 the finished film.
     stitched = layout.output.with_name("stitched.mp4") if settings else layout.output
@@ -103,19 +108,16 @@ def write_outputs(
         )
     output_sha = sha256_file(layout.output)
 
-    sheet_key, sheet_sha = _refresh_contact_sheet(scenes, layout, project)
-
+    sheet_key, sheet_sha = _refresh_contact_sheet(scenes, layout, project, config)
+    captioned = bool(finished and finished.get("captions"))
+    files = [layout.output, layout.contact_sheet]
+    if captioned:
+        files += [layout.output.with_suffix(".vtt"), layout.output.with_suffix(".srt")]
+    # In bucket mode the outputs go to the bucket, the manifest (which lists them) last.
+    for path in files:
+        config.objects.publish(path)
     if plan.output:
-        # Copied, never hard-linked: the user's file must not share bytes with an artifact.
-        copy_atomic(layout.output, config.root / plan.output, link=False)
-        if finished and finished.get("captions"):
-            # Captions travel with the video: deliverables/x.mp4 gets x.vtt and x.srt.
-            for suffix in (".vtt", ".srt"):
-                copy_atomic(
-                    layout.output.with_suffix(suffix),
-                    (config.root / plan.output).with_suffix(suffix),
-                    link=False,
-                )
+        deliver(config, layout, plan.output, captioned=captioned)
 
     store.update_project(
         project.id,
@@ -139,14 +141,20 @@ def write_outputs(
         }
     )
     manifest["contact_sheet"] = {
-        "path": config.display(layout.contact_sheet),
+        "path": config.address(layout.contact_sheet),
         "inputs": sheet_key,
     }
     if finished is not None:
         manifest["finish"] = finished
+    # What "intact" means for each output file, checkable without its bytes (another
+    # machine compares the bucket's sizes with these; see outputs_intact).
+    manifest["files"] = {
+        path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size} for path in files
+    }
     manifest_sha = write_atomic(
         layout.manifest, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     )
+    config.objects.publish(layout.manifest)
     # Recorded so a later run trusts these files only while they are intact.
     store.update_project(project.id, manifest_sha256=manifest_sha, sheet_sha256=sheet_sha)
     return manifest["output"]["path"]
@@ -157,14 +165,92 @@ _SHEET_VERSION = 2
 
 
 def outputs_intact(config: Config, project: AnyProject) -> bool:
-    """Whether a project's final video, manifest and contact sheet match their records."""
+    """Whether a project's final video, manifest and contact sheet match their records.
+
+    In bucket mode the bucket is what counts, checked without downloading the films: the
+    manifest (a few KB) is fetched if need be and must match its recorded sha256; it lists
+    every other output file with its size, and the bucket must hold each with that size.
+    (Uploads appear whole or not at all, so a size that matches is the file we wrote.)
+    """
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
-    return (
-        bool(project.output_path)
-        and verified(config.artifacts_dir / (project.output_path or ""), project.output_sha256)
-        and verified(layout.manifest, project.manifest_sha256)
-        and verified(layout.contact_sheet, project.sheet_sha256)
-    )
+    if not project.output_path:
+        return False
+    if not config.objects.remote:
+        return (
+            verified(config.artifacts_dir / project.output_path, project.output_sha256)
+            and verified(layout.manifest, project.manifest_sha256)
+            and verified(layout.contact_sheet, project.sheet_sha256)
+        )
+    if not config.objects.pull(layout.manifest, project.manifest_sha256):
+        return False
+    objects = config.objects
+    if objects.published_size(layout.manifest) != layout.manifest.stat().st_size:
+        return False
+    files = (_recorded_manifest(layout) or {}).get("files")
+    if not isinstance(files, dict) or not files:
+        return False  # written before bucket mode listed its files: stitch again
+    recorded = {"final.mp4": project.output_sha256, "storyboard.png": project.sheet_sha256}
+    for name, entry in files.items():
+        if name in recorded and entry.get("sha256") != recorded[name]:
+            return False
+        if objects.published_size(layout.output.with_name(name)) != entry.get("bytes"):
+            return False
+    return True
+
+
+def deliver(config: Config, layout: Layout, output: str, *, captioned: bool) -> None:
+    """Copy the final video (and its captions) to `output:`: a path relative to the
+    project root, or a bucket URL (gs://…, s3://…)."""
+    from vidpipe.objectstore import is_url, put_url
+
+    sources = [layout.output]
+    if captioned:
+        # Captions travel with the video: deliverables/x.mp4 gets x.vtt and x.srt.
+        sources += [layout.output.with_suffix(".vtt"), layout.output.with_suffix(".srt")]
+    for source in sources:
+        if is_url(output):
+            put_url(source, _with_suffix(output, source.suffix))
+        else:
+            # Copied, never hard-linked: the user's file must not share bytes with an
+            # artifact.
+            copy_atomic(source, (config.root / output).with_suffix(source.suffix), link=False)
+
+
+def delivered(config: Config, project: AnyProject, output: str) -> bool:
+    """Whether `output:` holds the project's final video (a URL: one of its size)."""
+    from vidpipe.objectstore import is_url, url_size
+
+    if not is_url(output):
+        return verified(config.root / output, project.output_sha256)
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    files = (_recorded_manifest(layout) or {}).get("files") or {}
+    size = (files.get("final.mp4") or {}).get("bytes")
+    if size is None and verified(layout.output, project.output_sha256):
+        size = layout.output.stat().st_size
+    return size is not None and url_size(output) == size
+
+
+def deliver_again(config: Config, project: AnyProject, output: str, *, captioned: bool) -> bool:
+    """Copy a finished project's final video to `output:` again (it was changed or is
+    missing there, e.g. on another machine), fetching it from the bucket if need be.
+    False when the final video is not at hand (the project is then stitched again)."""
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    needed = [(layout.output, project.output_sha256)]
+    if captioned:
+        files = (_recorded_manifest(layout) or {}).get("files") or {}
+        for suffix in (".vtt", ".srt"):
+            entry = files.get(f"final{suffix}") or {}
+            needed.append((layout.output.with_suffix(suffix), entry.get("sha256")))
+    if not all(config.objects.pull(path, sha) for path, sha in needed):
+        return False
+    deliver(config, layout, output, captioned=captioned)
+    return True
+
+
+def _with_suffix(url: str, suffix: str) -> str:
+    head, _, name = url.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{head}/{stem}{suffix}"
 
 
 def write_contact_sheet(store: AnyStore, config: Config, project: AnyProject) -> str:
@@ -172,9 +258,10 @@ def write_contact_sheet(store: AnyStore, config: Config, project: AnyProject) ->
     keyframes; returns its path relative to the project root. A project stopped after its
     keyframes gets one too: it is what the review before paying for clips looks at."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
-    title, rows, _ = _sheet_inputs(store.scenes(project.id), layout, project)
+    title, rows, _ = _sheet_inputs(store.scenes(project.id), layout, project, config)
     _draw_contact_sheet(layout, title, rows)
-    return config.display(layout.contact_sheet)
+    config.objects.publish(layout.contact_sheet)
+    return config.address(layout.contact_sheet)
 
 
 def _recorded_finish(layout: Layout) -> dict[str, Any] | None:
@@ -188,7 +275,7 @@ _SheetRows = list[tuple[int, str, Path | None, Path | None, str | None]]
 
 
 def _sheet_inputs(
-    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
+    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject, config: Config
 ) -> tuple[str, _SheetRows, str]:
     """What the contact sheet is drawn from: its title, its rows and their key.
 
@@ -200,6 +287,8 @@ def _sheet_inputs(
     digests: list[list[str | None]] = []
     for scene in scenes:
         frames = {k.kind: (layout.load(k.path), k.sha256) for k in scene.keyframes}
+        for path, sha in frames.values():
+            config.objects.restore(path, sha)  # bucket mode: another machine's frames
         clip = scene.clip
         note = f"gap: {clip.status}" if clip is not None and clip.status in GAP_STATES else None
         start, end = frames.get("start"), frames.get("end")
@@ -213,7 +302,7 @@ def _sheet_inputs(
 
 
 def _refresh_contact_sheet(
-    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject
+    scenes: list[Scene] | list[SceneRow], layout: Layout, project: AnyProject, config: Config
 ) -> tuple[str, str]:
     """Draw the contact sheet unless the one on disk was drawn from the same inputs.
 
@@ -221,9 +310,13 @@ def _refresh_contact_sheet(
     sha256: a sheet is kept only while both match (a damaged one is drawn again).
     Returns the key and the sheet's sha256.
     """
-    title, rows, key = _sheet_inputs(scenes, layout, project)
+    title, rows, key = _sheet_inputs(scenes, layout, project, config)
     recorded = project.sheet_sha256
-    if recorded and _recorded_sheet_key(layout) == key and verified(layout.contact_sheet, recorded):
+    if (
+        recorded
+        and _recorded_sheet_key(layout) == key
+        and config.objects.pull(layout.contact_sheet, recorded)
+    ):
         return key, recorded
     return key, _draw_contact_sheet(layout, title, rows)
 
@@ -260,6 +353,14 @@ def _clip_refs(scene: Scene | SceneRow) -> dict[str, Any] | None:
     return scene.clip.reference_images if scene.clip is not None else None
 
 
+def _where(config: Config, layout: Layout, stored: str, sha256: str | None) -> str:
+    """Where a keyframe or clip is kept: its project path, or in bucket mode the object
+    in the bucket (the project folders there hold outputs only)."""
+    if config.objects.remote and sha256:
+        return config.objects.object_address(sha256)
+    return config.display(layout.load(stored))
+
+
 def build_manifest(
     store: AnyStore,
     config: Config,
@@ -281,7 +382,7 @@ def build_manifest(
     for scene in store.scenes(project.id):
         keyframes = {
             k.kind: {
-                "path": config.display(layout.load(k.path)),
+                "path": _where(config, layout, k.path, k.sha256),
                 "sha256": k.sha256,
                 "source": k.source,
                 **({"references": _sent(k.reference_images)} if k.reference_images else {}),
@@ -301,10 +402,12 @@ def build_manifest(
                 check_files
                 and state == "complete"
                 and not verified(layout.load(clip.path or ""), clip.sha256)
+                # Bucket mode: a clip only in the bucket is intact (fetched when needed).
+                and not (config.objects.remote and config.objects.has(clip.sha256))
             ):
                 state = "damaged"
             clip_out = {
-                "path": config.display(layout.load(clip.path)) if clip.path else None,
+                "path": _where(config, layout, clip.path, clip.sha256) if clip.path else None,
                 "status": state,
                 "duration": clip.duration,
                 "sha256": clip.sha256,
@@ -333,7 +436,7 @@ def build_manifest(
     output = None
     if project.output_path:
         output = {
-            "path": config.display(layout.load(project.output_path)),
+            "path": config.address(layout.load(project.output_path)),
             "duration": project.output_duration,
             "sha256": project.output_sha256,
         }

@@ -99,6 +99,8 @@ class Gallery(NamedTuple):
     jobs: int
     batch_id: str
     args: dict[str, Any]
+    #: Where the page is: its path, or in bucket mode its URL in the bucket.
+    address: str = ""
 
 
 def write_gallery(
@@ -124,6 +126,11 @@ def write_gallery(
         raise NotFound(f"no {what} yet (no database); `vidpipe run` makes one")
     try:
         batch = store.batch(batch_id)
+        if batch is not None and not batch.report:
+            raise NotFound(
+                f"{what} has not finished: its jobs are still running or queued (or its "
+                "runner was stopped before the end); `vidpipe batches` shows how far it got"
+            )
         if batch is None or not batch.report:
             raise NotFound(f"no {what} in the database; `vidpipe run` makes one")
         report = batch.report
@@ -148,7 +155,11 @@ def write_gallery(
         compare=compare,
     )
     write_atomic(html_path, html.encode("utf-8"))
-    return Gallery(html_path, len(jobs), batch.id, dict(batch.args or {}))
+    shown = str(html_path)
+    if config.objects.remote and html_path.is_relative_to(config.artifacts_dir.resolve()):
+        config.objects.publish(html_path)  # beside the outputs its links point to
+        shown = config.address(html_path)
+    return Gallery(html_path, len(jobs), batch.id, dict(batch.args or {}), shown)
 
 
 def _previous_version(
@@ -172,7 +183,7 @@ def _previous_version(
         {
             "project_id": previous.id,
             "status": previous.status,
-            "output": config.display(output) if output is not None else None,
+            "output": config.address(output) if output is not None else None,
         },
     )
     shown.update(
@@ -194,7 +205,18 @@ def _gallery_job(
         video=None, sheet=None, poster=None, gaps=[], video_duration=None, frames=[], assets=[]
     )
     project = store.project(job["project_id"]) if job.get("project_id") else None
-    if job.get("output") and job["status"] == "complete":
+    if config.objects.remote and job.get("output") and job["status"] == "complete":
+        # Bucket mode: the page lives beside the outputs in the bucket (its videos linked
+        # by the same relative paths); the manifest and sheet are fetched to be inlined.
+        video = _bucket_outputs(config, project)
+        if video is not None:
+            out["video"] = Path(os.path.relpath(video, html_path.parent.resolve())).as_posix()
+            out["sheet"] = _data_uri(video.parent / "storyboard.png")
+            data = _manifest(video.parent / "manifest.json")
+            out["gaps"] = data.get("gaps", [])
+            out["assets"] = _assets_by_scene(data.get("scenes") or [])
+            out["video_duration"] = (data.get("output") or {}).get("duration")
+    elif job.get("output") and job["status"] == "complete":
         video = config.root / job["output"]
         if video.is_file():
             out["video"] = Path(os.path.relpath(video, html_path.parent.resolve())).as_posix()
@@ -215,6 +237,21 @@ def _gallery_job(
         out["sheet"] = _data_uri(sheet)
         out["frames"] = _review_frames(config, store, project)
     return out
+
+
+def _bucket_outputs(config: Config, project: Any) -> Path | None:
+    """Bucket mode: a finished project's final.mp4 path (under scratch, as in the bucket)
+    when the bucket holds it, with its manifest and contact sheet fetched."""
+    from vidpipe.artifacts import Layout
+
+    if project is None or not project.output_path:
+        return None
+    layout = Layout(config.artifacts_dir, project.job_name, project.id)
+    if config.objects.published_size(layout.output) is None:
+        return None
+    config.objects.pull(layout.manifest, project.manifest_sha256)
+    config.objects.pull(layout.contact_sheet, project.sheet_sha256)
+    return layout.output
 
 
 def _assets_by_scene(scenes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -253,6 +290,7 @@ def _review_frames(config: Config, store: Any, project: Any) -> list[dict[str, A
         }
         for frame in scene.keyframes:
             path = layout.load(frame.path)
+            config.objects.restore(path, frame.sha256)  # bucket mode: another machine's
             if path.is_file():
                 item[frame.kind] = _data_uri(path, width=320)
                 item[f"{frame.kind}_path"] = config.display(path)

@@ -19,7 +19,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vidpipe.artifacts import verified
 from vidpipe.plan.model import AFTER_STORYBOARD, FrameSource, Plan
 from vidpipe.plan.requests import (
     image_references,
@@ -38,6 +37,7 @@ from vidpipe.spec.config import Config
 
 if TYPE_CHECKING:
     from vidpipe.memo import JobMemo
+    from vidpipe.objectstore import ObjectStore
     from vidpipe.store import Project, Store
     from vidpipe.store.lite import ProjectRow
 
@@ -138,11 +138,16 @@ def _inputs(provider: Provider, request: Any) -> dict[str, str]:
 
 
 class _Cache:
-    """Read-only lookups of finished generations and intact project artifacts."""
+    """Read-only lookups of finished generations and intact project artifacts.
 
-    def __init__(self, store: Store | None, artifacts_dir: Path, project: Project | None):
+    In bucket mode an image whose bytes a later key needs is fetched from the bucket; a
+    clip is only looked up there (nothing needs its bytes).
+    """
+
+    def __init__(self, store: Store | None, objects: ObjectStore, project: Project | None):
         self.store = store
-        self.artifacts_dir = artifacts_dir
+        self.objects = objects
+        artifacts_dir = objects.root
         self.trusted: dict[str, Path] = {}
         if store is not None and project is not None:
             # The project's own rows count as the engine trusts them (same key, file intact).
@@ -162,9 +167,13 @@ class _Cache:
         if row is not None and row.status == "complete":
             if row.result_path is None:
                 return None, row.result
-            path = self.artifacts_dir / row.result_path
-            if verified(path, row.result_sha256):
-                return path, row.result
+            if row.capability == "video":
+                if self.objects.has(row.result_sha256):
+                    return self.objects.root / row.result_path, row.result
+            else:
+                path = self.objects.local(row.result_sha256)
+                if path is not None:
+                    return path, row.result
         if key in self.trusted and self.trusted[key].is_file():
             return self.trusted[key], None
         return None
@@ -189,9 +198,8 @@ def assess(
     `store` None (no database yet) assesses every generation as new.
     """
     job = plan.job
-    artifacts_dir = config.artifacts_dir
     project = None if store is None else store.newest_project(job.name, plan.digest)
-    cache = _Cache(None if force else store, artifacts_dir, None if force else project)
+    cache = _Cache(None if force else store, config.objects, None if force else project)
     step_provider = {step: providers[name] for step, name in plan.providers.items()}
     steps: list[Step] = []
     settings_facts = {f"setting {k}": _short(v) for k, v in plan.settings.items()}
@@ -366,14 +374,19 @@ def _finish(
     return Assessment(plan, explained, stitch, reason, storyboard_pending)
 
 
-def up_to_date(plan: Plan | JobMemo, project: Project | ProjectRow, config: Config) -> bool:
+def up_to_date(
+    plan: Plan | JobMemo, project: Project | ProjectRow, config: Config, *, deliver: bool = False
+) -> bool:
     """A finished project of this plan whose outputs are intact: final.mp4, manifest.json
     and the contact sheet match their recorded sha256 (and the `output:` copy, if any).
+    In bucket mode the bucket's copies are checked (see `outputs_intact`).
 
-    Anything less is rebuilt by running the project again: its steps trust what is
-    recorded and intact, so that costs no provider call.
+    With `deliver`, a missing or changed `output:` copy is copied again from the intact
+    final video (on another machine: fetched from the bucket, no stitch). Anything less is
+    rebuilt by running the project again: its steps trust what is recorded and intact, so
+    that costs no provider call.
     """
-    from vidpipe.outputs.manifest import outputs_intact
+    from vidpipe.outputs.manifest import deliver_again, delivered, outputs_intact
 
     if project.status != "complete" or not project.output_path:
         return False
@@ -381,7 +394,10 @@ def up_to_date(plan: Plan | JobMemo, project: Project | ProjectRow, config: Conf
         return False
     if not outputs_intact(config, project):
         return False
-    return not plan.output or verified(config.root / plan.output, project.output_sha256)
+    if not plan.output or delivered(config, project, plan.output):
+        return True
+    captioned = bool((plan.settings.get("finish") or {}).get("captions"))
+    return deliver and deliver_again(config, project, plan.output, captioned=captioned)
 
 
 def _stitch(

@@ -82,13 +82,20 @@ def outputs(jobs: Sequence[Job], config: Config) -> list[Problem]:
     """`output:` paths: one job each, and never over something the project owns."""
     problems: list[Problem] = []
     owned = _owned_files(jobs, config)
-    by_target: dict[Path, list[Job]] = {}
+    by_target: dict[Path | str, list[Job]] = {}
     for job in jobs:
         if job.output is not None:
             by_target.setdefault(job.output, []).append(job)
+        elif job.output_url is not None:
+            by_target.setdefault(job.output_url.rstrip("/"), []).append(job)
     for target, same in by_target.items():
         written = str(same[0].settings["output"])
-        what = _owned(target, owned, config)
+        if isinstance(target, Path):
+            what = _owned(target, owned, config)
+        elif config.artifacts_url and target.startswith(config.artifacts_url + "/"):
+            what = f"the artifacts in {config.artifacts_url}"
+        else:
+            what = None
         if what:
             for job in same:
                 problems.append(

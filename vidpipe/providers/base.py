@@ -167,6 +167,10 @@ class VideoStatus:
     #: False when submitting the same request again cannot change the answer (a policy
     #: refusal, an invalid input): the pipeline then fails the scene without resubmitting.
     retry: bool = True
+    #: Where the service wrote the video when it is in the artifacts bucket (Veo with
+    #: `output_gcs_uri` there): `data` is then None and the pipeline takes the video from
+    #: the bucket itself (one download, a copy inside the bucket; no upload).
+    uri: str | None = None
 
 
 class Provider:

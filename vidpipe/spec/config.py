@@ -9,7 +9,9 @@ YAML scalars so numbers and booleans keep their type.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import math
 import os
 import re
@@ -25,6 +27,7 @@ from vidpipe.spec.yamlsource import SourceMap, YamlProblem, load_file, not_text,
 
 if TYPE_CHECKING:
     from vidpipe.catalog import Catalog
+    from vidpipe.objectstore import ObjectStore
 
 CONFIG_NAME = "vidpipe.yaml"
 ENV_PREFIX = "VIDPIPE_"
@@ -33,6 +36,10 @@ BUILTIN: dict[str, Any] = {
     "defaults": {},
     "database": "sqlite:///vidpipe.db",
     "artifacts_dir": "tmp",
+    # Bucket mode only (artifacts_dir: gs://… or s3://…): the local working folder, and
+    # its size bound (least recently used files safely in the bucket are evicted).
+    "scratch_dir": None,
+    "scratch_max_bytes": "20GB",
     "max_scenes": 15,
     "concurrency": {"jobs": 4},
     "rate_limits": {"text": 60, "image": 20, "video": 10},
@@ -113,6 +120,11 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     #: Where each default came from, to locate errors in values taken from `defaults:`.
     source: SourceMap | None = field(default=None, compare=False, repr=False)
+    #: `artifacts_dir` as given when it is a bucket URL (gs://…, s3://…); `artifacts_dir`
+    #: is then the local scratch folder that holds working copies.
+    artifacts_url: str | None = None
+    #: The bound of the scratch folder in bucket mode (None: unbounded).
+    scratch_max_bytes: int | None = None
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -130,6 +142,21 @@ class Config:
             return path.resolve().relative_to(self.root).as_posix()
         except ValueError:
             return str(path)
+
+    def address(self, path: Path) -> str:
+        """Where an artifact (a path under `artifacts_dir`) is kept, as users should see
+        it: its bucket URL in bucket mode, else :meth:`display`."""
+        if self.artifacts_url is not None:
+            with contextlib.suppress(ValueError):
+                return self.objects.address(path)
+        return self.display(path)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        """The artifacts' objects: the local folder, and in bucket mode the bucket."""
+        from vidpipe.objectstore import ObjectStore
+
+        return ObjectStore(self.artifacts_dir, self.artifacts_url, self.scratch_max_bytes)
 
 
 def find_config(start: Path) -> Path | None:
@@ -202,12 +229,15 @@ def load_config(
             raise ConfigError("\n".join(str(p) for p in sorted(problems)))
 
     g = data["google"]
+    artifacts_dir, artifacts_url, scratch_max = _artifacts(data, root, env)
     return Config(
         root=root,
         path=path,
         defaults=data["defaults"],
         database=_database_url(data["database"], root),
-        artifacts_dir=(root / data["artifacts_dir"]).resolve(),
+        artifacts_dir=artifacts_dir,
+        artifacts_url=artifacts_url,
+        scratch_max_bytes=scratch_max,
         max_scenes=int(data["max_scenes"]),
         jobs=int(data["concurrency"]["jobs"]),
         rate_limits={k: float(v) for k, v in data["rate_limits"].items()},
@@ -234,6 +264,40 @@ def load_config(
         ),
         source=source,
     )
+
+
+def _artifacts(
+    data: Mapping[str, Any], root: Path, env: Mapping[str, str]
+) -> tuple[Path, str | None, int | None]:
+    """The local artifacts folder, the bucket URL (bucket mode) and the scratch bound.
+
+    A bucket URL is checked here (scheme, bucket name, library installed) so every
+    command refuses it the same way; reaching the bucket is checked by the commands that
+    use it (`ObjectStore.check`).
+    """
+    from vidpipe.objectstore import is_url, parse_size, url_problem
+
+    value = str(data["artifacts_dir"])
+    if not is_url(value):
+        return (root / value).resolve(), None, None
+    problem = url_problem(value, "artifacts_dir")
+    if problem:
+        raise ConfigError(problem)
+    try:
+        bound = parse_size(data.get("scratch_max_bytes"))
+    except ValueError as exc:
+        raise ConfigError(f"scratch_max_bytes: {exc}") from None
+    url = value.rstrip("/")
+    if data.get("scratch_dir"):
+        scratch = (root / str(data["scratch_dir"])).expanduser().resolve()
+    else:
+        # One scratch folder per bucket URL under the user's cache, shared by the projects
+        # (and runs) of this user that use the same bucket.
+        base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        slug = re.sub(r"[^a-z0-9]+", "-", url.split("://", 1)[1].lower()).strip("-")[:40]
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
+        scratch = Path(base) / "vidpipe" / "scratch" / f"{slug}-{digest}"
+    return scratch, url, bound
 
 
 def _display(path: Path, cwd: Path) -> str:

@@ -140,6 +140,8 @@ class Job:
     limits: Limits = field(default_factory=Limits, compare=False, repr=False)
     #: The resolved `finish:` (see vidpipe.spec.outputs), paths relative to the project root.
     finish: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: `output:` when it is a bucket URL (gs://…, s3://…) instead of a project path.
+    output_url: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -170,7 +172,8 @@ class Job:
             "negative_prompt": self.negative_prompt,
             "generate_audio": self.generate_audio,
             "resolution": self.resolution,
-            "output": _relative(self.output, self.root) if self.output else None,
+            "output": self.output_url
+            or (_relative(self.output, self.root) if self.output else None),
             "matrix": dict(self.matrix),
             "finish": copy.deepcopy(dict(self.finish)) if self.finish else None,
         }
@@ -700,6 +703,14 @@ def _with_output(cx: _Resolving, template: str, job: Job) -> Job:
     except ValueError as exc:
         cx.refuse(cx.at("output"), str(exc))
         return job
+    from vidpipe.objectstore import is_url, url_problem
+
+    if is_url(rendered):
+        problem = url_problem(rendered, "output")
+        if problem:
+            cx.refuse(cx.at("output"), problem)
+            return job
+        return dataclasses.replace(job, output_url=rendered)
     output = _inside(
         cx.config, cx.path, rendered, cx.source, cx.at("output"), "output", cx.problems
     )

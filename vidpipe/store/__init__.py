@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vidpipe.store.db import Store
     from vidpipe.store.models import (
+        BatchItem,
         BatchRecord,
         CallRecord,
         Generation,
@@ -64,6 +65,7 @@ def existing(url: str) -> Store | None:
 
 
 __all__ = [
+    "BatchItem",
     "BatchRecord",
     "CallRecord",
     "Generation",

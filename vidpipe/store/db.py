@@ -45,9 +45,11 @@ from vidpipe.store.migrations import MIGRATIONS
 from vidpipe.store.models import (
     SCHEMA_VERSION,
     Base,
+    BatchItem,
     BatchRecord,
     CallRecord,
     Generation,
+    ItemState,
     Keyframe,
     Meta,
     PipelineRun,
@@ -473,7 +475,8 @@ class Store:
             return project, "claimed"
 
     def renew(self, project_ids: Sequence[str], owner: str, seconds: float) -> set[str]:
-        """Extend this runner's leases and generation claims; return the projects still held.
+        """Extend this runner's leases, generation claims and claimed queue items (a
+        worker's, see vidpipe.store.queue) in one transaction; return the projects still held.
 
         A project missing from the answer was taken over by another runner (our lease
         lapsed, say while this process was paused): its work must stop.
@@ -483,6 +486,11 @@ class Store:
             s.execute(
                 update(Generation)
                 .where(Generation.status == "running", Generation.owner.startswith(owner + "/"))
+                .values(lease_expires_at=until)
+            )
+            s.execute(
+                update(BatchItem)
+                .where(BatchItem.status == ItemState.CLAIMED, BatchItem.worker == owner)
                 .values(lease_expires_at=until)
             )
             if not project_ids:

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 # The schema this vidpipe writes (see migrations.py for how older ones are brought up).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def utcnow() -> datetime:

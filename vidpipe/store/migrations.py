@@ -64,10 +64,58 @@ def m005_reference_images(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE video_clips ADD COLUMN reference_images JSON"))
 
 
+def m006_work_queue(conn: Connection) -> None:
+    """`vidpipe submit` queues a batch as rows that `vidpipe worker`s on any machine claim:
+    one `batch_items` row per job, with its lease, attempts and outcome.
+
+    The table is spelled out here as it was first made (not taken from the model), so a
+    later migration that changes it starts from this shape.
+    """
+    from sqlalchemy import (
+        JSON,
+        Column,
+        DateTime,
+        ForeignKey,
+        Index,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+        UniqueConstraint,
+    )
+
+    meta = MetaData()
+    Table("batches", meta, Column("id", String(40), primary_key=True))  # for the foreign key
+    items = Table(
+        "batch_items",
+        meta,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("batch_id", String(40), ForeignKey("batches.id"), nullable=False),
+        Column("position", Integer, nullable=False),
+        Column("job_name", String(64), nullable=False),
+        Column("source", Text, nullable=False),
+        Column("plan_digest", String(64), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("worker", String(200)),
+        Column("lease_expires_at", DateTime),
+        Column("attempts", Integer, nullable=False),
+        Column("outcome", JSON),
+        Column("queued_at", DateTime, nullable=False),
+        Column("claimed_at", DateTime),
+        Column("finished_at", DateTime),
+        UniqueConstraint("batch_id", "position"),
+        Index("ix_batch_items_batch_id", "batch_id"),
+        Index("ix_batch_items_status", "status"),
+    )
+    items.create(conn)
+
+
 #: (version it brings the schema to, migration), in order.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (2, m002_projects_record_their_plan),
     (3, m003_call_log),
     (4, m004_claims_and_output_digests),
     (5, m005_reference_images),
+    (6, m006_work_queue),
 ]

@@ -1,5 +1,5 @@
-"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches, generations
-and the call log.
+"""The tables vidpipe keeps: projects, scenes, keyframes, clips, runs, batches (and the
+items of a submitted batch's queue), generations and the call log.
 
 Paths are stored relative to `artifacts_dir` so a database can move between machines that
 mount the artifacts at different places.
@@ -8,6 +8,7 @@ mount the artifacts at different places.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -54,6 +55,54 @@ class BatchRecord(Base):
     runner: Mapped[str] = mapped_column(String(200), default="")
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ItemState(StrEnum):
+    """A queued job: ``queued`` → ``claimed`` (a worker holds its lease) → ``done`` or
+    ``failed``; a claim whose lease lapses, or that its worker gives back, is claimable."""
+
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class BatchState(StrEnum):
+    """A batch: ``running`` from `vidpipe run` (or a submitted batch's first claim) until
+    ``complete`` or ``failed``; a submitted batch is ``queued`` until a worker claims a job."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class BatchItem(Base):
+    """One job of a submitted batch (`vidpipe submit`): queued until a worker claims it.
+
+    A claim is a lease (`worker`, `lease_expires_at`) renewed with the worker's project
+    leases; one that lapses (a dead worker's) may be claimed again, `attempts` counting the
+    claims. `outcome` is the job's entry of the batch report, wherever the job ran.
+    """
+
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("batch_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    job_name: Mapped[str] = mapped_column(String(64))
+    #: The job file, relative to the project root (posix): each worker reads its own copy.
+    source: Mapped[str] = mapped_column(Text)
+    #: The digest of the plan submitted: a worker whose copy compiles to another one refuses.
+    plan_digest: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=ItemState.QUEUED, index=True)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Project(Base):

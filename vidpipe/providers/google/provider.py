@@ -104,6 +104,7 @@ class GoogleProvider(Provider):
             cap: RateLimiter(config.rate_limits.get(kind, 60)) for cap, kind in KINDS.items()
         }
         self.clients = Clients(settings)
+        self.artifacts_url = config.artifacts_url
 
     def model(self, capability: Capability, requested: str | None) -> str:
         return (
@@ -468,13 +469,17 @@ class GoogleProvider(Provider):
             video = generated.video
             if video is None:
                 continue
+            usage = Usage(
+                video_seconds=float(request.duration),
+                audio=self._has_audio(request.model, request.generate_audio),
+                resolution=request.resolution,
+            )
+            if not video.video_bytes and video.uri and self._in_artifacts(video.uri):
+                # Veo wrote it into the artifacts bucket: the pipeline fetches it there
+                # once and keeps it by a copy inside the bucket.
+                return VideoStatus(state="complete", uri=video.uri, usage=usage)
             data = video.video_bytes or (self._download(video.uri) if video.uri else None)
             if data:
-                usage = Usage(
-                    video_seconds=float(request.duration),
-                    audio=self._has_audio(request.model, request.generate_audio),
-                    resolution=request.resolution,
-                )
                 return VideoStatus(state="complete", data=data, usage=usage)
         filtered = response.rai_media_filtered_count if response is not None else None
         if filtered:
@@ -486,6 +491,13 @@ class GoogleProvider(Provider):
                 reason=f"filtered by Veo's safety filter: {reasons or 'no reason given'}",
             )
         return VideoStatus(state="failed", reason="the operation finished without a video")
+
+    def _in_artifacts(self, uri: str) -> bool:
+        """Whether `uri` lies in the bucket of `artifacts_dir` (gs:// bucket mode)."""
+        url = self.artifacts_url or ""
+        if not url.startswith("gs://") or not uri.startswith("gs://"):
+            return False
+        return uri[5:].split("/", 1)[0] == url[5:].split("/", 1)[0]
 
     def _download(self, uri: str) -> bytes:
         """Fetch a `gs://` result through the Cloud Storage JSON API."""

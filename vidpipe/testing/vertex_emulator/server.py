@@ -44,6 +44,7 @@ from vidpipe.testing.vertex_emulator.payloads import (
     make_mp4,
     video_size_for,
 )
+from vidpipe.testing.vertex_emulator.storage import store_clip
 
 # --------------------------------------------------------------------------------------
 # Public data types
@@ -142,6 +143,8 @@ class VertexEmulator:
         adopt_unknown_operations: polls of an unknown (well-formed) operation name create
             it instead of answering 404 (for resuming against a restarted emulator).
         video_fps: frame rate of emulated clips (``parameters.fps`` overrides).
+        storage_host: a Cloud Storage JSON API endpoint that clips for ``storageUri`` are
+            uploaded to (default: kept here; see :mod:`.storage`).
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class VertexEmulator:
         adopt_unknown_operations: bool = False,
         video_fps: int = 24,
         catalog: Catalog | None = None,
+        storage_host: str | None = None,
     ) -> None:
         self.catalog = catalog or builtin_catalog()
         self.host = host
@@ -176,6 +180,7 @@ class VertexEmulator:
             "adopt_unknown_operations": adopt_unknown_operations,
             "video_fps": video_fps,
             "catalog": catalog or builtin_catalog(),
+            "storage_host": storage_host,
         }
         self.latency = latency
         self.polls_until_done = polls_until_done
@@ -189,6 +194,7 @@ class VertexEmulator:
         self.location = location
         self.adopt_unknown_operations = adopt_unknown_operations
         self.video_fps = video_fps
+        self.storage_host = storage_host
 
         self.requests: list[RecordedRequest] = []
         self.operations: dict[str, EmulatedOperation] = {}
@@ -759,8 +765,7 @@ class VertexEmulator:
         for i in range(n):
             if storage:
                 uri = f"{storage.rstrip('/')}/{name.rsplit('/', 1)[-1]}/sample_{i}.mp4"
-                with self._lock:
-                    self.gcs_objects[uri] = mp4
+                store_clip(self, uri, mp4)
                 videos.append({"gcsUri": uri, "mimeType": "video/mp4"})
             else:
                 videos.append({"bytesBase64Encoded": _b64(mp4), "mimeType": "video/mp4"})
