@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -251,6 +250,8 @@ class Bucket:
         """
         endpoint = self.endpoint()
         if "://" in endpoint and not _proxied(endpoint):
+            import socket  # here: local projects (and `stitch`, `list`) never connect
+
             parts = urlsplit(endpoint)
             host = parts.hostname or ""
             port = parts.port or (443 if parts.scheme == "https" else 80)

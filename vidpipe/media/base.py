@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import av
 import av.error
@@ -57,8 +56,9 @@ BLACK_Y = 16
 BLACK_UV = 128
 
 
-@dataclass(frozen=True)
-class MediaInfo:
+# Records here are NamedTuples: a frozen dataclass compiles its methods from source when
+# its module is imported, ~2 ms each, paid by every command that touches media.
+class MediaInfo(NamedTuple):
     """What a video file holds, as read by :func:`probe` or decoded by :func:`verify`."""
 
     duration: float  # seconds (container, or max of streams)

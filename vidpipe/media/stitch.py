@@ -7,10 +7,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import av
 import av.error
@@ -42,8 +41,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-@dataclass(frozen=True)
-class StitchResult:
+class StitchResult(NamedTuple):
     """How :func:`stitch` joined the clips, measured from the file it wrote."""
 
     duration: float
@@ -61,8 +59,7 @@ class StitchResult:
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Clip:
+class _Clip(NamedTuple):
     """What stitch needs to know about one input, read from its headers."""
 
     path: Path

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,14 +31,32 @@ def _json(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) else text
 
 
-@dataclass
 class _Row:
+    """A row as read, under the attribute names of its ORM model.
+
+    Plain classes, not dataclasses: a dataclass compiles its methods from source text when
+    its module is imported, and for these five that cost more than `vidpipe stitch` spends
+    reading its rows. Every column is set from the row; the annotations name them.
+    """
+
     _json_columns: ClassVar[tuple[str, ...]] = ()
     _time_columns: ClassVar[tuple[str, ...]] = ()
 
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclasses they were
+
     @classmethod
     def load(cls, row: sqlite3.Row) -> Any:
-        names = {f.name for f in fields(cls)}
+        names = cls.__annotations__
         values = {k: row[k] for k in row.keys() if k in names}  # noqa: SIM118
         for k in cls._json_columns:
             values[k] = _json(values.get(k))
@@ -48,87 +65,86 @@ class _Row:
         return cls(**values)
 
 
-@dataclass
 class ProjectRow(_Row):
-    id: str = ""
-    job_name: str = ""
-    source_path: str = ""
-    plan_digest: str = ""
-    status: str = ""
-    error_message: str | None = None
-    created_at: datetime = datetime.min
-    updated_at: datetime = datetime.min
-    settings: dict[str, Any] = field(default_factory=dict)
-    node_inputs: dict[str, Any] | None = None
-    providers: dict[str, Any] = field(default_factory=dict)
-    models: dict[str, Any] = field(default_factory=dict)
-    storyboard: dict[str, Any] | None = None
-    storyboard_prompt: str | None = None
-    output_path: str | None = None
-    output_sha256: str | None = None
-    output_duration: float | None = None
-    manifest_sha256: str | None = None
-    sheet_sha256: str | None = None
-    cost_estimate_usd: float = 0.0
-    cost_actual_usd: float = 0.0
-    batch_id: str | None = None
-    stopped_after: str | None = None
-    timings: dict[str, Any] = field(default_factory=dict)
+    id: str
+    job_name: str
+    source_path: str
+    plan_digest: str
+    status: str
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    settings: dict[str, Any]
+    node_inputs: dict[str, Any] | None
+    providers: dict[str, Any]
+    models: dict[str, Any]
+    storyboard: dict[str, Any] | None
+    storyboard_prompt: str | None
+    output_path: str | None
+    output_sha256: str | None
+    output_duration: float | None
+    manifest_sha256: str | None
+    sheet_sha256: str | None
+    cost_estimate_usd: float
+    cost_actual_usd: float
+    batch_id: str | None
+    stopped_after: str | None
+    timings: dict[str, Any]
     _json_columns = ("settings", "node_inputs", "providers", "models", "storyboard", "timings")
     _time_columns = ("created_at", "updated_at")
 
 
-@dataclass
 class KeyframeRow(_Row):
-    kind: str = ""
-    path: str = ""
-    sha256: str = ""
-    source: str = ""
-    prompt: str | None = None
-    reference_images: dict[str, Any] | None = None
+    kind: str
+    path: str
+    sha256: str
+    source: str
+    prompt: str | None
+    reference_images: dict[str, Any] | None
     _json_columns = ("reference_images",)
 
 
-@dataclass
 class ClipRow(_Row):
-    status: str = ""
-    path: str | None = None
-    sha256: str | None = None
-    duration: float | None = None
-    attempts: int = 0
-    source: str = ""
-    error_message: str | None = None
-    reference_images: dict[str, Any] | None = None
-    operation_id: str | None = None
+    status: str
+    path: str | None
+    sha256: str | None
+    duration: float | None
+    attempts: int
+    source: str
+    error_message: str | None
+    reference_images: dict[str, Any] | None
+    operation_id: str | None
     _json_columns = ("reference_images",)
 
 
-@dataclass
 class SceneRow(_Row):
-    id: int = 0
-    index: int = 0
-    status: str = ""
-    description: str = ""
-    prompts: dict[str, Any] = field(default_factory=dict)
-    duration: int = 0
-    error_message: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-    keyframes: list[KeyframeRow] = field(default_factory=list)
-    clip: ClipRow | None = None
+    id: int
+    index: int
+    status: str
+    description: str
+    prompts: dict[str, Any]
+    duration: int
+    error_message: str | None
+    fields: dict[str, Any]
     _json_columns = ("prompts", "fields")
 
+    def __init__(self, **values: Any) -> None:
+        #: Filled in by :meth:`LiteStore.scenes` from their own tables.
+        self.keyframes: list[KeyframeRow] = []
+        self.clip: ClipRow | None = None
+        super().__init__(**values)
 
-@dataclass
+
 class RunRow(_Row):
-    started_at: datetime = datetime.min
-    status: str = ""
-    provider_calls: int = 0
-    cached_calls: int = 0
-    cost_usd: float = 0.0
-    batch_id: str | None = None
-    runner: str = ""
-    finished_at: datetime | None = None
-    error_message: str | None = None
+    started_at: datetime
+    status: str
+    provider_calls: int
+    cached_calls: int
+    cost_usd: float
+    batch_id: str | None
+    runner: str
+    finished_at: datetime | None
+    error_message: str | None
     _time_columns = ("started_at", "finished_at")
 
 
