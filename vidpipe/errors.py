@@ -25,7 +25,7 @@ message and an exit code, never a traceback. Anything else is a bug and surfaces
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class VidpipeError(Exception):
@@ -40,9 +40,9 @@ class InputError(VidpipeError):
     exit_code = 2
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One problem in one file, located as precisely as we can."""
+class Problem(NamedTuple):
+    """One problem in one file, located as precisely as we can. (A NamedTuple: ordered and
+    hashable like a frozen dataclass, without compiling methods when vidpipe starts.)"""
 
     path: str
     line: int | None

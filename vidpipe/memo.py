@@ -29,9 +29,8 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from vidpipe.plan.model import Plan
@@ -43,12 +42,13 @@ JOB_SUFFIXES = (".yaml", ".yml")
 _ENV_PREFIXES = ("VIDPIPE_", "GOOGLE_", "GEMINI_")
 
 
-@dataclass(frozen=True)
-class JobMemo:
+class JobMemo(NamedTuple):
     """One compiled job as remembered: enough for `validate`, `stitch` and an unchanged run.
 
     It reads like a :class:`~vidpipe.plan.model.Plan` where those commands read one
-    (`name`, `digest`, `crossfade`, `audio`, `output`, `settings["finish"]`).
+    (`name`, `digest`, `crossfade`, `audio`, `output`, `settings["finish"]`). The records
+    here are NamedTuples and a plain class, not dataclasses: a dataclass compiles its
+    methods from source at import, which costs more than reading a memo.
     """
 
     name: str
@@ -69,10 +69,9 @@ class JobMemo:
         return {"finish": self.finish} if self.finish is not None else {}
 
 
-@dataclass(frozen=True)
-class Memo:
+class Memo(NamedTuple):
     jobs: list[JobMemo]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 # -- the key ------------------------------------------------------------------------------
@@ -156,13 +155,18 @@ def _listing(pattern: str) -> str:
     return hashlib.sha256("\n".join(found).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-@dataclass
 class _Inputs:
     """Files by content (None: must not be a file), folders by their names, glob results."""
 
-    files: dict[str, str | None] = field(default_factory=dict)
-    trees: dict[str, str | None] = field(default_factory=dict)
-    globs: dict[str, str] = field(default_factory=dict)
+    def __init__(
+        self,
+        files: dict[str, str | None] | None = None,
+        trees: dict[str, str | None] | None = None,
+        globs: dict[str, str] | None = None,
+    ) -> None:
+        self.files = files if files is not None else {}
+        self.trees = trees if trees is not None else {}
+        self.globs = globs if globs is not None else {}
 
     def file(self, path: Path | str) -> None:
         key = str(path)
@@ -259,7 +263,7 @@ def record(
     """Remember a compile of `paths` that found no problem (see the module docstring)."""
     from vidpipe.usercache import remember
 
-    jobs = [asdict(summary(plan)) for plan in plans]
+    jobs = [summary(plan)._asdict() for plan in plans]
     try:
         text = json.dumps(jobs, allow_nan=False)
     except (TypeError, ValueError):

@@ -16,9 +16,8 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vidpipe.errors import Problem
 
@@ -45,15 +44,28 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 
 
-@dataclass
 class SourceMap:
-    """Line/column (1-based) of every value and mapping key in a document, by path."""
+    """Line/column (1-based) of every value and mapping key in a document, by path.
 
-    path: str
-    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    #: Unquoted `N:M` values YAML turned into numbers, as written, by path.
-    sexagesimal: dict[Path_, str] = field(default_factory=dict)
+    (This and :class:`Document` are not dataclasses: every command loads vidpipe.yaml,
+    and a dataclass compiles its methods from source when its module is imported.)
+    """
+
+    def __init__(
+        self,
+        path: str,
+        values: dict[Path_, tuple[int, int]] | None = None,
+        keys: dict[Path_, tuple[int, int]] | None = None,
+        sexagesimal: dict[Path_, str] | None = None,
+    ) -> None:
+        self.path = path
+        self.values = values if values is not None else {}
+        self.keys = keys if keys is not None else {}
+        #: Unquoted `N:M` values YAML turned into numbers, as written, by path.
+        self.sexagesimal = sexagesimal if sexagesimal is not None else {}
+
+    def __repr__(self) -> str:
+        return f"SourceMap({self.path!r})"
 
     def quote_hint(self, at: Path_) -> str:
         """How to fix a value at `at` that YAML read as a base-60 number, or ""."""
@@ -84,8 +96,7 @@ class SourceMap:
             probe = probe[:-1]
 
 
-@dataclass
-class Document:
+class Document(NamedTuple):
     """A parsed YAML document: the data and where each piece of it came from."""
 
     data: Any
