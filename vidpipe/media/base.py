@@ -95,14 +95,14 @@ BAD_INPUT = "The file is corrupt, truncated or not a video: re-generate or re-do
 CHECK_DISK = "Check the disk has space and the folder is writable."
 
 
-# Opening a file makes FFmpeg decode its first frames to fill in details such as the pixel
-# format (avformat_find_stream_info): ~20 ms per 720p clip here, most of a stream-copy
-# stitch. Readers that do not need those details, or decode anyway, skip it. Without a
-# decoded frame the pixel format stays unknown, and FFmpeg would go on reading packets
-# in search of it for up to 5 s of stream (all of a 4 s clip): 0.1 s of packets is enough
-# for what the container does not say (an MP4's headers give sizes, rates and durations;
-# the audio decoder's frame size comes from its first packet).
-NO_PROBE_DECODE = {"skip_frame": "all", "analyzeduration": "100000"}
+# Opening a file makes FFmpeg open decoders and decode its first frames to fill in
+# details such as the pixel format and the audio frame size (avformat_find_stream_info):
+# ~20 ms per 720p clip here, most of a stream-copy stitch. Readers that do not need those
+# details, or decode anyway (with decoders of their own, unaffected by these options),
+# skip it: no decoder is opened, and as the pixel format then stays unknown, FFmpeg
+# would read packets in search of it for up to 5 s of stream (all of a 4 s clip) were
+# it not told to stop after 0.1 s. An MP4's headers give sizes, rates and durations.
+NO_PROBE_DECODE = {"skip_frame": "all", "analyzeduration": "100000", "codec_whitelist": "none"}
 
 
 def open_input(path: Path, *, probe_decode: bool = True) -> av.container.InputContainer:

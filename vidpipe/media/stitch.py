@@ -285,16 +285,21 @@ def _stitch_copy(
                 v_shift = round((offset - origin) / video_tb)
                 a_shift = 0
                 frame_ticks = 0
+                ticks_known = True
                 clip_end = 0  # the clip's end on the film's timeline, in audio time base
                 if in_audio is not None:
                     audio_tb = in_audio.time_base
                     assert audio_tb is not None
                     a_shift = round((offset - origin) / audio_tb)
                     clip_end = round((offset + clip.seconds) / audio_tb)
-                    # Samples per AAC packet: 1024 for AAC-LC, 2048 for HE-AAC.
-                    samples = in_audio.codec_context.frame_size or AAC_FRAME
+                    # Samples per AAC packet (1024 for AAC-LC, 2048 for HE-AAC) are known only
+                    # if a decoder looked (it does not: NO_PROBE_DECODE); else the container's
+                    # duration of the clip's first packet, a whole one, says it below.
+                    samples = in_audio.codec_context.frame_size
+                    ticks_known = bool(samples)
                     frame_ticks = round(
-                        Fraction(samples, in_audio.codec_context.sample_rate) / audio_tb
+                        Fraction(samples or AAC_FRAME, in_audio.codec_context.sample_rate)
+                        / audio_tb
                     )
                 streams = [video] if in_audio is None else [video, in_audio]
                 video_packets = 0
@@ -316,6 +321,8 @@ def _stitch_copy(
                         packet.stream = out_video
                         out.mux_one(packet)
                         continue
+                    if not ticks_known:
+                        frame_ticks, ticks_known = packet.duration or frame_ticks, True
                     ideal = packet.pts + a_shift
                     if ideal >= clip_end:
                         continue  # audio past the clip's last frame belongs to no one
