@@ -62,7 +62,8 @@ def write_preview(
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     clips = finished_clips(store, config, project)
     target = layout.preview(crossfade)
-    with atomic_path(target) as tmp:
+    # Not flushed to disk: nothing records a preview, and another stitch remakes it.
+    with atomic_path(target, durable=False) as tmp:
         media.stitch(clips, tmp, crossfade=crossfade, audio=plan.audio)
     return target
 
