@@ -133,20 +133,23 @@ def install(engine: Any) -> None:
     def _redact_parameters(
         _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
     ) -> tuple[str, Any]:
+        # The secrets are looked up once per statement, not once per string in it: a job
+        # sends a few thousand statements, most with several strings.
+        known = secrets()
         # With insertmanyvalues (PostgreSQL) `many` is set but the rows arrive already
         # folded into one statement with one mapping of parameters.
         if many and not isinstance(parameters, Mapping):
-            return statement, [_clean(p) for p in parameters]
-        return statement, _clean(parameters)
+            return statement, [_clean(p, known) for p in parameters]
+        return statement, _clean(parameters, known)
 
 
-def _clean(parameters: Any) -> Any:
+def _clean(parameters: Any, known: list[str]) -> Any:
     if isinstance(parameters, str):
-        return redact(parameters)
+        return redact(parameters, known=known)
     if isinstance(parameters, Mapping):
-        return {k: _clean(v) if isinstance(v, str) else v for k, v in parameters.items()}
+        return {k: _clean(v, known) if isinstance(v, str) else v for k, v in parameters.items()}
     if isinstance(parameters, tuple):
-        return tuple(_clean(v) if isinstance(v, str) else v for v in parameters)
+        return tuple(_clean(v, known) if isinstance(v, str) else v for v in parameters)
     if isinstance(parameters, list):
-        return [_clean(v) if isinstance(v, str) else v for v in parameters]
+        return [_clean(v, known) if isinstance(v, str) else v for v in parameters]
     return parameters

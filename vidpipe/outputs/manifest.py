@@ -27,11 +27,17 @@ if TYPE_CHECKING:
 GAP_STATES = ("rai_filtered", "timed_out")
 
 
-def finished_clips(store: AnyStore, config: Config, project: AnyProject) -> list[Path]:
-    """The project's finished clips, each checked against its recorded sha256."""
+def finished_clips(
+    store: AnyStore,
+    config: Config,
+    project: AnyProject,
+    scenes: list[Scene] | list[SceneRow] | None = None,
+) -> list[Path]:
+    """The project's finished clips, each checked against its recorded sha256 (`scenes`:
+    the project's scenes if the caller has just read them)."""
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     clips = []
-    for scene in store.scenes(project.id):
+    for scene in store.scenes(project.id) if scenes is None else scenes:
         clip = scene.clip
         if clip is None or clip.status != "complete":
             continue
@@ -85,7 +91,7 @@ def write_outputs(
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     scenes = store.scenes(project.id)
     stitch = {"crossfade": plan.crossfade, "audio": plan.audio}
-    clips = finished_clips(store, config, project)
+    clips = finished_clips(store, config, project, scenes)
     # The last manifest says which finish and contact sheet are current (in bucket mode
     # it may be another machine's: fetched).
     config.objects.pull(layout.manifest, project.manifest_sha256)
@@ -128,7 +134,7 @@ def write_outputs(
     )
     fresh = store.project(project.id) or project
     manifest = build_manifest(
-        store, config, fresh, timings=timings, stitch=stitch, status="complete"
+        store, config, fresh, timings=timings, stitch=stitch, status="complete", scenes=scenes
     )
     manifest["output"].update(
         {
@@ -371,16 +377,18 @@ def build_manifest(
     stitch: dict[str, Any] | None = None,
     status: str | None = None,
     check_files: bool = False,
+    scenes: list[Scene] | list[SceneRow] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a project as recorded now (SPEC §7).
 
     With `check_files`, a clip recorded complete whose file is missing or changed shows
     as ``damaged`` (what `vidpipe status` shows; the next run remakes it from the cache).
+    `scenes`: the project's scenes, if the caller has just read them.
     """
     layout = Layout(config.artifacts_dir, project.job_name, project.id)
     scenes_out = []
     gaps = []
-    for scene in store.scenes(project.id):
+    for scene in store.scenes(project.id) if scenes is None else scenes:
         keyframes = {
             k.kind: {
                 "path": _where(config, layout, k.path, k.sha256),
