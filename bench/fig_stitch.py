@@ -36,14 +36,14 @@ AAC = ["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
 MP4 = ["-movflags", "+faststart"]
 
 STITCH_NOTE = """\
-Where the rest goes (`python -X importtime`, cProfile, 2026-11-29): the job is no longer
-compiled (its summary comes from vidpipe.memo while the job file, templates and config are
-unchanged), PyYAML, Jinja2, SQLAlchemy and jsonschema are not imported, each clip's sha256
-is remembered by the file's identity, and the clips are opened several at a time. What is
-left is fixed cost ffmpeg does not pay: the interpreter and click (~50 ms), PyAV's import
-(FFmpeg's libraries, 67 extension modules: ~80-100 ms) and opening 13 MP4s through
-PyAV (~25 ms); the remux itself is ~35 ms. A remux without PyAV (MP4 boxes rewritten in
-Python) would be next."""
+Where the rest goes (callgrind instruction counts and `python -X importtime`, which do not
+depend on the machine's load, 2026-11-29): of ~740M instructions, the interpreter with
+click takes ~175M and PyAV's import ~200M (FFmpeg's libraries, 67 extension modules);
+reading 12 MP4s' headers ~35M, the remux loop and interpreter shutdown ~160M; vidpipe's
+own imports and work (configuration, the database over sqlite3, the memo, the clips'
+digests by identity) ~170M (ffmpeg: ~475M). A remux in Python with click and PyAV alone,
+~570M, already runs at 1.4x-1.6x the ffmpeg CLI here; under load the ratio moves by
++-0.3 between runs, ffmpeg's threaded pipeline holding up better than one Python thread."""
 
 
 def xfade_graph(n: int, seconds: float, fade: float) -> tuple[str, str, str]:

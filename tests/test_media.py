@@ -283,6 +283,41 @@ def test_stitch_copies_compatible_clips_without_reencoding(
     assert video_packets(out) == [p for clip in clips for p in video_packets(clip)]
 
 
+def test_stitch_copy_lays_audio_end_to_end_at_any_rate(
+    make_clip: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Stitch reads clip headers without opening a decoder (no decoder says how many
+    # samples an AAC packet holds, nor checks the rate): the container's packet durations
+    # and sample rate must lay a 44.1 kHz track end to end, in sync with the video.
+    clip = tmp_path / "clip44k.mp4"
+    rate = 44_100
+    with (
+        av.open(str(make_clip(RED, GREEN)), options={"skip_frame": "all"}) as src,
+        av.open(str(clip), "w", format="mp4") as dst,
+    ):
+        v_in = src.streams.video[0]
+        v_out = dst.add_stream_from_template(v_in)
+        a_out = dst.add_stream("aac", rate=rate)
+        a_out.layout = "stereo"
+        a_out.format = "fltp"
+        t = np.arange(rate, dtype=np.float32) / rate  # 1 s, as long as the video
+        tone = np.stack([np.sin(2 * np.pi * 220 * t)] * 2).astype(np.float32) * 0.1
+        frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = rate, 0
+        dst.mux(a_out.encode(frame))
+        dst.mux(a_out.encode(None))
+        for packet in src.demux(v_in):
+            if packet.dts is not None:
+                packet.stream = v_out
+                dst.mux(packet)
+    result = media.stitch([clip, clip, clip], tmp_path / "film.mp4")
+    assert result.mode == "copy"
+    info = media.verify(tmp_path / "film.mp4")
+    assert info.sample_rate == rate
+    assert info.video_frames == 72
+    assert info.audio_duration == pytest.approx(3.0, abs=one_frame(24))
+
+
 def test_stitch_single_clip_is_a_copy(make_clip: Callable[..., Path], tmp_path: Path) -> None:
     clip = make_clip()
     result = media.stitch([clip], tmp_path / "one.mp4")
