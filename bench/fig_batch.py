@@ -61,6 +61,21 @@ class Emulator:
         self.cpu = usage.ru_utime + usage.ru_stime
 
 
+def emulator_env(url: str) -> dict[str, str]:
+    """vidpipe's environment against the emulator at `url`: fake credentials, its poll
+    interval, rate limits out of the way."""
+    return clean_env(
+        GOOGLE_API_KEY="bench-fake-key",
+        GOOGLE_CLOUD_PROJECT="bench-project",
+        GOOGLE_CLOUD_LOCATION="us-central1",
+        VIDPIPE_GOOGLE__BASE_URL=url,
+        VIDPIPE_GOOGLE__POLL_INTERVAL=str(POLL_INTERVAL),
+        VIDPIPE_RATE_LIMITS__TEXT="100000",
+        VIDPIPE_RATE_LIMITS__IMAGE="100000",
+        VIDPIPE_RATE_LIMITS__VIDEO="100000",
+    )
+
+
 def ideas(n: int) -> list[str]:
     tag = uuid.uuid4().hex[:6]  # unique per run: nothing can come from any cache
     return [
@@ -87,16 +102,7 @@ def vidpipe_batch(n: int, cheap: bool) -> Sample:
                 f'prompt: "{idea}"\nprovider: google\naspect_ratio: "16:9"\n'
                 f"scenes: {SCENES}\nclip_duration: 4\nresolution: 720p\n"
             )
-        env = clean_env(
-            GOOGLE_API_KEY="bench-fake-key",
-            GOOGLE_CLOUD_PROJECT="bench-project",
-            GOOGLE_CLOUD_LOCATION="us-central1",
-            VIDPIPE_GOOGLE__BASE_URL=emu.url,
-            VIDPIPE_GOOGLE__POLL_INTERVAL=str(POLL_INTERVAL),
-            VIDPIPE_RATE_LIMITS__TEXT="100000",
-            VIDPIPE_RATE_LIMITS__IMAGE="100000",
-            VIDPIPE_RATE_LIMITS__VIDEO="100000",
-        )
+        env = emulator_env(emu.url)
         cmd = [PY, "-m", "vidpipe", "run", "-q", "-j", str(n), "--report", "report.json"]
         proc = run(cmd, env=env, cwd=root)
         jobs = json.loads((root / "report.json").read_text())["jobs"]

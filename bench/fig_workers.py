@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import PY, Figure, clean_env, interleave, median, run, say, spread
-from fig_batch import LATENCY, POLL_INTERVAL, POLLS, Emulator
+from common import PY, Figure, interleave, median, run, say, spread
+from fig_batch import LATENCY, POLLS, Emulator, emulator_env
 
 JOBS = 40
 SCENES = 2
@@ -73,16 +73,7 @@ def one_run(workers: int) -> Sample:
                 f'provider: google\naspect_ratio: "16:9"\nscenes: {SCENES}\n'
                 "clip_duration: 4\nresolution: 720p\n"
             )
-        env = clean_env(
-            GOOGLE_API_KEY="bench-fake-key",
-            GOOGLE_CLOUD_PROJECT="bench-project",
-            GOOGLE_CLOUD_LOCATION="us-central1",
-            VIDPIPE_GOOGLE__BASE_URL=emu.url,
-            VIDPIPE_GOOGLE__POLL_INTERVAL=str(POLL_INTERVAL),
-            VIDPIPE_RATE_LIMITS__TEXT="100000",
-            VIDPIPE_RATE_LIMITS__IMAGE="100000",
-            VIDPIPE_RATE_LIMITS__VIDEO="100000",
-        )
+        env = emulator_env(emu.url)
         submitted = run([PY, "-m", "vidpipe", "submit", "-q", "jobs"], env=env, cwd=root)
         batch_id = submitted.out.strip()
         cmd = [PY, "-m", "vidpipe", "worker", "--drain", "-q", "-j", "2", "--batch", batch_id]

@@ -92,6 +92,26 @@ def config_options(fn: F) -> F:
     return fn
 
 
+def what_runs(fn: F) -> F:
+    """--provider, --until and --select: what `run` and `submit` run, spelled alike."""
+    fn = click.option(
+        "--select",
+        "select",
+        multiple=True,
+        metavar="GLOB",
+        help="Only jobs whose name matches (repeatable).",
+    )(fn)
+    fn = click.option(
+        "--until",
+        type=click.Choice(["storyboard", "keyframes", "clips"]),
+        help="Stop after this step.",
+    )(fn)
+    fn = click.option(
+        "--provider", metavar="NAME", help="Use this provider for every step of every job."
+    )(fn)
+    return fn
+
+
 class VidpipeGroup(click.Group):
     """Turns expected failures into a message and an exit code, never a traceback."""
 

@@ -17,6 +17,7 @@ from vidpipe.cli.base import (
     cli,
     config_options,
     pass_app,
+    what_runs,
 )
 
 if TYPE_CHECKING:
@@ -110,17 +111,7 @@ def _shard(
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-j", "--concurrency", type=click.IntRange(1, 256), help="Jobs in flight at once.")
-@click.option("--provider", metavar="NAME", help="Use this provider for every step of every job.")
-@click.option(
-    "--until", type=click.Choice(["storyboard", "keyframes", "clips"]), help="Stop after this step."
-)
-@click.option(
-    "--select",
-    "select",
-    multiple=True,
-    metavar="GLOB",
-    help="Only jobs whose name matches (repeatable).",
-)
+@what_runs
 @click.option(
     "--shard", callback=_shard, metavar="K/N", help="Only shard K of N (stable split by job name)."
 )

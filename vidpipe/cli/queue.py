@@ -7,23 +7,13 @@ from typing import Any
 
 import click
 
-from vidpipe.cli.base import App, _log_calls, cli, config_options, pass_app
+from vidpipe.cli.base import App, _log_calls, cli, config_options, pass_app, what_runs
 from vidpipe.cli.jobs import _empty_database
 
 
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--provider", metavar="NAME", help="Use this provider for every step of every job.")
-@click.option(
-    "--until", type=click.Choice(["storyboard", "keyframes", "clips"]), help="Stop after this step."
-)
-@click.option(
-    "--select",
-    "select",
-    multiple=True,
-    metavar="GLOB",
-    help="Only jobs whose name matches (repeatable).",
-)
+@what_runs
 @click.option(
     "--yes", is_flag=True, help="Initialise an empty (0-byte) database file without asking."
 )
