@@ -112,6 +112,30 @@ def what_runs(fn: F) -> F:
     return fn
 
 
+def write_reports(
+    cwd: Path, report: Any, targets: Sequence[tuple[str, str | None, Any]], recorded: str
+) -> bool:
+    """Write `report` to each (flag, path, writer); False if one could not be written.
+
+    Each file is written on its own: one that cannot be written does not lose the others.
+    `recorded` says where the batch can still be seen.
+    """
+    ok = True
+    for flag, target, write in targets:
+        if not target:
+            continue
+        try:
+            write(cwd / target, report)
+        except OSError as exc:
+            click.secho(
+                f"Error: {flag} {target} could not be written ({exc.strerror or exc}); {recorded}",
+                fg="red",
+                err=True,
+            )
+            ok = False
+    return ok
+
+
 class VidpipeGroup(click.Group):
     """Turns expected failures into a message and an exit code, never a traceback."""
 

@@ -18,6 +18,7 @@ from vidpipe.cli.base import (
     config_options,
     pass_app,
     what_runs,
+    write_reports,
 )
 
 if TYPE_CHECKING:
@@ -194,23 +195,10 @@ def run(
         )
     report = result.report()
     exit_code = result.exit_code
-    # Each file is written on its own: one that cannot be written does not lose the others.
-    for flag, target, write in (
-        ("--report", report_path, write_json),
-        ("--junit", junit_path, write_junit),
-    ):
-        if not target:
-            continue
-        try:
-            write(app.cwd / target, report)
-        except OSError as exc:
-            click.secho(
-                f"Error: {flag} {target} could not be written ({exc.strerror or exc}); "
-                "the batch ran and is recorded: `vidpipe report` shows it",
-                fg="red",
-                err=True,
-            )
-            exit_code = exit_code or 1
+    targets = [("--report", report_path, write_json), ("--junit", junit_path, write_junit)]
+    recorded = "the batch ran and is recorded: `vidpipe report` shows it"
+    if not write_reports(app.cwd, report, targets, recorded):
+        exit_code = exit_code or 1
     _summary(report, quiet=quiet, dry_run=dry_run)
     sys.exit(exit_code)
 

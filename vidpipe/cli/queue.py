@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from vidpipe.cli.base import App, _log_calls, cli, config_options, pass_app, what_runs
+from vidpipe.cli.base import (
+    App,
+    _log_calls,
+    cli,
+    config_options,
+    pass_app,
+    what_runs,
+    write_reports,
+)
 from vidpipe.cli.jobs import _empty_database
 
 
@@ -100,17 +108,9 @@ def worker(
         result = run_worker(config, options, stopper=stopper)
     report = result.report()
     exit_code = result.exit_code
-    if report_path:
-        try:
-            write_json(app.cwd / report_path, report)
-        except OSError as exc:
-            click.secho(
-                f"Error: --report {report_path} could not be written ({exc.strerror or exc}); "
-                "the batch is recorded: `vidpipe report --batch ID` shows it",
-                fg="red",
-                err=True,
-            )
-            exit_code = exit_code or 1
+    recorded = "the batch is recorded: `vidpipe report --batch ID` shows it"
+    if not write_reports(app.cwd, report, [("--report", report_path, write_json)], recorded):
+        exit_code = exit_code or 1
     _summary(result, report, quiet=quiet)
     sys.exit(exit_code)
 
