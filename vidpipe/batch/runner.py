@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from vidpipe.batch import forked as _forked
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import ClipState, JobStatus
@@ -310,9 +311,14 @@ class Batch:
 
     def run(self, batch_id: str | None) -> list[Outcome]:
         self.runtime.batch_id = batch_id
-        leases = Leases(self.store, self.config.lease_seconds)
         outcomes: dict[str, Outcome] = {}
         workers = max(1, self.options.concurrency or self.config.jobs)
+        # CPU-bound jobs (the local renderer) run in forked processes, forked here before
+        # any thread of this run starts; jobs that wait on a service run in threads.
+        forked = None
+        if _forked.usable(self, workers):
+            forked = _forked.ForkedPool(self, min(workers, len(self.prepared.plans)))
+        leases = None if forked is not None else self.leases()
         meter = getattr(self.progress, "meter", None)
         if meter is not None:
             calls: dict[str, int] = {}
@@ -324,7 +330,15 @@ class Batch:
         queue: list[tuple[float, Plan]] = [(0.0, plan) for plan in self.prepared.plans]
         retry_after = min(2.0, self.config.lease_seconds / 4)
         try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-job") as pool:
+            threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-job")
+
+            def start(job: Plan) -> Future[Outcome]:
+                if forked is not None:
+                    return forked.submit(job)
+                assert leases is not None
+                return threads.submit(self._run_job, job, leases)
+
+            with forked or threads:
                 pending: dict[Future[Outcome], Plan] = {}
                 while queue or pending:
                     now = time.monotonic()
@@ -343,7 +357,7 @@ class Batch:
                             )
                             self._pass_turn(job)
                             continue
-                        pending[pool.submit(self._run_job, job, leases)] = job
+                        pending[start(job)] = job
                     if not pending:
                         # Nothing in flight: wait for the next queued job to be due (a stop
                         # wakes us; the next pass marks the queued jobs stopped). After
@@ -362,9 +376,14 @@ class Batch:
                         if outcome.status == "failed" and self.options.fail_fast:
                             self.no_new_jobs.set()
         finally:
-            leases.close()
+            if leases is not None:
+                leases.close()
             _trim_scratch(self.config)
         return [outcomes[p.name] for p in self.prepared.plans if p.name in outcomes]
+
+    def leases(self) -> Leases:
+        """This process's leases on the projects it works on (a renewing thread)."""
+        return Leases(self.store, self.config.lease_seconds)
 
     def run_one(self, plan: Plan, leases: Leases) -> Outcome:
         """Run one job now, outside :meth:`run` (a worker's claimed job): the project is

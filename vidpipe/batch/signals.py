@@ -20,6 +20,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
+#: Process ids of this run's job processes (:mod:`vidpipe.batch.forked`): stopping at
+#: once stops them too.
+CHILDREN: set[int] = set()
+
+
+def _exit_now(signum: int) -> None:
+    for pid in list(CHILDREN):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    os._exit(128 + signum)
+
 
 @dataclass
 class Stopper:
@@ -47,7 +58,7 @@ def stop_on_signals() -> Iterator[Stopper]:
         name = signal.Signals(signum).name
         if stopper.event.is_set() or not stopper.working:
             print(f"\nvidpipe: {name} received; stopping now", file=sys.stderr, flush=True)
-            os._exit(128 + signum)
+            _exit_now(signum)
         print(
             f"\nvidpipe: {name} received; finishing files in progress and stopping "
             f"(send {name} again, or Ctrl-C, to stop at once)",
@@ -63,6 +74,6 @@ def stop_on_signals() -> Iterator[Stopper]:
         for sig, handler in previous.items():
             if stopper.event.is_set():
                 # Stopping already: another signal while the run winds down exits at once.
-                signal.signal(sig, lambda signum, _frame: os._exit(128 + signum))
+                signal.signal(sig, lambda signum, _frame: _exit_now(signum))
             else:
                 signal.signal(sig, handler)

@@ -181,6 +181,9 @@ class Provider:
     #: Whether its clips honour `VideoRequest.keyframe_edges`; only then is it part of the
     #: cache key (elsewhere a crossfade change must not pay for a new clip).
     places_keyframes: ClassVar[bool] = False
+    #: Whether its work is this machine's CPU, in vidpipe's own process (the local
+    #: renderer): a batch of such jobs runs them in forked processes, not threads.
+    renders_here: ClassVar[bool] = False
     #: Seconds between polls of one operation.
     poll_interval: float = 0.0
     #: Give up polling an operation after this many seconds (it is then `timed_out`).

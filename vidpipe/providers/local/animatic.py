@@ -19,10 +19,10 @@ import av.error
 from av.video.frame import PictureType
 
 from vidpipe.errors import MediaError
+from vidpipe.media import base
 from vidpipe.media.base import (
     AUDIO_RATE,
     CHECK_DISK,
-    RENDER_AHEAD,
     AudioWriter,
     add_audio_encoder,
     add_video_encoder,
@@ -327,6 +327,7 @@ def render_clip(
 
     out = open_output(out_path)
     try:
+        ahead_n = base.RENDER_AHEAD
         with (
             out,
             media_errors(out_path, "write the clip", CHECK_DISK),
@@ -343,9 +344,10 @@ def render_clip(
             # A short queue bounds memory (a 1080p frame is 3 MB).
             ahead: deque[Future[np.ndarray]] = deque()
             for i in range(n_frames):
-                while len(ahead) < RENDER_AHEAD and i + len(ahead) < n_frames:
+                while len(ahead) < ahead_n and i + len(ahead) < n_frames:
                     ahead.append(pool.submit(picture, i + len(ahead)))
-                frame = av.VideoFrame.from_ndarray(ahead.popleft().result(), format="yuv420p")
+                drawn = ahead.popleft().result() if ahead_n else picture(i)
+                frame = av.VideoFrame.from_ndarray(drawn, format="yuv420p")
                 frame.pts = i
                 frame.time_base = video.codec_context.time_base
                 if i in forced:

@@ -99,6 +99,7 @@ class LocalProvider(Provider):
     poll_interval = 0.0
     resubmits = 0
     places_keyframes = True  # the animatic forces IDR frames at the crossfade edges
+    renders_here = True
 
     def model(self, capability: Capability, requested: str | None) -> str:
         # Model ids in a job are for real providers; a local preview of the same job

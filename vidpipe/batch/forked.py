@@ -1,0 +1,317 @@
+"""A batch's jobs in forked processes: `run -j N` when the work is this machine's CPU.
+
+The local provider draws keyframes and encodes clips in vidpipe's own process, and job
+threads share one interpreter lock: with threads, `-j 2` barely beats `-j 1` on such a
+batch. When every provider of a batch renders here (and the run has no `--max-cost`,
+keeps its artifacts on this disk, and the platform can fork), :class:`ForkedPool` forks
+N children once the batch is compiled and before any thread of the run starts. A child
+reuses the parent's imports and compiled plans (no start-up of its own), opens its own
+database connections, holds its own leases and claims (a runner id of its own, as a
+second machine would), and sends its progress and each job's outcome back over a pipe.
+The parent hands out jobs through the same loop as the thread pool (fail-fast, jobs
+another runner holds retried later) and writes the batch's report.
+
+Signals: Ctrl-C reaches the whole process group; children ignore SIGINT and stop when
+the parent tells them (SIGTERM: finish files in progress, as the first signal does in
+one process; a second SIGTERM exits at once). A parent that stops at once kills its
+children (:data:`vidpipe.batch.signals.CHILDREN`), and a child exits as soon as its
+parent is gone (SIGKILL included), so a killed run leaves no orphan working on and
+holding leases: the next run picks every job up.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import Future
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any, Protocol
+
+from vidpipe.batch.signals import CHILDREN
+from vidpipe.engine.runtime import Outcome
+from vidpipe.store.ids import runner_id
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from vidpipe.plan import Plan
+
+
+class Batch(Protocol):
+    """What a job process uses of :class:`vidpipe.batch.runner.Batch`."""
+
+    config: Any
+    store: Any
+    prepared: Any
+    options: Any
+    progress: Any
+    runtime: Any
+    stop: threading.Event
+
+    def leases(self) -> Any: ...
+
+    def run_one(self, plan: Plan, leases: Any) -> Outcome: ...
+
+
+def usable(batch: Batch, workers: int) -> bool:
+    """Whether `batch` runs its jobs in forked processes rather than threads."""
+    if workers < 2 or len(batch.prepared.plans) < 2:
+        return False
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False  # Windows: threads
+    if batch.options.max_cost is not None:
+        return False  # admission in batch order shares one running total
+    if batch.config.objects.remote:
+        return False  # the bucket clients' event loops are not safe across a fork
+    providers = batch.prepared.providers.values()
+    return bool(providers) and all(p.renders_here for p in providers)
+
+
+class _Child:
+    def __init__(self, process: BaseProcess, conn: Connection):
+        self.process = process
+        self.conn = conn
+        self.job: tuple[Plan, Future[Outcome]] | None = None
+
+
+class ForkedPool:
+    """N forked job processes; :meth:`submit` returns a future of the job's outcome."""
+
+    def __init__(self, batch: Batch, count: int):
+        self.batch = batch
+        self.lock = threading.Lock()
+        self.waiting: collections.deque[tuple[Plan, Future[Outcome]]] = collections.deque()
+        self.children: list[_Child] = []
+        self.closing = False
+        self.stopped_children = False
+        context = multiprocessing.get_context("fork")
+        # No pooled connection, buffered output or collectable garbage crosses the fork.
+        batch.store.engine.dispose()
+        if os.environ.get("VP_FREEZE"):
+            import gc
+
+            gc.collect()
+            gc.freeze()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for _ in range(count):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_child_main,
+                args=(batch, theirs, os.getpid(), count),
+                name="vidpipe-job",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            assert process.pid is not None
+            CHILDREN.add(process.pid)
+            self.children.append(_Child(process, ours))
+        self.reader = threading.Thread(target=self._read, name="vidpipe-children", daemon=True)
+        self.reader.start()
+
+    def __enter__(self) -> ForkedPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, plan: Plan) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        with self.lock:
+            self.waiting.append((plan, future))
+            self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        """Give waiting jobs to idle children (under the lock)."""
+        alive = [c for c in self.children if c.process.is_alive() or c.job is not None]
+        for child in alive:
+            if not self.waiting:
+                return
+            if child.job is None and child.process.is_alive():
+                plan, future = self.waiting.popleft()
+                child.job = (plan, future)
+                try:
+                    child.conn.send(plan.name)
+                except OSError:
+                    self._lost(child)
+        if not alive:
+            while self.waiting:
+                plan, future = self.waiting.popleft()
+                future.set_result(_failed(plan, "no job process is left to run it"))
+
+    def _read(self) -> None:
+        while True:
+            with self.lock:
+                conns = {c.conn: c for c in self.children}
+            if not conns or (self.closing and all(c.job is None for c in conns.values())):
+                return
+            if self.batch.stop.is_set() and not self.stopped_children:
+                self.stopped_children = True
+                self._signal(signal.SIGTERM)
+            for conn in wait(list(conns), timeout=0.2):
+                child = conns[conn]  # type: ignore[index]
+                try:
+                    message = child.conn.recv()
+                except (EOFError, OSError):
+                    with self.lock:
+                        self._lost(child)
+                    continue
+                self._handle(child, message)
+
+    def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "done":
+            with self.lock:
+                job, child.job = child.job, None
+                self._dispatch()
+            if job is not None:
+                job[1].set_result(message[1])
+            return
+        _kind, method, args, kwargs = message
+        with contextlib.suppress(Exception):  # progress is display only; it fails no job
+            getattr(self.batch.progress, method)(*args, **kwargs)
+
+    def _lost(self, child: _Child) -> None:
+        """`child` died (under the lock): its job fails alone, the others go on."""
+        self.children.remove(child)
+        child.process.join(timeout=5)
+        CHILDREN.discard(child.process.pid or 0)
+        code = child.process.exitcode
+        if child.job is not None:
+            plan, future = child.job
+            child.job = None
+            how = f"was killed by signal {-code}" if code and code < 0 else f"exited ({code})"
+            reason = (
+                f"the process running this job {how} before it finished; run again to "
+                "resume it (what it made is kept)"
+            )
+            future.set_result(_failed(plan, reason))
+            self.batch.progress.finished(plan.name, "failed", reason)
+        self._dispatch()
+
+    def _signal(self, signum: int) -> None:
+        for child in list(self.children):
+            with contextlib.suppress(OSError):
+                os.kill(child.process.pid or 0, signum)
+
+    def close(self) -> None:
+        """Let the children go (each finishes its job first) and wait for them."""
+        with self.lock:
+            self.closing = True
+            children = list(self.children)
+        for child in children:
+            with contextlib.suppress(OSError):
+                child.conn.send(None)
+        self.reader.join()
+        for child in children:
+            child.process.join(timeout=30)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join()
+            CHILDREN.discard(child.process.pid or 0)
+            child.conn.close()
+
+
+def _failed(plan: Plan, reason: str) -> Outcome:
+    return Outcome(plan.name, "failed", error=reason, source=plan.job.display)
+
+
+class _ProgressToParent:
+    """A child's progress: each call is sent to the parent, which draws it."""
+
+    meter = None
+
+    def __init__(self, conn: Connection, lock: threading.Lock):
+        self.conn = conn
+        self.lock = lock
+
+    def _send(self, method: str, *args: Any, **kwargs: Any) -> None:
+        with self.lock:
+            self.conn.send(("progress", method, args, kwargs))
+
+    def started(self, job: str) -> None:
+        self._send("started", job)
+
+    def step(self, job: str, step: str, done: int, total: int) -> None:
+        self._send("step", job, step, done, total)
+
+    def finished(self, job: str, status: str, detail: str = "") -> None:
+        self._send("finished", job, status, detail)
+
+    def call(self, capability: str, *, cost: float, latency: float | None, cached: bool) -> None:
+        self._send("call", capability, cost=cost, latency=latency, cached=cached)
+
+
+def _child_main(batch: Batch, conn: Connection, parent: int, workers: int) -> None:
+    """A job process: run the jobs the parent names until it says None (or is gone)."""
+    _die_with_parent(parent)
+    stop = batch.stop
+
+    def on_term(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C: the parent decides
+    signal.signal(signal.SIGTERM, on_term)
+    batch.store.engine.dispose(close=False)
+    _share_cores(workers)
+    # Leases and generation claims are held in this process's name: a sibling making the
+    # same generation waits for it, as a runner on another machine would.
+    batch.runtime.owner = runner_id()
+    send = threading.Lock()
+    progress = _ProgressToParent(conn, send)
+    batch.progress = progress
+    batch.runtime.progress = progress
+    plans = {plan.name: plan for plan in batch.prepared.plans}
+    leases = batch.leases()
+    try:
+        while True:
+            try:
+                name = conn.recv()
+            except (EOFError, OSError):
+                break
+            if name is None:
+                break
+            outcome = batch.run_one(plans[name], leases)
+            with send:
+                conn.send(("done", outcome))
+    finally:
+        leases.close()
+        batch.store.close()
+
+
+def _share_cores(workers: int) -> None:
+    """With a job process per core, each draws its frames in its encoding thread.
+
+    Alone, a job draws the next frames in a second thread while x264 encodes; with a
+    process per core that thread only hands frames and the interpreter lock back and
+    forth (10 small jobs on 2 cores: 0.74x of `-j 1` with it, 0.69x without). x264 keeps
+    its threads: they change the bitstream, and a job makes the same film whatever `-j`.
+    """
+    from vidpipe.media import base
+
+    share = max(1, (os.cpu_count() or 1) // workers)
+    if share == 1:
+        base.RENDER_AHEAD = 0  # draw each frame in the encoding thread
+
+
+def _die_with_parent(parent: int) -> None:
+    """Exit at once when the parent process dies (SIGKILL included): no orphan goes on
+    working, holding leases, after the run that started it is gone."""
+    watched = multiprocessing.parent_process()
+    if watched is None or os.getppid() != parent:
+        os._exit(1)  # the parent died before this child got going
+
+    def watch() -> None:
+        wait([watched.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vidpipe-parent-watch", daemon=True).start()
