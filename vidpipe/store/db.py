@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -68,6 +69,28 @@ _MIGRATION_LOCK = 0x76696470
 _reading = threading.local()
 
 
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode, waiting out another process that is doing the same.
+
+    Two runners opening a new database file together: switching its journal mode takes
+    an exclusive lock, and SQLite answers "database is locked" at once rather than
+    waiting busy_timeout, so the switch is retried (for up to 30 s, as any write waits).
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + 30
+    delay = 0.002
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -75,8 +98,8 @@ def _sqlite_setup(engine: Engine) -> None:
         # deferred); we begin every transaction ourselves below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        _wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
@@ -125,6 +148,7 @@ class Store:
         if self.is_sqlite:
             self.file = _sqlite_file(url, parsed.database, parsed.query)
             empty = self.file.is_file() and self.file.stat().st_size == 0
+            empty = empty and not _being_made(self.file)
             if empty and not (on_empty or warn_empty)(self.file):
                 raise ConfigError(
                     f"{self.file} is empty (0 bytes), so the cache it held is gone; nothing "
@@ -735,6 +759,22 @@ class Store:
         for capability, cost in rows:
             out[capability] = out.get(capability, 0.0) + (cost or 0.0)
         return out
+
+
+def _being_made(path: Path) -> bool:
+    """Whether the empty database file `path` is one another runner has just created: it
+    writes the schema (to the file, or first to its -wal beside it) within moments."""
+    wal = path.with_name(path.name + "-wal")
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            if path.stat().st_size > 0 or wal.exists():
+                return True
+        except OSError:
+            return False
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def warn_empty(path: Path) -> bool:
