@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from vidpipe.batch.signals import CHILDREN
 from vidpipe.engine.runtime import Outcome
+from vidpipe.failures import unexpected
 from vidpipe.store.ids import runner_id
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class _Child:
         self.process = process
         self.conn = conn
         self.job: tuple[Plan, Future[Outcome]] | None = None
+        #: Why the process gave up outside a job (its database, say), when it said so.
+        self.fatal: str | None = None
 
 
 class ForkedPool:
@@ -167,6 +170,9 @@ class ForkedPool:
 
     def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        if kind == "fatal":
+            child.fatal = message[1]
+            return
         if kind == "done":
             with self.lock:
                 job, child.job = child.job, None
@@ -188,7 +194,7 @@ class ForkedPool:
             plan, future = child.job
             child.job = None
             how = f"was killed by signal {-code}" if code and code < 0 else f"exited ({code})"
-            reason = (
+            reason = child.fatal or (
                 f"the process running this job {how} before it finished; run again to "
                 "resume it (what it made is kept)"
             )
@@ -271,8 +277,9 @@ def _child_main(batch: Batch, conn: Connection, parent: int, workers: int) -> No
     batch.progress = progress
     batch.runtime.progress = progress
     plans = {plan.name: plan for plan in batch.prepared.plans}
-    leases = batch.leases()
+    leases = None
     try:
+        leases = batch.leases()
         while True:
             try:
                 name = conn.recv()
@@ -280,11 +287,20 @@ def _child_main(batch: Batch, conn: Connection, parent: int, workers: int) -> No
                 break
             if name is None:
                 break
-            outcome = batch.run_one(plans[name], leases)
+            outcome = batch.run_one(plans[name], leases)  # a job's failure is its outcome
             with send:
                 conn.send(("done", outcome))
+    except Exception as exc:
+        # Outside any job (this process's database connection or leases): the job in
+        # hand fails with the reason, the traceback goes to the log, none to the terminal.
+        log_file = batch.config.artifacts_dir / "logs" / "job-process.log"
+        reason = unexpected(exc, log_file, batch.config.display(log_file))
+        with send, contextlib.suppress(OSError):
+            conn.send(("fatal", reason))
+        os._exit(1)
     finally:
-        leases.close()
+        if leases is not None:
+            leases.close()
         batch.store.close()
 
 
