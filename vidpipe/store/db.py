@@ -359,7 +359,7 @@ class Store:
 
     def batches(self, limit: int | None = None) -> list[BatchRecord]:
         """Batches, newest first."""
-        with self.session() as s:
+        with self.reading() as s:
             query = select(BatchRecord).order_by(
                 BatchRecord.started_at.desc(), BatchRecord.id.desc()
             )
@@ -380,7 +380,7 @@ class Store:
 
     def previous_project(self, project: Project) -> Project | None:
         """The job's project made just before `project` (its previous version)."""
-        with self.session() as s:
+        with self.reading() as s:
             return s.scalars(
                 select(Project)
                 .where(
@@ -534,7 +534,7 @@ class Store:
 
     def holds(self, project_id: str, owner: str) -> bool:
         """Whether `owner` still holds the lease on a project (nobody took it over)."""
-        with self.session() as s:
+        with self.reading() as s:
             return s.scalar(select(Project.lease_owner).where(Project.id == project_id)) == owner
 
     def release(self, project_id: str, owner: str) -> None:
@@ -705,7 +705,7 @@ class Store:
 
     def recorded_files(self) -> list[tuple[str, str]]:
         """(path, sha256) of every artifact a project records: keyframes, clips, outputs."""
-        with self.session() as s:
+        with self.reading() as s:
             rows: list[Any] = list(s.execute(select(Keyframe.path, Keyframe.sha256)).all())
             rows += s.execute(
                 select(VideoClip.path, VideoClip.sha256).where(VideoClip.path.is_not(None))
@@ -719,7 +719,7 @@ class Store:
 
     def generations_with_files(self) -> list[Generation]:
         """Every finished generation whose result is a file."""
-        with self.session() as s:
+        with self.reading() as s:
             return list(
                 s.scalars(
                     select(Generation).where(
@@ -739,7 +739,7 @@ class Store:
         self, *, since: datetime | None = None, batch_ids: Sequence[str] | None = None
     ) -> list[CallRecord]:
         """The call log, oldest first; from `since` on, or of these batches only."""
-        with self.session() as s:
+        with self.reading() as s:
             query = select(CallRecord).order_by(CallRecord.at, CallRecord.id)
             if since is not None:
                 query = query.where(CallRecord.at >= since)
