@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from vidpipe.batch import forked as _forked
 from vidpipe.engine.project import ProjectRun
 from vidpipe.engine.runtime import Outcome, Runtime
 from vidpipe.engine.states import ClipState, JobStatus
@@ -315,6 +314,8 @@ class Batch:
         workers = max(1, self.options.concurrency or self.config.jobs)
         # CPU-bound jobs (the local renderer) run in forked processes, forked here before
         # any thread of this run starts; jobs that wait on a service run in threads.
+        from vidpipe.batch import forked as _forked
+
         forked = None
         if _forked.usable(self, workers):
             forked = _forked.ForkedPool(self, min(workers, len(self.prepared.plans)))
