@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -138,30 +139,35 @@ class Cache:
         usage: dict[str, Any] | None = None,
         cost_usd: float = 0.0,
         operation_id: str | None = None,
+        then: Callable[[], None] | None = None,
     ) -> None:
         """Record a finished generation (its artifact already safely on disk).
 
         The artifact goes into the object store (in bucket mode: uploaded once) and the
         record points there, not into the project folder: the cache outlives any project.
+        `then` writes more rows in the same transaction (the call log's): one commit.
         """
         if path is not None and sha256 is not None:
-            path = self.objects.keep(path, sha256)
-        self.store.put_generation(
-            key,
-            capability=capability,
-            provider=provider,
-            model=model,
-            status="complete",
-            operation_id=operation_id,
-            result_path=self.objects.rel(path) if path else None,
-            result_sha256=sha256,
-            result=result,
-            usage=usage or {},
-            cost_usd=cost_usd,
-            project_id=project_id,
-            owner=runner_id(),
-            completed_at=utcnow(),
-        )
+            path = self.objects.keep(path, sha256)  # an upload: never under the write lock
+        with self.store.atomic():
+            self.store.put_generation(
+                key,
+                capability=capability,
+                provider=provider,
+                model=model,
+                status="complete",
+                operation_id=operation_id,
+                result_path=self.objects.rel(path) if path else None,
+                result_sha256=sha256,
+                result=result,
+                usage=usage or {},
+                cost_usd=cost_usd,
+                project_id=project_id,
+                owner=runner_id(),
+                completed_at=utcnow(),
+            )
+            if then is not None:
+                then()
 
     def claim(
         self, key: str, owner: str, seconds: float, *, capability: str, provider: str, model: str

@@ -191,10 +191,17 @@ class Calls:
             values["sha256"] = sha256
         if operation_id is not None:
             values["operation_id"] = operation_id
-        self.rt.cache.complete(key, **values)
-        self.spent += cost
         latency = time.monotonic() - (self._last_call if started is None else started)
-        self._log(key, capability, provider.name, model, cached=False, cost=cost, latency=latency)
+        # The generation and its call-log row: one commit.
+        self.rt.cache.complete(
+            key,
+            **values,
+            then=lambda: self._log_row(
+                key, capability, provider.name, model, cached=False, cost=cost, latency=latency
+            ),
+        )
+        self.spent += cost
+        self.rt.progress.call(capability, cost=cost, latency=latency, cached=False)
         return cost
 
     def shared(
@@ -245,6 +252,20 @@ class Calls:
         cost: float,
         latency: float | None = None,
     ) -> None:
+        self._log_row(key, capability, provider, model, cached=cached, cost=cost, latency=latency)
+        self.rt.progress.call(capability, cost=cost, latency=latency, cached=cached)
+
+    def _log_row(
+        self,
+        key: str,
+        capability: str,
+        provider: str,
+        model: str,
+        *,
+        cached: bool,
+        cost: float,
+        latency: float | None = None,
+    ) -> None:
         self.rt.store.log_call(
             batch_id=self.rt.batch_id,
             project_id=self.project_id,
@@ -257,7 +278,6 @@ class Calls:
             cost_usd=cost,
             latency_s=None if latency is None else round(latency, 3),
         )
-        self.rt.progress.call(capability, cost=cost, latency=latency, cached=cached)
 
     def submitted(self, key: str, *, provider: Provider, model: str, operation_id: str) -> None:
         """Record a submitted long-running operation before it is first polled."""
