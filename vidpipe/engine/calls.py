@@ -196,8 +196,15 @@ class Calls:
         self.rt.cache.complete(
             key,
             **values,
-            then=lambda: self._log_row(
-                key, capability, provider.name, model, cached=False, cost=cost, latency=latency
+            then=lambda: self._log(
+                key,
+                capability,
+                provider.name,
+                model,
+                cached=False,
+                cost=cost,
+                latency=latency,
+                progress=False,
             ),
         )
         self.spent += cost
@@ -251,21 +258,10 @@ class Calls:
         cached: bool,
         cost: float,
         latency: float | None = None,
+        progress: bool = True,
     ) -> None:
-        self._log_row(key, capability, provider, model, cached=cached, cost=cost, latency=latency)
-        self.rt.progress.call(capability, cost=cost, latency=latency, cached=cached)
-
-    def _log_row(
-        self,
-        key: str,
-        capability: str,
-        provider: str,
-        model: str,
-        *,
-        cached: bool,
-        cost: float,
-        latency: float | None = None,
-    ) -> None:
+        """The call-log row of a generation this project used (and, unless the caller
+        does it after its transaction, the progress display's)."""
         self.rt.store.log_call(
             batch_id=self.rt.batch_id,
             project_id=self.project_id,
@@ -278,6 +274,8 @@ class Calls:
             cost_usd=cost,
             latency_s=None if latency is None else round(latency, 3),
         )
+        if progress:
+            self.rt.progress.call(capability, cost=cost, latency=latency, cached=cached)
 
     def submitted(self, key: str, *, provider: Provider, model: str, operation_id: str) -> None:
         """Record a submitted long-running operation before it is first polled."""
