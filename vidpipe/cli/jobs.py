@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -20,10 +20,6 @@ from vidpipe.cli.base import (
     what_runs,
     write_reports,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 # -- init ---------------------------------------------------------------------------------
 
