@@ -187,6 +187,8 @@ class ForkedPool:
 
     def _lost(self, child: _Child) -> None:
         """`child` died (under the lock): its job fails alone, the others go on."""
+        if child not in self.children:
+            return  # already seen gone (a failed send, then the reader's end of file)
         self.children.remove(child)
         child.process.join(timeout=5)
         CHILDREN.discard(child.process.pid or 0)
