@@ -212,8 +212,10 @@ def test_changing_only_the_music_refinishes_without_a_provider_call(brand: Proje
     job = brand.jobs_in_report()["promo"]
     assert job["status"] == "complete"
     assert job["provider_calls"] == 0
-    newest = max((brand.root / "tmp" / "promo").iterdir(), key=lambda p: p.name)
-    data = json.loads((newest / "output" / "manifest.json").read_text("utf-8"))
+    # The project this run finished (ids sort by the second only: two runs within one
+    # second cannot be told apart by folder name).
+    newest = brand.root / job["output"]
+    data = json.loads((newest.parent / "manifest.json").read_text("utf-8"))
     assert data["output"]["sha256"] != first
     assert data["finish"]["inputs"]["files"]["brand/bed.wav"] == sha256_file(
         brand.root / "brand" / "bed.wav"
