@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from functools import lru_cache
 
 from PIL import ImageFont
@@ -62,6 +63,13 @@ def missing_glyphs(font: Font, text: str) -> list[str]:
     return out
 
 
+def _font_files() -> Iterator[str]:
+    """Candidate font files in order: fontconfig is asked only when no known file will
+    do (fc-list is a process spawned by every process that draws text)."""
+    yield from _CANDIDATES
+    yield from _fontconfig_files()
+
+
 def _fontconfig_files() -> list[str]:
     """Font files fontconfig offers for Japanese text (empty without fontconfig)."""
     fc_list = shutil.which("fc-list")
@@ -80,7 +88,7 @@ def _fontconfig_files() -> list[str]:
 def unicode_font_path() -> str | None:
     """The first installed font that draws :data:`COVERAGE_PROBE` without boxes; else one
     that draws its accented Latin; else None."""
-    for path in [*_CANDIDATES, *_fontconfig_files()]:
+    for path in _font_files():
         if not os.path.isfile(path):
             continue
         try:
