@@ -3,7 +3,7 @@
 Jobs: two scenes each, `clip_duration: 1`, `resolution: 360p`, offline `local` provider
 (storyboard planner, Pillow keyframes, PyAV animatic clips: all CPU work on this
 machine). `-j 1` runs them one after another in a thread; `-j 2` in two forked job
-processes (vidpipe.batch.forked). Each run gets a fresh project folder and database, so
+processes (vidpipe.batch.forked), each kept to a core of its own. Each run gets a fresh project folder and database, so
 everything is generated; the two settings alternate. On 2 cores, `-j 2` can at best
 halve the wall time; the start-up and compile before the first job, the batch's close
 after the last, and `-j 1` already using more than one core (x264's threads) keep it
@@ -53,17 +53,12 @@ def figures(quick: bool) -> list[Figure]:
     note = (
         "Measured 2026-11-29 (2 cores): with the jobs in threads of one interpreter, "
         "`-j 2` was 0.79x (py-spy --gil: the lock held 66% of the run); in forked job "
-        "processes each has its own. What is left, from one timeline of each: `-j 1` starts "
-        "its first job at 0.40 s, takes 0.56 s for it (warm-up) and ~0.35 s for each next "
-        "one, then 0.2 s to close; `-j 2`'s job processes start at 0.51 s, take 0.79 s for "
-        "their first jobs (both warm up at once) and ~0.43 s for each next one (one core "
-        "each, where `-j 1`'s job had ~1.15 through x264's threads; two processes side by "
-        "side also run ~7% slower here than one alone), the last job runs alone for "
-        "~0.17 s, then 0.15 s to close. Start, warm-up and close, ~1 s of `-j 1`'s 4.4 s, "
-        "cannot be halved. Tried and not kept: warming the renderer before forking (the "
-        "work moves, the wall time stays), GC thresholds and malloc settings (no change), "
-        "x264 on one thread (both settings 5% faster, the ratio unchanged, every local "
-        "clip's bytes changed)."
+        "processes 0.66x; with each process kept to a core of its own, 0.63x in paired "
+        "runs. `-j 2` keeps both cores ~95% busy from its first job to its last, so it "
+        "is bound by CPU: what is left is the start-up before the first job (~0.45 s on "
+        "one core), each process's first-job warm-up (imports, first statements), and "
+        "`-j 1`'s own second core (x264's threads and the frame-drawing thread give one "
+        "job ~1.2 cores)."
     )
     title = f"{JOBS} small local jobs: `-j 2` / `-j 1`, wall"
     return [Figure("6", title, ratio, "×", 0.65, details, note if ratio > 0.65 else "")]

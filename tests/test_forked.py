@@ -211,3 +211,67 @@ def test_a_job_process_that_dies_fails_its_job_alone(project):
     again = project.subprocess("run", "-q", "--report", "report.json")
     assert again.returncode == 0, again.stderr
     assert project.report()["totals"]["by_status"] == {"complete": 4}
+
+
+def allowed_cores(pid: int) -> set[int] | None:
+    """The cores process `pid` may run on (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    listed = next(line for line in status.splitlines() if line.startswith("Cpus_allowed_list"))
+    cores: set[int] = set()
+    for part in listed.split(":")[1].strip().split(","):
+        first, _, last = part.partition("-")
+        cores.update(range(int(first), int(last or first) + 1))
+    return cores
+
+
+def job_process_cores(proc: subprocess.Popen[str]) -> dict[int, set[int]]:
+    """Each job process of the run `proc` and the cores it last had, seen until it ends."""
+    seen: dict[int, set[int]] = {}
+    while proc.poll() is None:
+        for child in children_of(proc.pid):
+            cores = allowed_cores(child)
+            if cores is not None:
+                seen[child] = cores
+        time.sleep(0.005)
+    return seen
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to place jobs on")
+def test_a_job_process_per_core_keeps_to_its_own_core(project):
+    # One job process per core: each is kept to a core of its own (left to the scheduler,
+    # x264's threads of both processes wandered across both cores and waited on each
+    # other), and only cores the run was given are handed out.
+    given = sorted(os.sched_getaffinity(0))[:2]
+    jobs(project, 4, scenes=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidpipe", "run", "-q", "-j", "2"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, given),
+    )
+    placed = job_process_cores(proc)
+    assert proc.returncode == 0, proc.communicate()
+    assert sorted(placed.values(), key=min) == [{given[0]}, {given[1]}]
+
+
+def test_more_job_processes_than_cores_share_the_cores_they_were_given(project):
+    one = min(os.sched_getaffinity(0))
+    jobs(project, 3, scenes=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidpipe", "run", "-q", "-j", "2", "--report", "report.json"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, {one}),
+    )
+    placed = job_process_cores(proc)
+    assert proc.returncode == 0, proc.communicate()
+    assert len(placed) == 2
+    assert all(cores == {one} for cores in placed.values())
+    assert project.report()["totals"]["by_status"] == {"complete": 3}
