@@ -21,6 +21,7 @@ from conftest import Project
 from PIL import Image, ImageDraw
 
 from vidpipe import media
+from vidpipe.errors import MediaError
 from vidpipe.providers.local.animatic import Motion, render_clip
 
 W, H, FPS, RATE = 320, 180, 24, 48_000
@@ -269,3 +270,31 @@ def test_stitch_records_the_digests_a_damaged_sheet_is_drawn_again(project: Proj
     again = project.cli("run", "--report", "r.json")
     assert again.exit_code == 0, again.output
     assert project.jobs_in_report("r.json")["sheet"]["provider_calls"] == 0
+
+
+def test_a_smart_film_is_the_same_bytes_each_time(make_clip: ClipMaker, tmp_path: Path) -> None:
+    # The audio is encoded in a thread of its own beside the video: the file's layout
+    # must not depend on when its packets arrive.
+    clips = [make_clip(i, seconds=3.0) for i in range(3)]
+    films = [tmp_path / "one.mp4", tmp_path / "two.mp4"]
+    for film in films:
+        assert media.stitch(clips, film, crossfade=0.5).path == "smart"
+    assert films[0].read_bytes() == films[1].read_bytes()
+
+
+def test_a_clip_that_breaks_off_while_the_film_is_written_fails_with_a_sentence(
+    make_clip: ClipMaker, tmp_path: Path
+) -> None:
+    from vidpipe.media.smart import plan_smart, write_smart
+
+    clips = [make_clip(i) for i in range(4)]
+    plan = plan_smart(clips, 0.5)
+    assert plan.path == "smart", plan.reason
+    # Between the plan and the writing, the third clip loses the end of its media data:
+    # found with the film half written, the second clip's audio handed to the encoder's
+    # thread.
+    data = clips[2].read_bytes()
+    clips[2].write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(MediaError) as failure:
+        write_smart(plan, tmp_path / "film.mp4", audio=True)
+    assert str(clips[2]) in str(failure.value)

@@ -14,7 +14,9 @@ and lets browsers start playing a stitched film before it is fully downloaded.
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -115,10 +117,16 @@ def open_input(path: Path, *, probe_decode: bool = True) -> av.container.InputCo
         return av.open(str(path), "r", options=options)
 
 
-def open_output(path: Path) -> av.container.OutputContainer:
+def open_output(path: Path, *, sorted_by_time: bool = False) -> av.container.OutputContainer:
+    """An MP4 to write. ``sorted_by_time``: the muxer holds packets until every stream
+    has caught up, however far one lags (FFmpeg otherwise stops waiting after 10 s), so
+    the file's layout does not depend on when a background encoder delivers."""
+    options = dict(MP4_OPTIONS)
+    if sorted_by_time:
+        options["max_interleave_delta"] = "0"
     # The caller may write to a temporary name without a .mp4 suffix: force the muxer.
     with media_errors(path, "create the output video", "Check the folder exists and is writable."):
-        return av.open(str(path), "w", format="mp4", options=dict(MP4_OPTIONS))
+        return av.open(str(path), "w", format="mp4", options=options)
 
 
 def remove_partial(path: Path) -> None:
@@ -172,12 +180,35 @@ def add_audio_encoder(
 
 
 class AudioWriter:
-    """Feeds float32 (2, n) blocks to the AAC encoder with continuous sample timestamps."""
+    """Feeds float32 (2, n) blocks to the AAC encoder with continuous sample timestamps.
 
-    def __init__(self, out: av.container.OutputContainer, stream: av.audio.stream.AudioStream):
+    ``background=True`` encodes in a thread of its own (FFmpeg's encoder runs without
+    the interpreter lock) while the caller goes on with the video; packets are still
+    muxed by the caller's thread, in order. Use it as a context manager then, so the
+    thread is done with the encoder before the container is closed, even on failure.
+    """
+
+    def __init__(
+        self,
+        out: av.container.OutputContainer,
+        stream: av.audio.stream.AudioStream,
+        *,
+        background: bool = False,
+    ):
         self.out = out
         self.stream = stream
         self.written = 0
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: deque[Future[list[av.Packet]]] = deque()
+        if background:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidpipe-aac")
+
+    def __enter__(self) -> AudioWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def write(self, samples: np.ndarray) -> None:
         if samples.shape[1] == 0:
@@ -190,9 +221,21 @@ class AudioWriter:
         frame.sample_rate = AUDIO_RATE
         frame.time_base = Fraction(1, AUDIO_RATE)
         frame.pts = self.written
+        first = self.written == 0
         self.written += samples.shape[1]
         # PyAV re-chunks to the encoder's 1024-sample frames through its own FIFO.
-        self.out.mux(self.stream.encode(frame))
+        if self.pool is None or first:
+            # (The first block is encoded here: it opens the encoder, in the muxing thread.)
+            self.out.mux(self.stream.encode(frame))
+            return
+        self.pending.append(self.pool.submit(self.stream.encode, frame))
+        while self.pending and (self.pending[0].done() or len(self.pending) > 2):
+            self.out.mux(self.pending.popleft().result())
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pending.append(self.pool.submit(self.stream.encode, None))
+            while self.pending:
+                self.out.mux(self.pending.popleft().result())
+            return
         self.out.mux(self.stream.encode(None))

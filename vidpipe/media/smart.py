@@ -22,12 +22,15 @@ extradata compared with the clips' avcC. When that fails, or the clips are not a
 or their timestamps are off a regular grid, the plan says ``"full"`` and why; the caller
 re-encodes everything (clips from another encoder, such as Veo's, take that path).
 
-Audio is re-encoded as one AAC track: copying AAC packets across a join is not exact,
-and decoding plus encoding 48 kHz stereo costs a few per cent of the video's time.
+Audio is re-encoded as one AAC track: copying AAC packets across a join is not exact.
+It is encoded in a thread of its own while the video is copied and the windows encoded
+(FFmpeg's AAC encoder runs without the interpreter lock): on the benchmark's 12 clips,
+a third of the smart path's time when it was done in turn (2.63 s → 2.14 s).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -567,7 +570,9 @@ class _Writer:
             stream = out.add_stream_from_template(template.streams.video[0])
         stream.time_base = first.time_base
         self.sink = _VideoOut(out, stream, first.time_base)
-        self.audio = AudioWriter(out, add_audio_encoder(out, fast=True)) if audio else None
+        self.audio = (
+            AudioWriter(out, add_audio_encoder(out, fast=True), background=True) if audio else None
+        )
         self.run: _Run | None = None
         self.tail: list[np.ndarray] = []  # the previous clip's last `overlap` frames (I420)
         self.tail_audio: np.ndarray | None = None
@@ -700,6 +705,9 @@ def write_smart(plan: SmartPlan, out_path: Path, *, audio: bool) -> SmartReport:
     if plan.path != "smart":
         raise ValueError(f"write_smart needs a smart plan; this one is full: {plan.reason}")
     with_audio = audio and any(c.has_audio for c in plan.clips)
-    out = open_output(out_path)
+    # The audio is encoded in a thread of its own, up to a clip behind the video.
+    out = open_output(out_path, sorted_by_time=True)
     with out, media_errors(out_path, "write the film", CHECK_DISK):
-        return _Writer(plan, out, with_audio).write()
+        writer = _Writer(plan, out, with_audio)
+        with writer.audio or contextlib.nullcontext():
+            return writer.write()
