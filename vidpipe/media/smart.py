@@ -705,7 +705,7 @@ def write_smart(plan: SmartPlan, out_path: Path, *, audio: bool) -> SmartReport:
     if plan.path != "smart":
         raise ValueError(f"write_smart needs a smart plan; this one is full: {plan.reason}")
     with_audio = audio and any(c.has_audio for c in plan.clips)
-    # The audio is encoded in a thread of its own, up to a clip behind the video.
+    # The audio is encoded in a thread of its own, a clip or two behind the video.
     out = open_output(out_path, sorted_by_time=True)
     with out, media_errors(out_path, "write the film", CHECK_DISK):
         writer = _Writer(plan, out, with_audio)
