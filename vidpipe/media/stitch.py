@@ -543,10 +543,14 @@ def _stitch_reencode(
     overlap_samples = round(overlap * AUDIO_RATE / rate)
     normalise = _Normaliser(width, height)
 
-    out = open_output(out_path)
-    with out, media_errors(out_path, "write the film", CHECK_DISK):
+    # The audio is encoded in a thread of its own (see AudioWriter), a clip or two behind.
+    out = open_output(out_path, sorted_by_time=True)
+    with out, media_errors(out_path, "write the film", CHECK_DISK), contextlib.ExitStack() as stack:
         video = add_video_encoder(out, width, height, rate)
-        writer = AudioWriter(out, add_audio_encoder(out, fast=True)) if audio else None
+        writer = None
+        if audio:
+            encoder = add_audio_encoder(out, fast=True)
+            writer = stack.enter_context(AudioWriter(out, encoder, background=True))
         index = 0  # output frame number
         tail_frames: list[np.ndarray] = []
         tail_audio: np.ndarray | None = None
