@@ -528,6 +528,8 @@ def _stitch_reencode(
     """
     import numpy as np
 
+    from vidpipe.media.smart import equal_power_join
+
     first = infos[0]
     rate = first.rate
     width, height = first.width - first.width % 2, first.height - first.height % 2
@@ -583,12 +585,8 @@ def _stitch_reencode(
             if writer is not None:
                 samples = reader.audio_samples()
                 if tail_audio is not None and overlap_samples:
-                    # Equal-power fade: two unrelated sounds keep a constant loudness.
-                    ramp = (np.arange(overlap_samples, dtype=np.float32) + 0.5) / overlap_samples
-                    fade_in = np.sin(ramp * (np.pi / 2))
-                    fade_out = np.cos(ramp * (np.pi / 2))
-                    samples[:, :overlap_samples] = (
-                        samples[:, :overlap_samples] * fade_in + tail_audio * fade_out
+                    samples[:, :overlap_samples] = equal_power_join(
+                        tail_audio, samples[:, :overlap_samples]
                     )
                 keep = samples.shape[1] - (overlap_samples if not last else 0)
                 writer.write(samples[:, :keep])
